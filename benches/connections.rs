@@ -1,0 +1,143 @@
+//! The connections API beyond the survey itself, per connection:
+//!
+//! - `predicate/*`: one predicate, `labels.region == "eu" && labels.tier in
+//!   ["pro","enterprise"]`, over the same 100,000 synthetic connections three ways —
+//!   the label bytecode in the hub survey (2 threads), the same CEL expression
+//!   translated by `plan` (it lands on the same bytecode), and forced through the `cel`
+//!   interpreter (`plan_interpreted`, 2 threads). Target (SPEC §13): the bytecode at
+//!   least 50× faster than the interpreter, in the same run.
+//! - `result_building`: ConnectionInfo for one matched session, encoded to JSON.
+//!   Target: ≤ 1 µs per matched connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parking_lot::Mutex;
+use rotor::api::connections::ConnectionInfo;
+use rotor::filter::cel::{CelConn, CelLimits, CelPlan, plan, plan_interpreted};
+use rotor::filter::{NoSymbols, compile_expr};
+use rotor::hub::{Hub, Member};
+use rotor::node::{MutableState, Queue, Session, SubSource, SubState, TokenInfo, Transport};
+
+const N: usize = 100_000;
+const EXPR: &str = r#"labels.region == "eu" && labels.tier in ["pro", "enterprise"]"#;
+
+struct Fake {
+    id: u128,
+    user: String,
+    labels: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl Member for Fake {
+    fn client_id(&self) -> u128 {
+        self.id
+    }
+    fn user(&self) -> &str {
+        &self.user
+    }
+    fn labels(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.labels
+    }
+}
+
+fn hub() -> Hub<Fake, ()> {
+    let hub = Hub::with_shards(2);
+    for i in 0..N {
+        let mut labels: Vec<(Arc<str>, Arc<str>)> = vec![
+            ("region".into(), ["eu", "us", "asia", "sa", "af"][i % 5].into()),
+            ("tier".into(), ["free", "pro", "enterprise"][(i / 5) % 3].into()),
+        ];
+        labels.sort();
+        hub.add(Arc::new(Fake { id: i as u128 + 1, user: (i % 1000).to_string(), labels }));
+    }
+    hub
+}
+
+fn predicate(c: &mut Criterion) {
+    let hub = hub();
+    let CelPlan::Translated { labels: Some(expr), .. } = plan(EXPR, &CelLimits::default()).unwrap() else {
+        panic!("{EXPR} should translate");
+    };
+    let translated = compile_expr(&expr, "expression", hub.label_values()).unwrap();
+    let interpreted = plan_interpreted(EXPR, &CelLimits::default()).unwrap();
+    let no_channels: Vec<String> = Vec::new();
+    let expected = N * 2 / 15;
+
+    let mut group = c.benchmark_group("predicate");
+    group.throughput(Throughput::Elements(N as u64));
+    group.bench_function("bytecode_survey_2t", |b| {
+        b.iter(|| assert_eq!(hub.survey(&translated, 2).len(), expected));
+    });
+    group.sample_size(10);
+    group.bench_function("cel_interpreted_2t", |b| {
+        b.iter(|| {
+            let got = hub.scan(2, |f| {
+                interpreted.matches(&CelConn {
+                    user: &f.user,
+                    client: "",
+                    app_name: "",
+                    app_version: "",
+                    transport: "websocket",
+                    protocol: "json",
+                    meta_json: None,
+                    labels: &f.labels,
+                    channels: &no_channels,
+                    connected_at: 0,
+                })
+            });
+            assert_eq!(got.len(), expected);
+        });
+    });
+    group.finish();
+
+    // The string-mode VM on one connection's sorted labels (how `user` + filter runs).
+    let plain = compile_expr(&expr, "expression", &NoSymbols).unwrap();
+    let labels: HashMap<String, String> =
+        [("region", "eu"), ("tier", "pro")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    c.bench_function("predicate/string_vm_one_connection", |b| b.iter(|| plain.matches_map(&labels)));
+}
+
+fn session() -> Session {
+    let mut subs = HashMap::new();
+    for ch in ["news", "chat:room-1", "updates"] {
+        subs.insert(
+            ch.to_string(),
+            SubState {
+                source: SubSource::Client,
+                token: None,
+                expire_at: None,
+                presence: true,
+                join_leave: false,
+                chan_info: None,
+            },
+        );
+    }
+    let id = 0x1234_5678_9abc_def0_1234_5678_9abc_def0u128;
+    Session {
+        id,
+        client: uuid::Uuid::from_u128(id).to_string(),
+        user: "42".into(),
+        transport: Transport::WebSocket,
+        app_name: "app".into(),
+        app_version: "1.2.3".into(),
+        info: None,
+        meta: Some(Arc::from(serde_json::value::RawValue::from_string(r#"{"plan":"pro","n":1}"#.into()).unwrap())),
+        labels: vec![("region".into(), "eu".into()), ("tier".into(), "pro".into())],
+        connected_at_ms: 1_700_000_000_000,
+        session: String::new(),
+        token: Some(TokenInfo { uid: "tok-1".into(), issued_at: 1_700_000_000 }),
+        queue: Arc::new(Queue::new(1 << 20)),
+        state: Mutex::new(MutableState { subs, expire_at: None }),
+    }
+}
+
+fn result_building(c: &mut Criterion) {
+    let s = session();
+    c.bench_function("result_building/connection_info_json", |b| {
+        b.iter(|| serde_json::to_vec(&ConnectionInfo(&s)).unwrap().len())
+    });
+}
+
+criterion_group!(benches, predicate, result_building);
+criterion_main!(benches);

@@ -1,0 +1,203 @@
+//! The server HTTP API: `POST <prefix>/<method>` with API-key auth, JSON in, and
+//! `{"result":…}` / `{"error":…}` out (or HTTP statuses in transport error mode).
+//! One file per method; this file routes and turns results into responses.
+
+mod auth;
+mod batch;
+mod broadcast;
+mod channel_info;
+pub mod connections;
+pub mod error;
+mod info;
+mod legacy;
+mod publish;
+mod rpc;
+pub mod select;
+mod targets;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::node::Node;
+
+pub use error::ApiError;
+
+/// The methods this server answers at `POST <prefix>/<method>`.
+pub const METHODS: &[&str] = &[
+    "publish",
+    "broadcast",
+    "subscribe",
+    "unsubscribe",
+    "disconnect",
+    "refresh",
+    "presence",
+    "presence_stats",
+    "history",
+    "history_remove",
+    "channels",
+    "info",
+    "batch",
+    "rpc",
+    "connections",
+];
+
+pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
+    let c = &node.config.http_api;
+    let mut r = Router::new();
+    if !c.disabled {
+        let prefix = c.handler_prefix.trim_end_matches('/');
+        r = r
+            .route(&format!("{prefix}/{{method}}"), any(handle))
+            .route(if prefix.is_empty() { "/" } else { prefix }, any(handle_legacy))
+            .layer(DefaultBodyLimit::max(c.max_request_body_size));
+    }
+    r
+}
+
+async fn handle(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = &node.config.http_api;
+    if !auth::authorized(&c.key, c.insecure, &headers, &uri) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    if !METHODS.contains(&name.as_str()) {
+        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+    }
+    let transport_mode = c.error_mode == "transport"
+        || headers.get("x-centrifugo-error-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"transport"));
+    let result = if may_survey(&body) {
+        let (node, name) = (node.clone(), name.clone());
+        match tokio::task::spawn_blocking(move || call(&node, &name, &body)).await {
+            Ok(r) => r,
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    } else {
+        call(&node, &name, &body)
+    };
+    match result {
+        Err(Undecodable) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+        // batch answers at the top level, as `cent` expects.
+        Ok(Ok(result)) if name == "batch" => json_response(StatusCode::OK, &result),
+        Ok(Ok(result)) => json_response(StatusCode::OK, &Envelope { result: Some(&result), error: None }),
+        Ok(Err(e)) if transport_mode => json_response(e.status(), &e),
+        Ok(Err(e)) => json_response(StatusCode::OK, &Envelope::<()> { result: None, error: Some(&e) }),
+    }
+}
+
+/// `POST <prefix>`: the legacy newline-delimited `{method, params}` endpoint.
+async fn handle_legacy(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = &node.config.http_api;
+    if !auth::authorized(&c.key, c.insecure, &headers, &uri) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    if node.is_shutting_down() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let out = if may_survey(&body) {
+        let node = node.clone();
+        match tokio::task::spawn_blocking(move || legacy::handle(&node, &body)).await {
+            Ok(r) => r,
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    } else {
+        legacy::handle(&node, &body)
+    };
+    match out {
+        Ok(out) => {
+            let mut resp = (StatusCode::OK, out).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(()) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+    }
+}
+
+/// Whether a request body may ask for a survey or a per-connection scan (a
+/// `label_filter` or an `expression`, possibly inside a batch). Such requests run on
+/// the blocking pool, never on the runtime's worker threads; a false positive (the
+/// word inside some string) only costs a thread hop.
+fn may_survey(body: &[u8]) -> bool {
+    memchr::memmem::find(body, b"label_filter").is_some() || memchr::memmem::find(body, b"expression").is_some()
+}
+
+/// The body could not be decoded as the method's request.
+pub struct Undecodable;
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ApiError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a T>,
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Undecodable> {
+    serde_json::from_slice(body).map_err(|_| Undecodable)
+}
+
+/// An encoded method result (serialized once, embedded as is).
+pub type Encoded = Box<serde_json::value::RawValue>;
+
+fn to_value<T: Serialize>(r: Result<T, ApiError>) -> Result<Encoded, ApiError> {
+    r.map(|v| serde_json::value::to_raw_value(&v).expect("API results encode"))
+}
+
+/// Runs one method on a JSON body.
+pub fn call(node: &Node, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
+    Ok(match name {
+        "publish" => to_value(publish::call(node, decode(body)?)),
+        "broadcast" => to_value(broadcast::call(node, decode(body)?)),
+        "subscribe" => to_value(targets::subscribe(node, decode(body)?)),
+        "unsubscribe" => to_value(targets::unsubscribe(node, decode(body)?)),
+        "disconnect" => to_value(targets::disconnect(node, decode(body)?)),
+        "refresh" => to_value(targets::refresh(node, decode(body)?)),
+        "presence" => to_value(channel_info::presence(node, decode(body)?)),
+        "presence_stats" => to_value(channel_info::presence_stats(node, decode(body)?)),
+        "history" => to_value(channel_info::history(node, decode(body)?)),
+        "history_remove" => to_value(channel_info::history_remove(node, decode(body)?)),
+        "channels" => to_value(channel_info::channels(node, decode(body)?)),
+        "info" => to_value(info::info(node, decode(body)?)),
+        "batch" => to_value(batch::batch(node, decode(body)?)),
+        "rpc" => to_value(rpc::rpc(node, decode(body)?)),
+        "connections" => to_value(connections::connections(node, decode(body)?)),
+        _ => Err(ApiError::not_found()),
+    })
+}
+
+fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).expect("API responses encode");
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// `GET /health` → `{}`.
+pub async fn health() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({}))
+}

@@ -1,0 +1,190 @@
+//! Which connections an API call acts on. `user`, `label_filter` and `expression` are
+//! compiled once per request into a [`Selector`] (AND-combined), then run against the
+//! hub by the cheapest route:
+//!
+//! 1. a user (given, or a top-level `user == "x"` conjunct of a translated CEL
+//!    expression) → that user's connections from the per-user index, no scan;
+//! 2. else a label program (the `label_filter` and/or a CEL expression translated to
+//!    the same bytecode) → the parallel survey of the hub's label columns;
+//! 3. else an interpreted CEL expression → a parallel scan of every connection.
+//!
+//! What remains (a label program on a user's connections, an interpreted expression
+//! after a survey) is checked per connection. Surveys are blocking work: the HTTP layer
+//! runs requests that may survey off the async runtime's worker threads.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+
+use crate::filter::cel::{CelConn, CelLimits, CelPlan, CelProgram};
+use crate::filter::{Expr, FilterNode, Limits, Program, compile_expr, parse};
+use crate::hub::SortedLabels;
+use crate::node::{Node, Session};
+
+use super::error::ApiError;
+
+/// A compiled selection; see the module docs for how it runs.
+pub struct Selector {
+    /// Only this user's connections (`Some("")` = anonymous ones).
+    user: Option<String>,
+    /// Label predicate, compiled against the hub's value interner.
+    program: Option<Program>,
+    /// Interpreted CEL, checked per connection.
+    cel: Option<CelProgram>,
+    /// The parts contradict each other (two different users): nothing matches.
+    nothing: bool,
+}
+
+/// Threads a survey may use: one per core.
+fn survey_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// True for a missing, `null` or `{}` filter.
+pub fn filter_is_empty(f: &Option<Value>) -> bool {
+    match f {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// Decodes and validates a `label_filter` into IR; errors are 107 naming the JSON path.
+fn label_expr(f: &Option<Value>) -> Result<Option<Expr>, ApiError> {
+    if filter_is_empty(f) {
+        return Ok(None);
+    }
+    let raw = f.as_ref().expect("non-empty filter");
+    let node: FilterNode = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." { "label_filter".to_owned() } else { format!("label_filter.{path}") };
+        ApiError::bad_request(format!("{at}: {}", e.inner()))
+    })?;
+    let expr = parse(&node, "label_filter", &Limits::default()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Some(expr))
+}
+
+impl Selector {
+    /// Compiles a selection. `user` is `None` when the caller does not restrict by user.
+    pub fn compile(
+        node: &Node,
+        user: Option<&str>,
+        expression: &str,
+        label_filter: &Option<Value>,
+    ) -> Result<Selector, ApiError> {
+        let mut sel = Selector { user: user.map(str::to_owned), program: None, cel: None, nothing: false };
+        let mut exprs: Vec<Expr> = label_expr(label_filter)?.into_iter().collect();
+        if !expression.trim().is_empty() {
+            let plan = crate::filter::cel::plan(expression, &CelLimits::default())
+                .map_err(|e| ApiError::bad_request(format!("expression: {}", e.message)))?;
+            match plan {
+                CelPlan::Translated { user: cel_user, labels } => {
+                    if let Some(u) = cel_user {
+                        match &sel.user {
+                            Some(given) if *given != u => sel.nothing = true,
+                            _ => sel.user = Some(u),
+                        }
+                    }
+                    exprs.extend(labels);
+                }
+                CelPlan::Interpreted(p) => sel.cel = Some(p),
+            }
+        }
+        if !exprs.is_empty() {
+            let expr = if exprs.len() == 1 { exprs.pop().expect("one") } else { Expr::and(exprs) };
+            let program = compile_expr(&expr, "label_filter", node.hub.label_values())
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            sel.program = Some(program);
+        }
+        Ok(sel)
+    }
+
+    /// The selected live connections, sorted by client id.
+    pub fn run(&self, node: &Node) -> Vec<Arc<Session>> {
+        self.run_after(node, 0)
+    }
+
+    /// The selected live connections with client id above `after`, sorted by client id.
+    pub fn run_after(&self, node: &Node, after: u128) -> Vec<Arc<Session>> {
+        if self.nothing {
+            return Vec::new();
+        }
+        let mut out = match (&self.user, &self.program) {
+            (Some(user), _) => {
+                let mut conns = node.hub.user_connections(user);
+                conns.retain(|s| s.id > after && self.labels_match(s));
+                conns
+            }
+            (None, Some(program)) => {
+                let mut ids = node.hub.survey(program, survey_threads());
+                ids.retain(|&id| id > after);
+                ids.sort_unstable();
+                node.hub.resolve(&ids)
+            }
+            (None, None) => match &self.cel {
+                Some(cel) => node.hub.scan(survey_threads(), |s| s.id > after && cel_matches(cel, s)),
+                None => Vec::new(),
+            },
+        };
+        if let Some(cel) = &self.cel
+            && (self.user.is_some() || self.program.is_some())
+        {
+            out.retain(|s| cel_matches(cel, s));
+        }
+        out.sort_unstable_by_key(|s| s.id);
+        out
+    }
+
+    fn labels_match(&self, s: &Session) -> bool {
+        self.program.as_ref().is_none_or(|p| p.matches(&SortedLabels { program: p, labels: &s.labels }))
+    }
+}
+
+/// Evaluates an interpreted expression against one session.
+fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
+    let channels: Vec<String> =
+        if cel.uses("channels") { s.state.lock().subs.keys().cloned().collect() } else { Vec::new() };
+    cel.matches(&CelConn {
+        user: &s.user,
+        client: &s.client,
+        app_name: &s.app_name,
+        app_version: &s.app_version,
+        transport: s.transport.name(),
+        protocol: "json",
+        meta_json: s.meta.as_deref().map(|m| m.get()),
+        labels: &s.labels,
+        channels: &channels,
+        connected_at: s.connected_at_ms,
+    })
+}
+
+/// The sessions a targeted op (`subscribe`, `unsubscribe`, `disconnect`, `refresh`)
+/// acts on. With `all_users` (and a `label_filter`, and no `user`): every matching
+/// connection of the node. Otherwise Centrifugo's meaning: the connections of `user`
+/// (`""` = anonymous), narrowed by `client`, `session` and the `label_filter`.
+pub fn op_targets(
+    node: &Node,
+    user: &str,
+    client: &str,
+    session: &str,
+    label_filter: &Option<Value>,
+    all_users: bool,
+) -> Result<Vec<Arc<Session>>, ApiError> {
+    if all_users {
+        if filter_is_empty(label_filter) {
+            return Err(ApiError::bad_request("all_users requires a non-empty label_filter"));
+        }
+        if !user.is_empty() {
+            return Err(ApiError::bad_request("all_users and user are mutually exclusive"));
+        }
+    }
+    let user = (!all_users).then_some(user);
+    let mut sessions = if filter_is_empty(label_filter) {
+        node.hub.user_connections(user.unwrap_or_default())
+    } else {
+        Selector::compile(node, user, "", label_filter)?.run(node)
+    };
+    sessions.retain(|s| (client.is_empty() || s.client == client) && (session.is_empty() || s.session == session));
+    Ok(sessions)
+}

@@ -1,0 +1,124 @@
+//! Claims of connection and subscription tokens, decoded from the verified payload:
+//! `info`/`b64info`, `channels`, `subs` with overrides, `meta` (an object), `labels`
+//! (string → string, checked against the configured bounds, never truncated).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::config::LabelLimits;
+
+use super::TokenError;
+
+/// `{"presence":{"value":true},…}` from a token's `override` claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelOverrides {
+    pub presence: Option<bool>,
+    pub join_leave: Option<bool>,
+    pub force_push_join_leave: Option<bool>,
+    pub force_recovery: Option<bool>,
+    pub force_positioning: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct SubOptions {
+    pub info: Option<Box<RawValue>>,
+    pub data: Option<Box<RawValue>>,
+    pub overrides: ChannelOverrides,
+}
+
+pub fn overrides(v: Option<&Value>) -> ChannelOverrides {
+    let flag = |name: &str| v.and_then(|o| o.get(name)).and_then(|f| f.get("value")).and_then(Value::as_bool);
+    ChannelOverrides {
+        presence: flag("presence"),
+        join_leave: flag("join_leave"),
+        force_push_join_leave: flag("force_push_join_leave"),
+        force_recovery: flag("force_recovery"),
+        force_positioning: flag("force_positioning"),
+    }
+}
+
+fn raw(v: &Value) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).ok()
+}
+
+/// `info`, or `b64info` when it decodes to JSON (the JSON protocol cannot carry binary).
+pub fn info(claims: &Value, plain: &str, b64: &str) -> Option<Box<RawValue>> {
+    if let Some(text) = claims.get(b64).and_then(Value::as_str)
+        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text)
+        && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+    {
+        return raw(&v);
+    }
+    claims.get(plain).filter(|v| !v.is_null()).and_then(raw)
+}
+
+pub fn int(claims: &Value, name: &str) -> Option<i64> {
+    claims.get(name).and_then(Value::as_i64)
+}
+
+pub fn string(claims: &Value, name: &str) -> Option<String> {
+    claims.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+pub fn channels(claims: &Value) -> Result<Vec<String>, TokenError> {
+    match claims.get("channels") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(v) => {
+            Vec::<String>::deserialize(v).map_err(|_| TokenError::Invalid("channels must be a list of strings".into()))
+        }
+    }
+}
+
+pub fn subs(claims: &Value) -> Result<HashMap<String, SubOptions>, TokenError> {
+    let Some(map) = claims.get("subs").and_then(Value::as_object) else { return Ok(HashMap::new()) };
+    Ok(map
+        .iter()
+        .map(|(ch, o)| {
+            let opts = SubOptions {
+                info: info(o, "info", "b64info"),
+                data: info(o, "data", "b64data"),
+                overrides: overrides(o.get("override")),
+            };
+            (ch.clone(), opts)
+        })
+        .collect())
+}
+
+pub fn meta(claims: &Value) -> Result<Option<Box<RawValue>>, TokenError> {
+    match claims.get("meta") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(raw(v)),
+        Some(_) => Err(TokenError::Invalid("meta must be a JSON object".into())),
+    }
+}
+
+/// Labels sorted by key, within the configured bounds.
+pub fn labels(claims: &Value, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
+    let map = match claims.get("labels") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(TokenError::Labels("labels must be an object of strings".into())),
+    };
+    if map.len() > limits.max_count {
+        return Err(TokenError::Labels(format!("{} labels, at most {} allowed", map.len(), limits.max_count)));
+    }
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let Some(v) = v.as_str() else {
+            return Err(TokenError::Labels(format!("label {k:?} must be a string")));
+        };
+        if k.is_empty() || k.len() > limits.max_key_length {
+            return Err(TokenError::Labels(format!("label key {k:?} must be 1..={} bytes", limits.max_key_length)));
+        }
+        if v.len() > limits.max_value_length {
+            return Err(TokenError::Labels(format!("label {k:?} value is over {} bytes", limits.max_value_length)));
+        }
+        out.push((k.clone(), v.to_string()));
+    }
+    out.sort();
+    Ok(out)
+}

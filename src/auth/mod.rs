@@ -1,0 +1,221 @@
+//! Authentication: verifying connection and subscription JWTs (HS256/384/512,
+//! RS*/PS*, ES256/384, JWKS) and turning their claims into typed tokens. Rules
+//! (reference §3): `exp` strictly in the future with no leeway (else `Expired`),
+//! `nbf` honoured, `aud`/`iss` checked when configured, a `channel` claim makes a
+//! connection token invalid, label bounds are enforced. No connection state here.
+
+mod claims;
+mod keys;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::config::{Client, LabelLimits};
+
+pub use claims::{ChannelOverrides, SubOptions};
+use keys::KeySet;
+
+/// A configuration error in the token keys.
+#[derive(Debug, Clone)]
+pub struct AuthError(pub String);
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    Expired,
+    /// Bad format, signature, algorithm or claim; the text is for logs.
+    Invalid(String),
+    /// Label bounds violated; the text names the label and the bound.
+    Labels(String),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Expired => f.write_str("token expired"),
+            TokenError::Invalid(why) => write!(f, "invalid token: {why}"),
+            TokenError::Labels(why) => write!(f, "invalid token labels: {why}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ConnectToken {
+    pub user: String,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub jti: Option<String>,
+    /// Connection expiry: the `expire_at` claim if present (0 ⇒ none), else `exp`.
+    pub expire_at: Option<i64>,
+    pub info: Option<Box<RawValue>>,
+    pub channels: Vec<String>,
+    pub subs: HashMap<String, SubOptions>,
+    pub meta: Option<Box<RawValue>>,
+    pub labels: Vec<(String, String)>,
+    pub claims: Value,
+}
+
+#[derive(Debug)]
+pub struct SubscribeToken {
+    pub user: String,
+    pub channel: String,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub jti: Option<String>,
+    pub expire_at: Option<i64>,
+    pub info: Option<Box<RawValue>>,
+    pub data: Option<Box<RawValue>>,
+    pub overrides: ChannelOverrides,
+    pub client: Option<String>,
+}
+
+struct Inner {
+    connect: KeySet,
+    subscribe: Option<KeySet>,
+    labels: LabelLimits,
+}
+
+/// Verifies tokens with the configured keys. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier(Arc<Inner>);
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Verifier {
+    pub fn new(client: &Client) -> Result<Self, AuthError> {
+        let subscribe =
+            if client.subscription_token.enabled { Some(KeySet::new(&client.subscription_token.keys)?) } else { None };
+        Ok(Self(Arc::new(Inner { connect: KeySet::new(&client.token)?, subscribe, labels: client.labels.clone() })))
+    }
+
+    pub async fn verify_connect(&self, token: &str) -> Result<ConnectToken, TokenError> {
+        let keys = &self.0.connect;
+        let c = verify(keys, token).await?;
+        if c.get("channel").is_some() {
+            return Err(TokenError::Invalid("connection token has a channel claim".into()));
+        }
+        let exp = claims::int(&c, "exp");
+        let expire_at = match claims::int(&c, "expire_at") {
+            Some(0) => None,
+            Some(at) => Some(at),
+            None => exp,
+        };
+        Ok(ConnectToken {
+            user: user_of(&c, &keys.user_id_claim),
+            exp,
+            iat: claims::int(&c, "iat"),
+            jti: claims::string(&c, "jti"),
+            expire_at,
+            info: claims::info(&c, "info", "b64info"),
+            channels: claims::channels(&c)?,
+            subs: claims::subs(&c)?,
+            meta: claims::meta(&c)?,
+            labels: claims::labels(&c, &self.0.labels)?,
+            claims: c,
+        })
+    }
+
+    pub async fn verify_subscribe(&self, token: &str) -> Result<SubscribeToken, TokenError> {
+        let keys = self.0.subscribe.as_ref().unwrap_or(&self.0.connect);
+        let c = verify(keys, token).await?;
+        let channel = claims::string(&c, "channel").filter(|s| !s.is_empty());
+        let channel = channel.ok_or_else(|| TokenError::Invalid("subscription token without channel".into()))?;
+        let exp = claims::int(&c, "exp");
+        let expire_at = match claims::int(&c, "expire_at") {
+            Some(0) => None,
+            Some(at) => Some(at),
+            None => exp,
+        };
+        Ok(SubscribeToken {
+            user: user_of(&c, &keys.user_id_claim),
+            channel,
+            exp,
+            iat: claims::int(&c, "iat"),
+            jti: claims::string(&c, "jti"),
+            expire_at,
+            info: claims::info(&c, "info", "b64info"),
+            data: claims::info(&c, "data", "b64data"),
+            overrides: claims::overrides(c.get("override")),
+            client: claims::string(&c, "client"),
+        })
+    }
+}
+
+fn user_of(c: &Value, claim: &str) -> String {
+    match c.get(claim) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Signature, algorithm, time and audience/issuer checks; returns the claims.
+async fn verify(keys: &KeySet, token: &str) -> Result<Value, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(format!("header: {e}")))?;
+    let now = now();
+    let candidates = keys.keys_for(header.alg, header.kid.as_deref(), now).await.map_err(TokenError::Invalid)?;
+    let mut v = Validation::new(header.alg);
+    v.leeway = 0;
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    let mut last = String::new();
+    for key in &candidates {
+        match jsonwebtoken::decode::<Value>(token, key, &v) {
+            Ok(data) => return check_claims(keys, data.claims, now),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(TokenError::Invalid(last))
+}
+
+fn check_claims(keys: &KeySet, c: Value, now: i64) -> Result<Value, TokenError> {
+    if !c.is_object() {
+        return Err(TokenError::Invalid("claims must be an object".into()));
+    }
+    if !keys.audience.is_empty() && !audience_matches(c.get("aud"), &keys.audience) {
+        return Err(TokenError::Invalid("audience mismatch".into()));
+    }
+    if !keys.issuer.is_empty() && c.get("iss").and_then(Value::as_str) != Some(keys.issuer.as_str()) {
+        return Err(TokenError::Invalid("issuer mismatch".into()));
+    }
+    if claims::int(&c, "nbf").is_some_and(|nbf| nbf > now) {
+        return Err(TokenError::Expired);
+    }
+    if claims::int(&c, "exp").is_some_and(|exp| exp <= now) {
+        return Err(TokenError::Expired);
+    }
+    Ok(c)
+}
+
+fn audience_matches(aud: Option<&Value>, want: &str) -> bool {
+    match aud {
+        Some(Value::String(s)) => s == want,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(want)),
+        _ => false,
+    }
+}
+
+/// Signs claims with HS256 (gentoken, gensubtoken and tests).
+pub fn sign_hs256(claims: &Value, secret: &str) -> String {
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).expect("HS256 signing cannot fail")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! Token verification: every algorithm family and every rejection path.
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::Client;
+
+const SECRET: &str = "secret-for-unit-tests";
+const RSA_PRIVATE: &str = include_str!("../../tests/data/keys/rsa_private.pem");
+const RSA_PUBLIC: &str = include_str!("../../tests/data/keys/rsa_public.pem");
+const EC_PRIVATE: &str = include_str!("../../tests/data/keys/ec_private.pem");
+const EC_PUBLIC: &str = include_str!("../../tests/data/keys/ec_public.pem");
+
+fn client() -> Client {
+    let mut c = Client::default();
+    c.token.hmac_secret_key = SECRET.into();
+    c
+}
+
+fn claims(extra: Value) -> Value {
+    let mut c = json!({"sub": "42", "exp": now() + 60});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+fn connect(c: &Client, token: &str) -> Result<ConnectToken, TokenError> {
+    block_on(Verifier::new(c).unwrap().verify_connect(token))
+}
+
+#[test]
+fn hmac_family() {
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        let t =
+            jsonwebtoken::encode(&Header::new(alg), &claims(json!({})), &EncodingKey::from_secret(SECRET.as_bytes()))
+                .unwrap();
+        assert_eq!(connect(&client(), &t).unwrap().user, "42");
+    }
+    let other = sign_hs256(&claims(json!({})), "other");
+    assert!(matches!(connect(&client(), &other), Err(TokenError::Invalid(_))));
+}
+
+#[test]
+fn rsa_and_ecdsa() {
+    let mut c = Client::default();
+    c.token.rsa_public_key = RSA_PUBLIC.into();
+    c.token.ecdsa_public_key = EC_PUBLIC.into();
+    let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+    let t = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(json!({})), &rsa).unwrap();
+    assert_eq!(connect(&c, &t).unwrap().user, "42");
+    let ec = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
+    let t = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims(json!({})), &ec).unwrap();
+    assert_eq!(connect(&c, &t).unwrap().user, "42");
+    // Algorithm confusion: HS256 "signed" with the RSA public key as the secret.
+    let confused = sign_hs256(&claims(json!({})), RSA_PUBLIC);
+    assert!(matches!(connect(&c, &confused), Err(TokenError::Invalid(_))));
+}
+
+#[test]
+fn alg_none_and_garbage() {
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let none = format!("{}.{}.", e.encode(br#"{"alg":"none"}"#), e.encode(claims(json!({})).to_string()));
+    assert!(matches!(connect(&client(), &none), Err(TokenError::Invalid(_))));
+    for bad in ["", "a.b.c", "x", "...."] {
+        assert!(matches!(connect(&client(), bad), Err(TokenError::Invalid(_))), "{bad}");
+    }
+}
+
+#[test]
+fn time_checks() {
+    let expired = sign_hs256(&claims(json!({"exp": now() - 1})), SECRET);
+    assert_eq!(connect(&client(), &expired).unwrap_err(), TokenError::Expired);
+    let exactly_now = sign_hs256(&claims(json!({"exp": now()})), SECRET);
+    assert_eq!(connect(&client(), &exactly_now).unwrap_err(), TokenError::Expired);
+    let not_yet = sign_hs256(&claims(json!({"nbf": now() + 100})), SECRET);
+    assert_eq!(connect(&client(), &not_yet).unwrap_err(), TokenError::Expired);
+    let forever = sign_hs256(&json!({"sub": "1"}), SECRET);
+    assert_eq!(connect(&client(), &forever).unwrap().expire_at, None);
+    let decoupled = sign_hs256(&claims(json!({"expire_at": 0})), SECRET);
+    assert_eq!(connect(&client(), &decoupled).unwrap().expire_at, None);
+}
+
+#[test]
+fn audience_issuer_and_previous_key() {
+    let mut c = client();
+    c.token.audience = "rotor".into();
+    c.token.issuer = "me".into();
+    let good = sign_hs256(&claims(json!({"aud": ["x", "rotor"], "iss": "me"})), SECRET);
+    assert!(connect(&c, &good).is_ok());
+    let bad_aud = sign_hs256(&claims(json!({"aud": "x", "iss": "me"})), SECRET);
+    assert!(matches!(connect(&c, &bad_aud), Err(TokenError::Invalid(_))));
+    let bad_iss = sign_hs256(&claims(json!({"aud": "rotor", "iss": "you"})), SECRET);
+    assert!(matches!(connect(&c, &bad_iss), Err(TokenError::Invalid(_))));
+    let mut rotated = client();
+    rotated.token.hmac_secret_key = "new".into();
+    rotated.token.hmac_previous_secret_key = SECRET.into();
+    let old = sign_hs256(&claims(json!({})), SECRET);
+    assert!(connect(&rotated, &old).is_ok());
+    rotated.token.hmac_previous_secret_key_valid_until = now() - 1;
+    assert!(connect(&rotated, &old).is_err(), "previous key past its window");
+}
+
+#[test]
+fn claim_rules() {
+    let with_channel = sign_hs256(&claims(json!({"channel": "x"})), SECRET);
+    assert!(matches!(connect(&client(), &with_channel), Err(TokenError::Invalid(_))));
+    let bad_meta = sign_hs256(&claims(json!({"meta": [1]})), SECRET);
+    assert!(matches!(connect(&client(), &bad_meta), Err(TokenError::Invalid(_))));
+    let full = sign_hs256(
+        &claims(json!({"info": {"a": 1}, "meta": {"m": 2}, "channels": ["a"], "jti": "j", "iat": 5,
+            "subs": {"b": {"override": {"presence": {"value": false}}}}, "labels": {"z": "1", "a": "2"}})),
+        SECRET,
+    );
+    let t = connect(&client(), &full).unwrap();
+    assert_eq!(t.info.unwrap().get(), r#"{"a":1}"#);
+    assert_eq!(t.channels, vec!["a"]);
+    assert_eq!(t.subs["b"].overrides.presence, Some(false));
+    assert_eq!(t.labels, vec![("a".to_string(), "2".to_string()), ("z".to_string(), "1".to_string())]);
+    assert_eq!((t.jti.as_deref(), t.iat), (Some("j"), Some(5)));
+}
+
+#[test]
+fn label_bounds() {
+    let mut c = client();
+    c.labels.max_count = 2;
+    c.labels.max_key_length = 4;
+    c.labels.max_value_length = 3;
+    for labels in [
+        json!({"a": "1", "b": "2", "c": "3"}),
+        json!({"toolong": "1"}),
+        json!({"a": "1234"}),
+        json!({"a": 1}),
+        json!({"": "x"}),
+        json!([1]),
+    ] {
+        let t = sign_hs256(&claims(json!({"labels": labels.clone()})), SECRET);
+        assert!(matches!(connect(&c, &t), Err(TokenError::Labels(_))), "{labels}");
+    }
+}
+
+#[test]
+fn subscription_tokens() {
+    let v = Verifier::new(&client()).unwrap();
+    let t = sign_hs256(&json!({"sub": "42", "channel": "$x", "override": {"join_leave": {"value": true}}}), SECRET);
+    let s = block_on(v.verify_subscribe(&t)).unwrap();
+    assert_eq!((s.user.as_str(), s.channel.as_str()), ("42", "$x"));
+    assert_eq!(s.overrides.join_leave, Some(true));
+    let no_channel = sign_hs256(&json!({"sub": "42"}), SECRET);
+    assert!(block_on(v.verify_subscribe(&no_channel)).is_err());
+}

@@ -1,0 +1,146 @@
+//! Synthetic connection populations for `rotor capacity` and `rotor bench`: a label
+//! distribution given on the command line, and a deterministic assignment of labels
+//! and users to the i-th synthetic connection.
+//!
+//! A distribution is a list of keys, each `name:cardinality[:share]` — `region:5`
+//! gives every connection a `region` label with one of 5 values (`region-0` …
+//! `region-4`), `beta:2:0.1` gives a tenth of the connections a `beta` label with one
+//! of 2 values. Values are spread evenly; which connections carry a partial key is
+//! decided by a hash of (connection, key), so keys are independent of each other.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One label key of a distribution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelKey {
+    pub name: String,
+    /// Number of distinct values (≥ 1).
+    pub cardinality: u32,
+    /// Share of connections that carry the key, in (0, 1].
+    pub share: f64,
+}
+
+impl FromStr for LabelKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LabelKey, String> {
+        let mut parts = s.split(':');
+        let name = parts.next().unwrap_or_default().trim();
+        if name.is_empty() || name.len() > 64 {
+            return Err(format!("label key {s:?}: expected name:cardinality[:share] with a name of 1–64 bytes"));
+        }
+        let cardinality: u32 = match parts.next() {
+            Some(c) => c.trim().parse().map_err(|_| format!("label key {s:?}: cardinality must be a whole number"))?,
+            None => return Err(format!("label key {s:?}: expected name:cardinality[:share]")),
+        };
+        if !(1..=1_000_000).contains(&cardinality) {
+            return Err(format!("label key {s:?}: cardinality must be 1–1000000"));
+        }
+        let share: f64 = match parts.next() {
+            Some(v) => v.trim().parse().map_err(|_| format!("label key {s:?}: share must be a number in (0, 1]"))?,
+            None => 1.0,
+        };
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(format!("label key {s:?}: share must be in (0, 1]"));
+        }
+        if parts.next().is_some() {
+            return Err(format!("label key {s:?}: expected name:cardinality[:share]"));
+        }
+        Ok(LabelKey { name: name.to_string(), cardinality, share })
+    }
+}
+
+impl fmt::Display for LabelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.name, self.cardinality, self.share)
+    }
+}
+
+/// The labels and users of a synthetic population.
+#[derive(Clone, Debug)]
+pub struct Population {
+    pub keys: Vec<LabelKey>,
+    /// Number of distinct users; connection `i` belongs to user `i % users`.
+    pub users: u64,
+}
+
+impl Population {
+    /// The default distribution: `region` (5 values), `tier` (3), `app_version` (20)
+    /// on every connection and `beta` (2) on a tenth of them.
+    pub fn default_keys() -> Vec<LabelKey> {
+        ["region:5", "tier:3", "app_version:20", "beta:2:0.1"]
+            .iter()
+            .map(|s| s.parse().expect("valid default"))
+            .collect()
+    }
+
+    /// The value of key `k` for connection `i`: `"<name>-<n>"`.
+    pub fn value(k: &LabelKey, n: u32) -> String {
+        format!("{}-{}", k.name, n)
+    }
+
+    /// The user id of connection `i`.
+    pub fn user(&self, i: u64) -> String {
+        (i % self.users.max(1)).to_string()
+    }
+
+    /// The labels of connection `i`, sorted by key.
+    pub fn labels(&self, i: u64) -> Vec<(String, String)> {
+        let mut out = Vec::with_capacity(self.keys.len());
+        for (ki, k) in self.keys.iter().enumerate() {
+            let h = mix(i, ki as u64);
+            if k.share < 1.0 && (h >> 11) as f64 / (1u64 << 53) as f64 >= k.share {
+                continue;
+            }
+            // Spread values evenly and independently of other keys.
+            let n = (mix(h, 0x9e37) % u64::from(k.cardinality)) as u32;
+            out.push((k.name.clone(), Self::value(k, n)));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// A 64-bit mix (splitmix64 finaliser) of two numbers.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_add(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        assert_eq!(
+            "beta:2:0.1".parse::<LabelKey>().unwrap(),
+            LabelKey { name: "beta".into(), cardinality: 2, share: 0.1 }
+        );
+        assert_eq!("region:5".parse::<LabelKey>().unwrap().share, 1.0);
+        for bad in ["", "region", ":5", "region:0", "region:x", "region:5:0", "region:5:1.5", "a:1:0.5:9", "r:5:nan"] {
+            assert!(bad.parse::<LabelKey>().is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn shares_and_cardinalities_hold() {
+        let p = Population { keys: Population::default_keys(), users: 1000 };
+        let n = 20_000u64;
+        let mut beta = 0;
+        let mut regions = std::collections::HashSet::new();
+        for i in 0..n {
+            let l = p.labels(i);
+            beta += l.iter().filter(|(k, _)| k == "beta").count();
+            regions.extend(l.iter().filter(|(k, _)| k == "region").map(|(_, v)| v.clone()));
+            assert!(l.windows(2).all(|w| w[0].0 < w[1].0), "sorted and unique keys");
+        }
+        assert_eq!(regions.len(), 5);
+        let share = beta as f64 / n as f64;
+        assert!((0.08..0.12).contains(&share), "beta share {share}");
+        assert_eq!(p.labels(7), p.labels(7), "deterministic");
+    }
+}

@@ -1,0 +1,28 @@
+//! `rotor [-c config.json]`: run the server with a loaded configuration.
+
+use anyhow::Context;
+
+use crate::config::Loaded;
+use crate::node::Node;
+
+pub fn run(loaded: Loaded) -> anyhow::Result<()> {
+    init_logging(&loaded.config.log.level);
+    for key in &loaded.unknown_keys {
+        tracing::warn!(key = %key, "unknown configuration key");
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
+    runtime.block_on(async move {
+        let node = Node::new(loaded.config).context("token configuration")?;
+        let listener = crate::server::bind(&node).await.context("binding the HTTP port")?;
+        crate::server::serve(node, listener).await.context("serving")
+    })
+}
+
+fn init_logging(level: &str) {
+    let level = if level == "none" { "off" } else { level };
+    let filter = tracing_subscriber::EnvFilter::new(format!("rotor={level},warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,405 @@
+//! The configuration schema: every option Rotor has, under Centrifugo v6's nested key
+//! names, with its default. Loading, environment variables and validation live in
+//! sibling files; this file only describes shapes and defaults.
+//!
+//! Every struct serializes every field (nothing skipped) so that the serialized
+//! default tree doubles as the list of known keys (see `load.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub http_server: HttpServer,
+    pub log: Log,
+    pub engine: Engine,
+    pub client: Client,
+    pub channel: Channel,
+    pub rpc: Rpc,
+    pub http_api: HttpApi,
+    pub websocket: WebSocket,
+    pub uni_http_stream: UniHttp,
+    pub uni_sse: UniHttp,
+    pub uni_websocket: UniWebSocket,
+    pub health: Health,
+    pub admin: Admin,
+    pub node: Node,
+    pub shutdown: Shutdown,
+    pub connections: Connections,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpServer {
+    pub address: String,
+    pub port: u16,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        Self { address: String::new(), port: 8000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Log {
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Engine {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self { kind: "memory".into() }
+    }
+}
+
+/// Keys to verify JWTs with (`client.token` and `client.subscription_token`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenKeys {
+    pub hmac_secret_key: String,
+    pub hmac_previous_secret_key: String,
+    /// Unix seconds after which the previous HMAC key stops being accepted (0 = no limit).
+    pub hmac_previous_secret_key_valid_until: i64,
+    pub rsa_public_key: String,
+    pub ecdsa_public_key: String,
+    pub jwks_public_endpoint: String,
+    pub audience: String,
+    pub issuer: String,
+    /// Claim holding the user ID (default `sub`).
+    pub user_id_claim: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubscriptionToken {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub keys: TokenKeys,
+}
+
+/// Bounds on connection labels (a Rotor extension; Centrifugo PRO has labels unbounded).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LabelLimits {
+    pub max_count: usize,
+    pub max_key_length: usize,
+    pub max_value_length: usize,
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        Self { max_count: 32, max_key_length: 64, max_value_length: 256 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Client {
+    pub token: TokenKeys,
+    pub subscription_token: SubscriptionToken,
+    pub allowed_origins: Vec<String>,
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub expired_close_delay: Duration,
+    pub expired_sub_close_delay: Duration,
+    pub stale_close_delay: Duration,
+    pub channel_limit: usize,
+    /// Bytes a connection's outgoing queue may hold before it is disconnected as slow.
+    pub queue_max_size: usize,
+    pub user_connection_limit: usize,
+    pub history_max_publication_limit: usize,
+    pub recovery_max_publication_limit: usize,
+    pub allow_anonymous_connect_without_token: bool,
+    pub disallow_anonymous_connection_tokens: bool,
+    pub insecure: bool,
+    pub connect_include_server_time: bool,
+    pub labels: LabelLimits,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self {
+            token: TokenKeys::default(),
+            subscription_token: SubscriptionToken::default(),
+            allowed_origins: Vec::new(),
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(8),
+            expired_close_delay: Duration::from_secs(25),
+            expired_sub_close_delay: Duration::from_secs(25),
+            stale_close_delay: Duration::from_secs(10),
+            channel_limit: 128,
+            queue_max_size: 1_048_576,
+            user_connection_limit: 0,
+            history_max_publication_limit: 300,
+            recovery_max_publication_limit: 300,
+            allow_anonymous_connect_without_token: false,
+            disallow_anonymous_connection_tokens: false,
+            insecure: false,
+            connect_include_server_time: false,
+            labels: LabelLimits::default(),
+        }
+    }
+}
+
+/// Options of one channel namespace (or of channels without a namespace).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ChannelOptions {
+    pub presence: bool,
+    pub join_leave: bool,
+    pub force_push_join_leave: bool,
+    pub history_size: usize,
+    pub history_ttl: Duration,
+    pub force_positioning: bool,
+    pub allow_positioning: bool,
+    pub force_recovery: bool,
+    pub allow_recovery: bool,
+    pub allow_subscribe_for_client: bool,
+    pub allow_subscribe_for_anonymous: bool,
+    pub allow_publish_for_client: bool,
+    pub allow_publish_for_subscriber: bool,
+    pub allow_publish_for_anonymous: bool,
+    pub allow_presence_for_client: bool,
+    pub allow_presence_for_subscriber: bool,
+    pub allow_presence_for_anonymous: bool,
+    pub allow_history_for_client: bool,
+    pub allow_history_for_subscriber: bool,
+    pub allow_history_for_anonymous: bool,
+    pub allow_user_limited_channels: bool,
+    pub allow_tags_filter: bool,
+    pub channel_regex: String,
+}
+
+impl ChannelOptions {
+    /// History is on only when both size and ttl are set.
+    pub fn history_enabled(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.is_zero()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Namespace {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: ChannelOptions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Channel {
+    pub without_namespace: ChannelOptions,
+    pub namespaces: Vec<Namespace>,
+    pub max_length: usize,
+    pub private_prefix: String,
+    pub namespace_boundary: String,
+    pub user_boundary: String,
+    pub user_separator: String,
+    pub history_meta_ttl: Duration,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Self {
+            without_namespace: ChannelOptions::default(),
+            namespaces: Vec::new(),
+            max_length: 255,
+            private_prefix: "$".into(),
+            namespace_boundary: ":".into(),
+            user_boundary: "#".into(),
+            user_separator: ",".into(),
+            history_meta_ttl: Duration::from_secs(720 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcPing {
+    pub enabled: bool,
+    pub method: String,
+}
+
+impl Default for RpcPing {
+    fn default() -> Self {
+        Self { enabled: false, method: "ping".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Rpc {
+    pub ping: RpcPing,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpApi {
+    pub disabled: bool,
+    pub handler_prefix: String,
+    pub key: String,
+    /// `""` (errors in the body, HTTP 200) or `"transport"` (HTTP status codes).
+    pub error_mode: String,
+    pub insecure: bool,
+    pub max_request_body_size: usize,
+}
+
+impl Default for HttpApi {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            handler_prefix: "/api".into(),
+            key: String::new(),
+            error_mode: String::new(),
+            insecure: false,
+            max_request_body_size: 10 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebSocket {
+    pub disabled: bool,
+    pub handler_prefix: String,
+    pub message_size_limit: usize,
+    pub write_timeout: Duration,
+    /// Bytes of the per-connection read buffer (small keeps idle connections cheap).
+    pub read_buffer_size: usize,
+}
+
+impl Default for WebSocket {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            handler_prefix: "/connection/websocket".into(),
+            message_size_limit: 65536,
+            write_timeout: Duration::from_millis(1000),
+            read_buffer_size: 1024,
+        }
+    }
+}
+
+/// `uni_http_stream` and `uni_sse`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniHttp {
+    pub enabled: bool,
+    pub handler_prefix: String,
+    pub max_request_body_size: usize,
+}
+
+impl Default for UniHttp {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: String::new(), max_request_body_size: 65536 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniWebSocket {
+    pub enabled: bool,
+    pub handler_prefix: String,
+    pub message_size_limit: usize,
+    pub join_push_messages: bool,
+    pub disable_disconnect_push: bool,
+}
+
+impl Default for UniWebSocket {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            handler_prefix: "/connection/uni_websocket".into(),
+            message_size_limit: 65536,
+            join_push_messages: false,
+            disable_disconnect_push: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Health {
+    pub enabled: bool,
+    pub handler_prefix: String,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self { enabled: true, handler_prefix: "/health".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Admin {
+    pub enabled: bool,
+    pub password: String,
+    pub secret: String,
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Node {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Shutdown {
+    pub timeout: Duration,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Limits of the connections API's filter language (Rotor extension).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Connections {
+    pub filter_max_depth: usize,
+    pub filter_max_nodes: usize,
+    pub filter_max_values: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self { filter_max_depth: 32, filter_max_nodes: 1024, filter_max_values: 1024 }
+    }
+}
+
+impl Config {
+    /// Path prefix of a unidirectional transport, falling back to Centrifugo's default.
+    pub fn uni_http_stream_prefix(&self) -> &str {
+        prefix_or(&self.uni_http_stream.handler_prefix, "/connection/uni_http_stream")
+    }
+
+    pub fn uni_sse_prefix(&self) -> &str {
+        prefix_or(&self.uni_sse.handler_prefix, "/connection/uni_sse")
+    }
+}
+
+fn prefix_or<'a>(configured: &'a str, default: &'a str) -> &'a str {
+    if configured.is_empty() { default } else { configured }
+}

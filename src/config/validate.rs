@@ -1,0 +1,74 @@
+//! Validation of a loaded configuration: what Centrifugo refuses to start with, and
+//! what Rotor does not support yet, as one clear error each.
+
+use std::collections::HashSet;
+
+use super::load::ConfigError;
+use super::schema::{ChannelOptions, Config};
+
+fn err(msg: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+pub fn validate(c: &Config) -> Result<(), ConfigError> {
+    if c.engine.kind != "memory" {
+        return err(format!("engine type {:?} is not supported yet (use \"memory\")", c.engine.kind));
+    }
+    if !["", "transport"].contains(&c.http_api.error_mode.as_str()) {
+        return err(format!("http_api.error_mode must be \"\" or \"transport\", not {:?}", c.http_api.error_mode));
+    }
+    if !["trace", "debug", "info", "warn", "error", "none"].contains(&c.log.level.as_str()) {
+        return err(format!("log.level {:?} is not one of trace, debug, info, warn, error, none", c.log.level));
+    }
+    if c.client.ping_interval <= c.client.pong_timeout {
+        return err("client.ping_interval must be greater than client.pong_timeout");
+    }
+    channel_options("channel.without_namespace", &c.channel.without_namespace)?;
+    let mut seen = HashSet::new();
+    for ns in &c.channel.namespaces {
+        let valid = ns.name.len() >= 2 && ns.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+        if !valid {
+            return err(format!("invalid namespace name {:?}: must match ^[-a-zA-Z0-9_.]{{2,}}$", ns.name));
+        }
+        if !seen.insert(ns.name.as_str()) {
+            return err(format!("namespace {:?} is defined twice", ns.name));
+        }
+        channel_options(&format!("namespace {:?}", ns.name), &ns.options)?;
+    }
+    crate::auth::Verifier::new(&c.client).map(|_| ()).map_err(|e| ConfigError(format!("client.token: {e}")))
+}
+
+fn channel_options(what: &str, o: &ChannelOptions) -> Result<(), ConfigError> {
+    if (o.history_size > 0) == o.history_ttl.is_zero() {
+        return err(format!("{what}: history_size and history_ttl must be set together"));
+    }
+    if (o.force_recovery || o.allow_recovery) && !o.history_enabled() {
+        return err(format!("{what}: recovery needs history_size and history_ttl"));
+    }
+    if !o.channel_regex.is_empty() && regex::Regex::new(&o.channel_regex).is_err() {
+        return err(format!("{what}: channel_regex does not compile"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn check(json: &str) -> Result<(), ConfigError> {
+        validate(&parse_str(json, "json").unwrap().config)
+    }
+
+    #[test]
+    fn rules() {
+        assert!(check("{}").is_ok());
+        assert!(check(r#"{"engine":{"type":"redis"}}"#).unwrap_err().0.contains("not supported yet"));
+        assert!(check(r#"{"channel":{"namespaces":[{"name":"a"}]}}"#).is_err());
+        assert!(check(r#"{"channel":{"namespaces":[{"name":"ab"},{"name":"ab"}]}}"#).is_err());
+        assert!(check(r#"{"channel":{"without_namespace":{"history_size":5}}}"#).is_err());
+        assert!(check(r#"{"client":{"ping_interval":"5s","pong_timeout":"5s"}}"#).is_err());
+        assert!(check(r#"{"client":{"token":{"rsa_public_key":"nope"}}}"#).is_err());
+        assert!(check(r#"{"log":{"level":"loud"}}"#).is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! CEL for the connections API's `expression` field (SPEC §9): validation under
+//! [`CelLimits`], then a plan per request.
+//!
+//! ```text
+//! src --check (length, lexical nesting)--> cel::parse --check (AST depth, nodes, cost)
+//!     --translate--> CelPlan::Translated { user, labels: IR }   (label subset: bytecode VM)
+//!                 or CelPlan::Interpreted(CelProgram)            (everything else: cel crate)
+//! ```
+//!
+//! `check` owns the caps, `translate` the exact CEL → filter-IR translation of the label
+//! subset, `interp` the cel environment and per-connection evaluation. This module owns
+//! the public types and glues the stages together. Nothing here knows the hub: a
+//! connection is seen through [`CelConn`].
+
+mod check;
+mod interp;
+mod translate;
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::ir::Expr;
+
+pub use interp::CelProgram;
+
+/// Caps on untrusted expressions, checked before anything runs.
+#[derive(Clone, Copy, Debug)]
+pub struct CelLimits {
+    /// Longest source, in bytes; checked before parsing.
+    pub max_len: usize,
+    /// Deepest nesting: of brackets and prefix operators in the source (checked before
+    /// parsing, so a hostile nesting never reaches the parser), and of the parsed tree.
+    pub max_depth: usize,
+    /// Most nodes in the parsed tree (after macro expansion).
+    pub max_nodes: usize,
+}
+
+impl Default for CelLimits {
+    fn default() -> CelLimits {
+        CelLimits { max_len: 4096, max_depth: 32, max_nodes: 512 }
+    }
+}
+
+/// A compile/validation error; `message` is shown to the API user (error 107).
+#[derive(Clone, Debug)]
+pub struct CelError {
+    pub message: String,
+}
+
+impl CelError {
+    pub(crate) fn new(message: impl Into<String>) -> CelError {
+        CelError { message: message.into() }
+    }
+}
+
+impl fmt::Display for CelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CelError {}
+
+/// What one connection exposes to an interpreted expression.
+pub struct CelConn<'a> {
+    pub user: &'a str,
+    pub client: &'a str,
+    pub app_name: &'a str,
+    pub app_version: &'a str,
+    pub transport: &'a str,
+    pub protocol: &'a str,
+    /// The token's `meta` claim as raw JSON text (any JSON; usually an object); None = `{}`.
+    pub meta_json: Option<&'a str>,
+    /// Labels sorted by key.
+    pub labels: &'a [(std::sync::Arc<str>, std::sync::Arc<str>)],
+    pub channels: &'a [String],
+    /// Connection time, Unix milliseconds.
+    pub connected_at: i64,
+}
+
+/// A compiled expression, planned once per request.
+pub enum CelPlan {
+    /// The whole expression is in the label subset: `user` is Some when the expression has
+    /// a top-level conjunct `user == "x"` (or `"x" == user`) that the caller serves from its
+    /// per-user index; `labels` is the IR of the rest (None = no label condition, i.e. match
+    /// all of that user's connections; only ever None together with a Some `user` — an
+    /// expression such as `true` gives `labels: Some(Expr::Const(true))`). Evaluate with the ordinary bytecode VM after
+    /// [`compile_expr`](super::compile_expr).
+    Translated { user: Option<String>, labels: Option<Expr> },
+    /// Anything else: the cel interpreter, per connection.
+    Interpreted(CelProgram),
+}
+
+impl fmt::Debug for CelPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CelPlan::Translated { user, labels } => {
+                f.debug_struct("Translated").field("user", user).field("labels", labels).finish()
+            }
+            CelPlan::Interpreted(p) => f.debug_tuple("Interpreted").field(p).finish(),
+        }
+    }
+}
+
+/// Validates `src` under `limits` and plans it: translated to the filter IR when the whole
+/// expression is in the label subset, interpreted otherwise.
+pub fn plan(src: &str, limits: &CelLimits) -> Result<CelPlan, CelError> {
+    let program = compile(src, limits)?;
+    // The translator only walks a tree `check` has bounded; a panic in it is a bug, and
+    // the interpreter is always a correct fallback.
+    let translated = catch_unwind(AssertUnwindSafe(|| translate::translate(program.expression()))).ok().flatten();
+    Ok(match translated {
+        Some(t) => CelPlan::Translated { user: t.user, labels: t.labels },
+        None => CelPlan::Interpreted(CelProgram::new(program)),
+    })
+}
+
+/// Same validation as [`plan`], but always the interpreter (benches and differential
+/// tests force this).
+pub fn plan_interpreted(src: &str, limits: &CelLimits) -> Result<CelProgram, CelError> {
+    Ok(CelProgram::new(compile(src, limits)?))
+}
+
+/// Length and lexical nesting, the parse (panic-guarded), then the tree's caps.
+fn compile(src: &str, limits: &CelLimits) -> Result<::cel::Program, CelError> {
+    check::source(src, limits)?;
+    let program = interp::parse(src)?;
+    check::tree(program.expression(), limits)?;
+    Ok(program)
+}

@@ -1,0 +1,216 @@
+//! The label subset of CEL, translated exactly to the filter IR.
+//!
+//! A CEL expression evaluates to true, false or an error (a missing map key is `No such
+//! key`), and a connection matches only on true. Each sub-expression `e` therefore
+//! becomes two predicates over the labels, `T(e)` ("e is true") and `F(e)` ("e is
+//! false"); error is neither. The plan is `T(root)`. With `k` a key literal (`labels.k`
+//! or `labels["k"]`), `v`/`p` string literals and `ex`/`nex`… the filter tests:
+//!
+//! | CEL                         | T                  | F                    |
+//! |-----------------------------|--------------------|----------------------|
+//! | `labels.k == v`             | `eq(k,v)`          | `ex(k) ∧ neq(k,v)`   |
+//! | `labels.k != v`             | `ex(k) ∧ neq(k,v)` | `eq(k,v)`            |
+//! | `labels.k in [v…]`          | `ex(k) ∧ in(k,S)`  | `ex(k) ∧ nin(k,S)`   |
+//! | `has(labels.k)`, `"k" in labels` | `ex(k)`       | `nex(k)`             |
+//! | `labels.k.startsWith(p)` (`endsWith`, `contains`) | `sw(k,p)` | `ex(k) ∧ ¬sw(k,p)` |
+//! | `!a`                        | `F(a)`             | `T(a)`               |
+//! | `a && b`                    | `T(a) ∧ T(b)`      | `F(a) ∨ F(b)`        |
+//! | `a \|\| b`                  | `T(a) ∨ T(b)`      | `F(a) ∧ F(b)`        |
+//! | `true` / `false`            | const              | const                |
+//!
+//! The `&&`/`||` rows rely on cel 0.15 absorbing errors commutatively, which its
+//! interpreter does (`objects.rs`, `resolve_val`): `false && error`, `error && false`
+//! are false, `true || error`, `error || true` are true, and any other mix with an error
+//! is an error. (The `in` row needs `ex(k)`: the filter language's `in` compares a
+//! missing key as `""`.)
+//!
+//! `user == "x"` (either side) is taken only as a top-level conjunct — the root or an
+//! operand of the root's chain of `&&` — where `T` is a plain conjunction, so it can be
+//! served from the per-user index. Two different users make the label part `false`.
+//! Any other form — other variables, functions, macros, numbers, comparisons, bytes,
+//! non-literal operands — makes the whole expression interpreted.
+//!
+//! This module owns the translation. It must never change an expression's meaning; when
+//! in doubt it declines (returns None). Its recursion follows the CEL tree, which `check`
+//! has bounded; the IR it builds is at most two levels deeper than that tree.
+
+use ::cel::IdedExpr;
+use ::cel::common::ast::{Expr as Ast, LiteralValue, operators};
+
+use crate::filter::ir::{Expr, Test, ValueSet};
+
+/// The translated plan: the user conjunct, and the label predicate (None = `true`, only
+/// with a user; without one a `true` label part is `Some(Const(true))`).
+pub struct Translated {
+    pub user: Option<String>,
+    pub labels: Option<Expr>,
+}
+
+/// The plan of `root`, or None when any part of it is outside the label subset.
+pub fn translate(root: &IdedExpr) -> Option<Translated> {
+    let mut conjuncts = Vec::new();
+    top_conjuncts(root, &mut conjuncts);
+    let mut user: Option<String> = None;
+    let mut conflict = false;
+    let mut parts = Vec::with_capacity(conjuncts.len());
+    for c in conjuncts {
+        if let Some(u) = user_eq(c) {
+            match &user {
+                None => user = Some(u.to_owned()),
+                Some(seen) => conflict |= seen != u,
+            }
+            continue;
+        }
+        parts.push(truth(c)?.0);
+    }
+    let labels = if conflict { Expr::Const(false) } else { Expr::and(parts) };
+    // Without a user, a constant `true` stays explicit: "match every connection".
+    let labels = (user.is_none() || labels != Expr::Const(true)).then_some(labels);
+    Some(Translated { user, labels })
+}
+
+/// The operands of the root's chain of `&&` (the root itself when it is no `&&`).
+fn top_conjuncts<'e>(e: &'e IdedExpr, out: &mut Vec<&'e IdedExpr>) {
+    match call(e, operators::LOGICAL_AND) {
+        Some([a, b]) => {
+            top_conjuncts(a, out);
+            top_conjuncts(b, out);
+        }
+        _ => out.push(e),
+    }
+}
+
+/// `x` of `user == "x"` or `"x" == user`.
+fn user_eq(e: &IdedExpr) -> Option<&str> {
+    let [a, b] = call(e, operators::EQUALS)? else { return None };
+    let is_user = |e: &IdedExpr| matches!(&e.expr, Ast::Ident(name) if name == "user");
+    match (is_user(a), is_user(b)) {
+        (true, false) => string(b),
+        (false, true) => string(a),
+        _ => None,
+    }
+}
+
+/// `(T(e), F(e))`, or None when `e` is outside the label subset.
+fn truth(e: &IdedExpr) -> Option<(Expr, Expr)> {
+    if let Ast::Literal(LiteralValue::Boolean(b)) = &e.expr {
+        return Some((Expr::Const(**b), Expr::Const(!**b)));
+    }
+    if let Ast::Select(s) = &e.expr {
+        // has(labels.k)
+        return (s.test && is_labels(&s.operand)).then(|| presence(&s.field));
+    }
+    let Ast::Call(c) = &e.expr else { return None };
+    if let Some(target) = &c.target {
+        return string_method(&c.func_name, target, &c.args);
+    }
+    match (c.func_name.as_str(), c.args.as_slice()) {
+        (operators::LOGICAL_NOT, [a]) => truth(a).map(|(t, f)| (f, t)),
+        (operators::LOGICAL_AND, [a, b]) => {
+            let ((ta, fa), (tb, fb)) = (truth(a)?, truth(b)?);
+            Some((Expr::and(vec![ta, tb]), Expr::or(vec![fa, fb])))
+        }
+        (operators::LOGICAL_OR, [a, b]) => {
+            let ((ta, fa), (tb, fb)) = (truth(a)?, truth(b)?);
+            Some((Expr::or(vec![ta, tb]), Expr::and(vec![fa, fb])))
+        }
+        (operators::EQUALS, [a, b]) => {
+            let (k, v) = label_and_string(a, b)?;
+            Some((eq(k, v), Expr::and(vec![ex(k), Expr::leaf(k, Test::Neq(v.to_owned()))])))
+        }
+        (operators::NOT_EQUALS, [a, b]) => {
+            let (k, v) = label_and_string(a, b)?;
+            Some((Expr::and(vec![ex(k), Expr::leaf(k, Test::Neq(v.to_owned()))]), eq(k, v)))
+        }
+        (operators::IN, [a, b]) if is_labels(b) => string(a).map(presence),
+        (operators::IN, [a, b]) => {
+            let k = label_key(a)?;
+            let set = ValueSet::new(string_list(b)?);
+            Some((
+                Expr::and(vec![ex(k), Expr::leaf(k, Test::In(set.clone()))]),
+                Expr::and(vec![ex(k), Expr::leaf(k, Test::Nin(set))]),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// `labels.k.startsWith(p)`, `endsWith`, `contains`.
+fn string_method(func: &str, target: &IdedExpr, args: &[IdedExpr]) -> Option<(Expr, Expr)> {
+    let k = label_key(target)?;
+    let [arg] = args else { return None };
+    let p = string(arg)?.to_owned();
+    let test = match func {
+        "startsWith" => Test::StartsWith(p),
+        "endsWith" => Test::EndsWith(p),
+        "contains" => Test::Contains(p),
+        _ => return None,
+    };
+    let t = Expr::leaf(k, test);
+    let f = Expr::and(vec![ex(k), Expr::negate(t.clone())]);
+    Some((t, f))
+}
+
+/// has(labels.k) / "k" in labels: never an error.
+fn presence(k: &str) -> (Expr, Expr) {
+    (ex(k), Expr::leaf(k, Test::Nex))
+}
+
+fn ex(k: &str) -> Expr {
+    Expr::leaf(k, Test::Ex)
+}
+
+fn eq(k: &str, v: &str) -> Expr {
+    Expr::leaf(k, Test::Eq(v.to_owned()))
+}
+
+/// The arguments of `e` when it is a target-less call of `func`.
+fn call<'e>(e: &'e IdedExpr, func: &str) -> Option<&'e [IdedExpr]> {
+    match &e.expr {
+        Ast::Call(c) if c.target.is_none() && c.func_name == func => Some(&c.args),
+        _ => None,
+    }
+}
+
+/// The key and the string of `labels.k == "v"` or `"v" == labels.k`.
+fn label_and_string<'e>(a: &'e IdedExpr, b: &'e IdedExpr) -> Option<(&'e str, &'e str)> {
+    match (label_key(a), label_key(b)) {
+        (Some(k), None) => Some((k, string(b)?)),
+        (None, Some(k)) => Some((k, string(a)?)),
+        _ => None,
+    }
+}
+
+fn is_labels(e: &IdedExpr) -> bool {
+    matches!(&e.expr, Ast::Ident(name) if name == "labels")
+}
+
+/// `k` of `labels.k` or `labels["k"]`.
+fn label_key(e: &IdedExpr) -> Option<&str> {
+    match &e.expr {
+        Ast::Select(s) if !s.test && is_labels(&s.operand) => Some(&s.field),
+        Ast::Call(c) if c.target.is_none() && c.func_name == operators::INDEX => match c.args.as_slice() {
+            [m, k] if is_labels(m) => string(k),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The value of a string literal.
+fn string(e: &IdedExpr) -> Option<&str> {
+    match &e.expr {
+        Ast::Literal(LiteralValue::String(s)) => Some(s.inner()),
+        _ => None,
+    }
+}
+
+/// The values of a list literal of string literals (no optional entries).
+fn string_list(e: &IdedExpr) -> Option<Vec<String>> {
+    match &e.expr {
+        Ast::List(l) if l.optional_indices.is_empty() => {
+            l.elements.iter().map(|el| string(el).map(str::to_owned)).collect()
+        }
+        _ => None,
+    }
+}

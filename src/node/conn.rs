@@ -1,0 +1,267 @@
+//! One client connection's protocol state machine, independent of the transport:
+//! frame → commands in order, the connect handshake, dispatch of every client
+//! command, ping/pong and the stale/expiry timers. Transports own the socket, call
+//! [`Conn::handle_frame`] / [`Conn::connect_uni`] and sleep until [`Conn::deadline`].
+//! Dropping a `Conn` removes its session from the node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::protocol::codec::{self, PING, decode_frame, encode_error, encode_reply};
+use crate::protocol::{Command, ConnectRequest, Disconnect, Empty, ErrorCode, ErrorReply, Method, RpcResult};
+
+use super::{ConnectError, Node, Session, Transport, now_secs};
+
+/// A failed command: an error reply, or the end of the connection.
+#[derive(Debug)]
+pub enum Fail {
+    Error(ErrorReply),
+    Disconnect(Disconnect),
+}
+
+impl From<ErrorCode> for Fail {
+    fn from(c: ErrorCode) -> Self {
+        Fail::Error(c.reply())
+    }
+}
+
+impl From<Disconnect> for Fail {
+    fn from(d: Disconnect) -> Self {
+        Fail::Disconnect(d)
+    }
+}
+
+enum State {
+    New,
+    /// Connect answered with an error: the next command ends the connection.
+    Failed,
+    Connected(Arc<Session>),
+}
+
+pub struct Conn {
+    node: Arc<Node>,
+    queue: Arc<super::Queue>,
+    transport: Transport,
+    state: State,
+    stale_at: Option<Instant>,
+    next_ping: Option<Instant>,
+    pong_due: Option<Instant>,
+}
+
+impl Conn {
+    pub fn new(node: Arc<Node>, transport: Transport) -> Self {
+        let queue = Arc::new(super::Queue::new(node.config.client.queue_max_size));
+        let stale_at = Some(Instant::now() + node.config.client.stale_close_delay.std());
+        Self { node, queue, transport, state: State::New, stale_at, next_ping: None, pong_due: None }
+    }
+
+    pub fn queue(&self) -> &Arc<super::Queue> {
+        &self.queue
+    }
+
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        match &self.state {
+            State::Connected(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Handles one frame of newline-separated commands, in order.
+    pub async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Disconnect> {
+        for cmd in decode_frame(frame)? {
+            self.handle_command(cmd).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle_command(&mut self, cmd: Command) -> Result<(), Disconnect> {
+        if matches!(self.state, State::Failed) {
+            return Err(Disconnect::bad_request());
+        }
+        if cmd.is_pong() {
+            return self.on_pong();
+        }
+        let id = cmd.id;
+        let method = cmd.into_method().ok_or_else(Disconnect::bad_request)?;
+        let session = match (&self.state, method) {
+            (State::New, Method::Connect(req)) => return self.connect_bidi(id, req).await,
+            (State::Connected(s), m) if !matches!(m, Method::Connect(_)) => (s.clone(), m),
+            _ => return Err(Disconnect::bad_request()),
+        };
+        let (s, method) = session;
+        let name = method.name();
+        match self.dispatch(&s, id, method).await {
+            Ok(Some(reply)) => {
+                self.queue.push(reply);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(Fail::Error(e)) => {
+                self.queue.push(encode_error(id, &e));
+                tracing::debug!(method = name, code = e.code, "command error");
+                Ok(())
+            }
+            Err(Fail::Disconnect(d)) => Err(d),
+        }
+    }
+
+    fn on_pong(&mut self) -> Result<(), Disconnect> {
+        match (&self.state, self.pong_due) {
+            (State::Connected(_), Some(_)) => {
+                self.pong_due = None;
+                Ok(())
+            }
+            _ => Err(Disconnect::bad_request()),
+        }
+    }
+
+    async fn connect_bidi(&mut self, id: u32, req: ConnectRequest) -> Result<(), Disconnect> {
+        let reply = |r: &crate::protocol::ConnectResult| encode_reply(id, "connect", r);
+        match self.node.connect(req, self.transport, self.queue.clone(), reply).await {
+            Ok(s) => {
+                self.on_connected(s);
+                Ok(())
+            }
+            Err(ConnectError::Error(e)) => {
+                self.state = State::Failed;
+                self.queue.push(encode_error(id, &e));
+                Ok(())
+            }
+            Err(ConnectError::Disconnect(d)) => Err(d),
+        }
+    }
+
+    /// Connects a unidirectional client: the first message is the `connect` push.
+    pub async fn connect_uni(&mut self, req: ConnectRequest) -> Result<(), Disconnect> {
+        let reply = |r: &crate::protocol::ConnectResult| codec::encode_push(true, "", "connect", r);
+        match self.node.connect(req, self.transport, self.queue.clone(), reply).await {
+            Ok(s) => {
+                self.on_connected(s);
+                Ok(())
+            }
+            Err(e) => Err(e.into_uni_disconnect()),
+        }
+    }
+
+    fn on_connected(&mut self, s: Arc<Session>) {
+        self.state = State::Connected(s);
+        self.stale_at = None;
+        let interval = self.node.config.client.ping_interval.std();
+        if !interval.is_zero() {
+            let first = rand::rng().random_range(interval / 2..=interval);
+            self.next_ping = Some(Instant::now() + first);
+        }
+    }
+
+    async fn dispatch(&mut self, s: &Arc<Session>, id: u32, method: Method) -> Result<Option<bytes::Bytes>, Fail> {
+        let node = self.node.clone();
+        let reply = match method {
+            Method::Subscribe(req) => {
+                node.client_subscribe(s, id, req).await?;
+                return Ok(None);
+            }
+            Method::Unsubscribe(req) => {
+                node.client_unsubscribe(s, &req.channel);
+                encode_reply(id, "unsubscribe", &Empty {})
+            }
+            Method::Publish(req) => {
+                node.client_publish(s, req)?;
+                encode_reply(id, "publish", &Empty {})
+            }
+            Method::Presence(req) => encode_reply(id, "presence", &node.presence(Some(s), &req.channel)?),
+            Method::PresenceStats(req) => {
+                encode_reply(id, "presence_stats", &node.presence_stats(Some(s), &req.channel)?)
+            }
+            Method::History(req) => {
+                let limit = node.client_history_limit(req.limit);
+                let h = node.history(Some(s), &req.channel, limit, req.since, req.reverse)?;
+                encode_reply(id, "history", &h)
+            }
+            Method::Rpc(req) => encode_reply(id, "rpc", &self.rpc(&req.method)?),
+            Method::Send(_) => return Err(Disconnect::not_available().into()),
+            Method::Refresh(req) => encode_reply(id, "refresh", &node.client_refresh(s, &req.token).await?),
+            Method::SubRefresh(req) => {
+                let (ttl, expires) = node.client_sub_refresh(s, req).await?;
+                encode_reply(id, "sub_refresh", &crate::protocol::RefreshResult { expires, ttl })
+            }
+            Method::Connect(_) => return Err(Disconnect::bad_request().into()),
+        };
+        Ok(Some(reply))
+    }
+
+    /// RPC: only the built-in ping method exists; anything else is 104.
+    fn rpc(&self, method: &str) -> Result<RpcResult, ErrorCode> {
+        let ping = &self.node.config.rpc.ping;
+        if ping.enabled && method == ping.method {
+            return Ok(RpcResult { data: None });
+        }
+        Err(ErrorCode::MethodNotFound)
+    }
+
+    /// When the transport should call [`Conn::on_deadline`] next.
+    pub fn deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut d = [self.stale_at, self.next_ping, self.pong_due].into_iter().flatten().min().unwrap_or(far);
+        if let Some(exp) = self.expiry_deadline() {
+            d = d.min(exp);
+        }
+        d
+    }
+
+    /// Next moment a connection or subscription expiry must be checked.
+    fn expiry_deadline(&self) -> Option<Instant> {
+        let s = self.session()?;
+        let c = &self.node.config.client;
+        let st = s.state.lock();
+        let conn = st.expire_at.map(|e| e + c.expired_close_delay.std().as_secs() as i64);
+        let subs = st
+            .subs
+            .values()
+            .filter_map(|x| x.expire_at)
+            .min()
+            .map(|e| e + c.expired_sub_close_delay.std().as_secs() as i64);
+        let at = [conn, subs].into_iter().flatten().min()?;
+        let secs = (at - now_secs() + 1).max(0) as u64;
+        Some(Instant::now() + Duration::from_secs(secs))
+    }
+
+    /// Timers: stale (3502), ping, no pong (3012), expiry (3005), sub expiry.
+    pub fn on_deadline(&mut self) -> Result<(), Disconnect> {
+        let now = Instant::now();
+        if self.stale_at.is_some_and(|t| t <= now) {
+            return Err(Disconnect::stale());
+        }
+        if self.pong_due.is_some_and(|t| t <= now) {
+            return Err(Disconnect::no_pong());
+        }
+        if self.next_ping.is_some_and(|t| t <= now) {
+            self.send_ping(now);
+        }
+        let Some(s) = self.session().cloned() else { return Ok(()) };
+        let grace = self.node.config.client.expired_close_delay.std().as_secs() as i64;
+        if s.state.lock().expire_at.is_some_and(|e| e + grace < now_secs()) {
+            return Err(Disconnect::expired());
+        }
+        self.node.expire_subscriptions(&s)
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        let c = &self.node.config.client;
+        self.queue.push(bytes::Bytes::from_static(PING));
+        self.next_ping = Some(now + c.ping_interval.std());
+        if !self.transport.unidirectional() && self.pong_due.is_none() {
+            self.pong_due = Some(now + c.pong_timeout.std());
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let State::Connected(s) = &self.state {
+            self.node.remove_session(s);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Fan-out to this node's subscribers: a publication (or join/leave) is encoded once
+//! per transport family and the same bytes are queued for every subscriber. The
+//! channel index lock is held only to copy the subscriber list, never while pushing.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::protocol::codec::encode_push_raw;
+use crate::protocol::{ClientInfo, JoinLeave, Publication};
+
+use super::{Node, Subscriber};
+
+/// A message encoded lazily once for bidirectional and once for unidirectional clients.
+struct Framed<'a> {
+    channel: &'a str,
+    kind: &'a str,
+    body: Vec<u8>,
+    bidi: Option<Bytes>,
+    uni: Option<Bytes>,
+}
+
+impl<'a> Framed<'a> {
+    fn new(channel: &'a str, kind: &'a str, body: Vec<u8>) -> Self {
+        Self { channel, kind, body, bidi: None, uni: None }
+    }
+
+    fn for_client(&mut self, uni: bool) -> Bytes {
+        let slot = if uni { &mut self.uni } else { &mut self.bidi };
+        slot.get_or_insert_with(|| encode_push_raw(uni, self.channel, self.kind, &self.body)).clone()
+    }
+}
+
+impl Node {
+    fn subscribers(&self, channel: &str) -> Vec<Subscriber> {
+        let mut subs = Vec::new();
+        self.hub.channels().for_each(channel, |s| subs.push(s.clone()));
+        subs
+    }
+
+    /// Queues a publication for every local subscriber of `channel` whose tags filter
+    /// (if any) accepts it; returns how many got it.
+    pub fn fan_out(&self, channel: &str, publication: &Publication) -> usize {
+        let subs = self.subscribers(channel);
+        if subs.is_empty() {
+            return 0;
+        }
+        let body = serde_json::to_vec(publication).expect("publication encodes");
+        let mut framed = Framed::new(channel, "pub", body);
+        let mut sent = 0;
+        for s in &subs {
+            if s.tags_filter.as_ref().is_some_and(|f| !f.matches_map(&publication.tags)) {
+                continue;
+            }
+            s.session.push(framed.for_client(s.session.uni()));
+            sent += 1;
+        }
+        sent
+    }
+
+    /// Queues a join or leave push for subscribers that asked for them.
+    pub fn fan_out_join_leave(&self, channel: &str, kind: &str, info: &ClientInfo) {
+        let subs = self.subscribers(channel);
+        if !subs.iter().any(|s| s.push_join_leave) {
+            return;
+        }
+        let body = serde_json::to_vec(&JoinLeave { info: info.clone() }).expect("join encodes");
+        let mut framed = Framed::new(channel, kind, body);
+        for s in subs.iter().filter(|s| s.push_join_leave) {
+            s.session.push(framed.for_client(s.session.uni()));
+        }
+    }
+
+    /// Channel → local subscriber count, for the `channels` API.
+    pub fn channel_counts(&self) -> HashMap<String, usize> {
+        self.hub.channels().channels().into_iter().map(|(c, n)| (c.to_string(), n)).collect()
+    }
+}

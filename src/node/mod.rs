@@ -1,0 +1,115 @@
+//! The node: one server's shared state (configuration, hub, engine, token verifier)
+//! and the operations both client connections and the server API use — connecting,
+//! subscribing, publishing with fan-out, disconnecting. Per-connection command
+//! handling lives in `conn.rs` and one file per command; transports drive it.
+
+mod channels;
+mod conn;
+mod connect;
+mod fanout;
+mod history;
+mod ops;
+mod presence;
+mod publish;
+mod queue;
+mod refresh;
+mod session;
+mod subscribe;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::engine::MemoryEngine;
+use crate::hub::Hub;
+use crate::protocol::Disconnect;
+
+pub use channels::{Asker, ChannelName, ChannelRules};
+pub use conn::Conn;
+pub use connect::ConnectError;
+pub use ops::{ServerSubscribe, Target};
+pub use publish::{PublishOptions, PublishOutcome};
+pub use queue::Queue;
+pub use session::{MutableState, Session, SubSource, SubState, Subscriber, TokenInfo, Transport};
+
+/// The hub as this node uses it.
+pub type NodeHub = Hub<Session, Subscriber>;
+
+pub struct Node {
+    pub config: Arc<Config>,
+    pub hub: NodeHub,
+    pub engine: MemoryEngine,
+    pub verifier: Verifier,
+    pub channels: ChannelRules,
+    /// This node's unique id and display name.
+    pub uid: String,
+    pub name: String,
+    pub started: Instant,
+    shutting_down: AtomicBool,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+/// Rotor's version string in connect results.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " rotor");
+
+impl Node {
+    pub fn new(config: Config) -> Result<Arc<Self>, crate::auth::AuthError> {
+        let verifier = Verifier::new(&config.client)?;
+        let name = if config.node.name.is_empty() {
+            format!("{}_{}", hostname(), config.http_server.port)
+        } else {
+            config.node.name.clone()
+        };
+        Ok(Arc::new(Self {
+            channels: ChannelRules::new(&config.channel),
+            config: Arc::new(config),
+            hub: Hub::new(),
+            engine: MemoryEngine::default(),
+            verifier,
+            uid: uuid::Uuid::new_v4().to_string(),
+            name,
+            started: Instant::now(),
+            shutting_down: AtomicBool::new(false),
+            shutdown_tx: watch::channel(false).0,
+        }))
+    }
+
+    /// Starts shutdown: every client gets disconnect 3001 (reconnect), new
+    /// connections are refused the same way. The flag is set before the hub is
+    /// walked and `connect` re-checks it after registering, so no session is missed.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let _ = self.shutdown_tx.send(true);
+        for session in self.hub.all() {
+            session.queue.close(Disconnect::shutdown(), true);
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once shutdown has started.
+    pub async fn shutdown_signal(&self) {
+        let mut rx = self.shutdown_tx.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "rotor".into())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    now_ms() / 1000
+}

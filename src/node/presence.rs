@@ -1,0 +1,36 @@
+//! `presence` and `presence_stats`: the feature must be on for the namespace (108)
+//! and the asker allowed (103).
+
+use crate::protocol::{ErrorCode, PresenceResult, PresenceStatsResult};
+
+use super::channels::Asker;
+use super::{Node, Session};
+
+impl Node {
+    fn check_presence(&self, s: Option<&Session>, channel: &str) -> Result<(), ErrorCode> {
+        let name = self.channels.resolve(channel)?;
+        if !name.options.presence {
+            return Err(ErrorCode::NotAvailable);
+        }
+        if let Some(s) = s {
+            let asker =
+                Asker { user: &s.user, subscribed: s.is_subscribed(channel), insecure: self.config.client.insecure };
+            if !asker.may_presence(name.options) {
+                return Err(ErrorCode::PermissionDenied);
+            }
+        }
+        Ok(())
+    }
+
+    /// Presence of a channel; `s` is the asking client (None for the server API).
+    pub fn presence(&self, s: Option<&Session>, channel: &str) -> Result<PresenceResult, ErrorCode> {
+        self.check_presence(s, channel)?;
+        Ok(PresenceResult { presence: self.engine.presence(channel) })
+    }
+
+    pub fn presence_stats(&self, s: Option<&Session>, channel: &str) -> Result<PresenceStatsResult, ErrorCode> {
+        self.check_presence(s, channel)?;
+        let (num_clients, num_users) = self.engine.presence_stats(channel);
+        Ok(PresenceStatsResult { num_clients, num_users })
+    }
+}

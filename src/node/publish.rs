@@ -1,0 +1,60 @@
+//! Publishing: the node-level operation (server API and clients share it) and the
+//! client `publish` command's permission checks.
+
+use std::collections::HashMap;
+
+use crate::engine::HistoryOptions;
+use crate::protocol::{ClientInfo, ErrorCode, Publication, PublishRequest, Raw, one_line};
+
+use super::channels::Asker;
+use super::{Node, Session};
+
+#[derive(Debug, Default, Clone)]
+pub struct PublishOptions {
+    pub skip_history: bool,
+    pub tags: HashMap<String, String>,
+    pub info: Option<ClientInfo>,
+}
+
+/// Where the publication landed in the channel's stream (zero/empty without history).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PublishOutcome {
+    pub offset: u64,
+    pub epoch: String,
+}
+
+impl Node {
+    /// Publishes into a channel: history (when the namespace keeps it) then fan-out.
+    pub fn publish(&self, channel: &str, data: Raw, opts: PublishOptions) -> Result<PublishOutcome, ErrorCode> {
+        let name = self.channels.resolve(channel)?;
+        let o = name.options;
+        let publication = Publication { data: one_line(data), info: opts.info, offset: 0, tags: opts.tags };
+        let (publication, outcome) = if o.history_enabled() && !opts.skip_history {
+            let h = HistoryOptions {
+                size: o.history_size,
+                ttl: o.history_ttl.std(),
+                meta_ttl: self.channels.history_meta_ttl(),
+            };
+            let (p, pos) = self.engine.add_history(channel, publication, h);
+            (p, PublishOutcome { offset: pos.offset, epoch: pos.epoch })
+        } else {
+            (publication, PublishOutcome::default())
+        };
+        self.fan_out(channel, &publication);
+        Ok(outcome)
+    }
+
+    /// The client `publish` command.
+    pub(super) fn client_publish(&self, s: &Session, req: PublishRequest) -> Result<(), ErrorCode> {
+        let name = self.channels.resolve(&req.channel)?;
+        let chan_info = s.state.lock().subs.get(&req.channel).and_then(|sub| sub.chan_info.clone());
+        let asker =
+            Asker { user: &s.user, subscribed: s.is_subscribed(&req.channel), insecure: self.config.client.insecure };
+        if !asker.may_publish(name.options) {
+            return Err(ErrorCode::PermissionDenied);
+        }
+        let data = req.data.ok_or(ErrorCode::BadRequest)?;
+        let opts = PublishOptions { info: Some(s.client_info(chan_info)), ..Default::default() };
+        self.publish(&req.channel, data, opts).map(|_| ())
+    }
+}

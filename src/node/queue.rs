@@ -1,0 +1,139 @@
+//! A connection's outgoing queue, bounded in bytes.
+//!
+//! Backpressure policy: producers (fan-out, replies) never wait. When a push would
+//! take the queue past `client.queue_max_size`, the queue drops its backlog and closes
+//! with disconnect 3008 "slow"; the writer then ends the connection. Memory per
+//! connection therefore never grows without bound. The first close wins.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+use crate::protocol::Disconnect;
+
+pub struct Queue {
+    state: Mutex<QueueState>,
+    notify: Notify,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+pub struct QueueState {
+    items: VecDeque<Bytes>,
+    bytes: usize,
+    closed: Option<Disconnect>,
+    max_bytes: usize,
+}
+
+impl QueueState {
+    /// Queues one message (already framed JSON, no trailing newline). Returns false if
+    /// the queue is closed or just overflowed.
+    pub fn push(&mut self, msg: Bytes) -> bool {
+        if self.closed.is_some() {
+            return false;
+        }
+        if self.bytes + msg.len() > self.max_bytes {
+            self.items.clear();
+            self.bytes = 0;
+            self.closed = Some(Disconnect::slow());
+            return false;
+        }
+        self.bytes += msg.len();
+        self.items.push_back(msg);
+        true
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+}
+
+impl Queue {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            state: Mutex::new(QueueState { max_bytes: max_bytes.max(1), ..Default::default() }),
+            notify: Notify::new(),
+            max_bytes,
+        }
+    }
+
+    pub fn push(&self, msg: Bytes) -> bool {
+        let ok = self.state.lock().push(msg);
+        self.notify.notify_one();
+        ok
+    }
+
+    /// Holds the queue so several messages (or a subscribe reply and the registration
+    /// that precedes it) land atomically. Call [`Queue::wake`] after dropping the guard.
+    pub fn hold(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock()
+    }
+
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Closes the queue. With `flush`, already-queued messages are still written first.
+    pub fn close(&self, d: Disconnect, flush: bool) {
+        let mut s = self.state.lock();
+        if s.closed.is_none() {
+            if !flush {
+                s.items.clear();
+                s.bytes = 0;
+            }
+            s.closed = Some(d);
+        }
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed.is_some()
+    }
+
+    /// Moves everything queued into `out`; returns the close reason once closed.
+    pub fn drain(&self, out: &mut Vec<Bytes>) -> Option<Disconnect> {
+        let mut s = self.state.lock();
+        out.extend(s.items.drain(..));
+        s.bytes = 0;
+        s.closed.clone()
+    }
+
+    /// Resolves when something was queued or the queue closed.
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_closes_as_slow() {
+        let q = Queue::new(10);
+        assert!(q.push(Bytes::from_static(b"12345")));
+        assert!(!q.push(Bytes::from_static(b"1234567")));
+        let mut out = Vec::new();
+        assert_eq!(q.drain(&mut out).unwrap().code, 3008);
+        assert!(out.is_empty(), "backlog of a slow client is dropped");
+        assert!(!q.push(Bytes::from_static(b"1")));
+    }
+
+    #[test]
+    fn flush_close_keeps_backlog() {
+        let q = Queue::new(100);
+        q.push(Bytes::from_static(b"a"));
+        q.close(Disconnect::force_no_reconnect(), true);
+        q.close(Disconnect::shutdown(), true);
+        let mut out = Vec::new();
+        assert_eq!(q.drain(&mut out).unwrap().code, 3503, "first close wins");
+        assert_eq!(out.len(), 1);
+    }
+}

@@ -1,0 +1,29 @@
+//! Connection token refresh (the client `refresh` command): an expired token is
+//! disconnect 3005, an invalid one or one for another user 3500.
+
+use crate::auth::TokenError;
+use crate::protocol::{Disconnect, RefreshResult};
+
+use super::{Node, Session, now_secs};
+
+impl Node {
+    pub(super) async fn client_refresh(&self, s: &Session, token: &str) -> Result<RefreshResult, Disconnect> {
+        if token.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let t = match self.verifier.verify_connect(token).await {
+            Ok(t) => t,
+            Err(TokenError::Expired) => return Err(Disconnect::expired()),
+            Err(_) => return Err(Disconnect::invalid_token()),
+        };
+        if t.user != s.user {
+            return Err(Disconnect::invalid_token());
+        }
+        let expire_at = t.expire_at.map(|e| e.min(now_secs() + 365 * 24 * 3600));
+        s.state.lock().expire_at = expire_at;
+        Ok(match expire_at {
+            Some(e) => RefreshResult { expires: true, ttl: (e - now_secs()).max(0) as u32 },
+            None => RefreshResult::default(),
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! A connected client as the rest of the server sees it: identity, what it connected
+//! with (app, transport, token, meta, labels), its outgoing queue and its
+//! subscriptions. Stored in the hub; the transport task owns the socket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::hub::Member;
+use crate::protocol::{ClientInfo, Raw};
+
+use super::queue::Queue;
+
+/// Which transport a session arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    WebSocket,
+    UniHttpStream,
+    UniSse,
+    UniWebSocket,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::UniHttpStream => "uni_http_stream",
+            Transport::UniSse => "uni_sse",
+            Transport::UniWebSocket => "uni_websocket",
+        }
+    }
+
+    /// Unidirectional transports write bare pushes and expect no pong.
+    pub fn unidirectional(self) -> bool {
+        !matches!(self, Transport::WebSocket)
+    }
+}
+
+/// `jti` and `iat` of a token, as the connections API reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub uid: String,
+    pub issued_at: i64,
+}
+
+/// Where a subscription came from (ChannelContext.source in the connections API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubSource {
+    /// A client `subscribe` command.
+    Client = 0,
+    /// The connection token's `channels`/`subs`.
+    Token = 1,
+    /// Server API `subscribe`.
+    Api = 2,
+    /// Channels a unidirectional client asked for in its connect request.
+    ConnectRequest = 3,
+}
+
+/// One subscription of a session.
+#[derive(Debug, Clone)]
+pub struct SubState {
+    pub source: SubSource,
+    pub token: Option<TokenInfo>,
+    /// Unix seconds after which the subscription must be refreshed (client-side only).
+    pub expire_at: Option<i64>,
+    pub presence: bool,
+    pub join_leave: bool,
+    pub chan_info: Option<Raw>,
+}
+
+impl SubState {
+    pub fn server_side(&self) -> bool {
+        self.source != SubSource::Client
+    }
+}
+
+#[derive(Default)]
+pub struct MutableState {
+    pub subs: HashMap<String, SubState>,
+    /// Unix seconds when the connection expires unless refreshed.
+    pub expire_at: Option<i64>,
+}
+
+pub struct Session {
+    pub id: u128,
+    /// The client ID as a UUID string (the wire form).
+    pub client: String,
+    pub user: String,
+    pub transport: Transport,
+    pub app_name: String,
+    pub app_version: String,
+    pub info: Option<Raw>,
+    pub meta: Option<Raw>,
+    pub labels: Vec<(Arc<str>, Arc<str>)>,
+    pub connected_at_ms: i64,
+    /// Session ID of unidirectional connections (ConnectResult.session), else empty.
+    pub session: String,
+    pub token: Option<TokenInfo>,
+    pub queue: Arc<Queue>,
+    pub state: Mutex<MutableState>,
+}
+
+impl Session {
+    /// ClientInfo for presence, join/leave and client publications.
+    pub fn client_info(&self, chan_info: Option<Raw>) -> ClientInfo {
+        ClientInfo { user: self.user.clone(), client: self.client.clone(), conn_info: self.info.clone(), chan_info }
+    }
+
+    pub fn push(&self, msg: Bytes) -> bool {
+        self.queue.push(msg)
+    }
+
+    pub fn is_subscribed(&self, channel: &str) -> bool {
+        self.state.lock().subs.contains_key(channel)
+    }
+
+    pub fn uni(&self) -> bool {
+        self.transport.unidirectional()
+    }
+}
+
+impl Member for Session {
+    fn client_id(&self) -> u128 {
+        self.id
+    }
+    fn user(&self) -> &str {
+        &self.user
+    }
+    fn labels(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.labels
+    }
+}
+
+/// What the channel index keeps per subscriber.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub session: Arc<Session>,
+    /// Wants join/leave pushes for this channel.
+    pub push_join_leave: bool,
+    /// The client's publication tags filter (`tf`): publications whose tags do not
+    /// match are not delivered to this subscriber.
+    pub tags_filter: Option<crate::filter::Program>,
+}

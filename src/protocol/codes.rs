@@ -1,0 +1,202 @@
+//! Centrifugo's code tables: client error codes (replies), unsubscribe codes (pushes)
+//! and disconnect codes (pushes and WebSocket close frames). One table, no I/O.
+
+use serde::Serialize;
+
+/// An error carried in a reply: `{"code":N,"message":"…","temporary":true?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReply {
+    pub code: u32,
+    pub message: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
+}
+
+/// The client error codes of reference §4.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Internal,
+    Unauthorized,
+    UnknownChannel,
+    PermissionDenied,
+    MethodNotFound,
+    AlreadySubscribed,
+    LimitExceeded,
+    BadRequest,
+    NotAvailable,
+    TokenExpired,
+    Expired,
+    TooManyRequests,
+    UnrecoverablePosition,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> u32 {
+        match self {
+            ErrorCode::Internal => 100,
+            ErrorCode::Unauthorized => 101,
+            ErrorCode::UnknownChannel => 102,
+            ErrorCode::PermissionDenied => 103,
+            ErrorCode::MethodNotFound => 104,
+            ErrorCode::AlreadySubscribed => 105,
+            ErrorCode::LimitExceeded => 106,
+            ErrorCode::BadRequest => 107,
+            ErrorCode::NotAvailable => 108,
+            ErrorCode::TokenExpired => 109,
+            ErrorCode::Expired => 110,
+            ErrorCode::TooManyRequests => 111,
+            ErrorCode::UnrecoverablePosition => 112,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::Internal => "internal server error",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::UnknownChannel => "unknown channel",
+            ErrorCode::PermissionDenied => "permission denied",
+            ErrorCode::MethodNotFound => "method not found",
+            ErrorCode::AlreadySubscribed => "already subscribed",
+            ErrorCode::LimitExceeded => "limit exceeded",
+            ErrorCode::BadRequest => "bad request",
+            ErrorCode::NotAvailable => "not available",
+            ErrorCode::TokenExpired => "token expired",
+            ErrorCode::Expired => "expired",
+            ErrorCode::TooManyRequests => "too many requests",
+            ErrorCode::UnrecoverablePosition => "unrecoverable position",
+        }
+    }
+
+    pub fn temporary(self) -> bool {
+        matches!(self, ErrorCode::Internal | ErrorCode::TooManyRequests)
+    }
+
+    /// The wire form with Centrifugo's standard message.
+    pub fn reply(self) -> ErrorReply {
+        ErrorReply { code: self.code(), message: self.message().into(), temporary: self.temporary() }
+    }
+
+    /// The wire form with a more specific message (the code still says what class it is).
+    pub fn reply_with(self, message: impl Into<String>) -> ErrorReply {
+        ErrorReply { code: self.code(), message: message.into(), temporary: self.temporary() }
+    }
+}
+
+/// A disconnect: `{"code":N,"reason":"…"}` in a push, or a WebSocket close frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Disconnect {
+    pub code: u32,
+    pub reason: String,
+}
+
+impl Disconnect {
+    pub fn new(code: u32, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+
+    pub fn shutdown() -> Self {
+        Self::new(3001, "shutdown")
+    }
+    pub fn internal() -> Self {
+        Self::new(3004, "internal server error")
+    }
+    pub fn expired() -> Self {
+        Self::new(3005, "connection expired")
+    }
+    pub fn subscription_expired() -> Self {
+        Self::new(3006, "subscription expired")
+    }
+    pub fn slow() -> Self {
+        Self::new(3008, "slow")
+    }
+    pub fn write_error() -> Self {
+        Self::new(3009, "write error")
+    }
+    pub fn insufficient_state() -> Self {
+        Self::new(3010, "insufficient state")
+    }
+    pub fn force_reconnect() -> Self {
+        Self::new(3011, "force reconnect")
+    }
+    pub fn no_pong() -> Self {
+        Self::new(3012, "no pong")
+    }
+    pub fn too_many_requests() -> Self {
+        Self::new(3013, "too many requests")
+    }
+    pub fn invalid_token() -> Self {
+        Self::new(3500, "invalid token")
+    }
+    pub fn bad_request() -> Self {
+        Self::new(3501, "bad request")
+    }
+    pub fn stale() -> Self {
+        Self::new(3502, "stale")
+    }
+    pub fn force_no_reconnect() -> Self {
+        Self::new(3503, "force disconnect")
+    }
+    pub fn connection_limit() -> Self {
+        Self::new(3504, "connection limit")
+    }
+    pub fn channel_limit() -> Self {
+        Self::new(3505, "channel limit")
+    }
+    pub fn inappropriate_protocol() -> Self {
+        Self::new(3506, "inappropriate protocol")
+    }
+    pub fn permission_denied() -> Self {
+        Self::new(3507, "permission denied")
+    }
+    pub fn not_available() -> Self {
+        Self::new(3508, "not available")
+    }
+    pub fn message_too_big() -> Self {
+        Self::new(1009, "message too big")
+    }
+
+    /// Whether SDKs reconnect after this code (reference §4.3).
+    pub fn reconnect(&self) -> bool {
+        !matches!(self.code, 3500..=3999 | 4500..=4999)
+    }
+
+    /// A close-frame-safe reason: at most 123 bytes, cut on a char boundary.
+    pub fn close_reason(&self) -> &str {
+        let mut end = self.reason.len().min(123);
+        while !self.reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        &self.reason[..end]
+    }
+}
+
+/// Unsubscribe push codes (reference §4.2).
+pub mod unsubscribe {
+    pub const SERVER: (u32, &str) = (2000, "server unsubscribe");
+    pub const INSUFFICIENT_STATE: (u32, &str) = (2500, "insufficient state");
+    pub const EXPIRED: (u32, &str) = (2501, "subscription expired");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_centrifugo() {
+        assert_eq!(ErrorCode::TokenExpired.code(), 109);
+        assert_eq!(ErrorCode::BadRequest.reply().message, "bad request");
+        assert!(ErrorCode::Internal.reply().temporary);
+        assert!(!Disconnect::force_no_reconnect().reconnect());
+        assert!(Disconnect::shutdown().reconnect());
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::NotAvailable.reply()).unwrap(),
+            r#"{"code":108,"message":"not available"}"#
+        );
+    }
+
+    #[test]
+    fn close_reason_is_bounded() {
+        let d = Disconnect::new(4000, "é".repeat(100));
+        assert!(d.close_reason().len() <= 123);
+    }
+}

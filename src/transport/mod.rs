@@ -1,0 +1,42 @@
+//! Real-time transports: bidirectional WebSocket and the unidirectional
+//! `uni_http_stream`, `uni_sse` and `uni_websocket`. Each owns its socket or response
+//! body and drives a [`crate::node::Conn`]; none interprets commands itself.
+
+mod origin;
+mod uni;
+mod uni_http_stream;
+mod uni_sse;
+mod uni_websocket;
+mod websocket;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+
+use crate::node::Node;
+
+/// Routes of every enabled connection endpoint.
+pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
+    let c = &node.config;
+    let mut r = Router::new();
+    if !c.websocket.disabled {
+        r = r.route(&c.websocket.handler_prefix, any(websocket::handler));
+    }
+    if c.uni_http_stream.enabled {
+        let route = post(uni_http_stream::handler)
+            .options(uni_http_stream::preflight)
+            .layer(DefaultBodyLimit::max(c.uni_http_stream.max_request_body_size));
+        r = r.route(c.uni_http_stream_prefix(), route);
+    }
+    if c.uni_sse.enabled {
+        let route =
+            get(uni_sse::handler).post(uni_sse::handler).layer(DefaultBodyLimit::max(c.uni_sse.max_request_body_size));
+        r = r.route(c.uni_sse_prefix(), route);
+    }
+    if c.uni_websocket.enabled {
+        r = r.route(&c.uni_websocket.handler_prefix, any(uni_websocket::handler));
+    }
+    r
+}

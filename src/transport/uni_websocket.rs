@@ -1,0 +1,107 @@
+//! `/connection/uni_websocket`: the ConnectRequest comes in `?cf_connect=` or as the
+//! first text message; then each Push is a text message (joined with `\n` when
+//! `join_push_messages`), and a disconnect is a disconnect push plus a close frame.
+//! Anything else the client sends is read and ignored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::node::{Conn, Node, Transport};
+use crate::protocol::{ConnectRequest, Disconnect};
+
+use super::uni::{decode_connect, disconnect_push};
+use super::websocket::{close, join_lines};
+
+pub async fn handler(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let preset = match query.get("cf_connect") {
+        Some(raw) => match decode_connect(raw.as_bytes()) {
+            Some(r) => Some(r),
+            None => return (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+        },
+        None => None,
+    };
+    let limit = node.config.uni_websocket.message_size_limit;
+    ws.read_buffer_size(1024).max_message_size(limit).on_upgrade(move |s| run(s, node, preset))
+}
+
+async fn first_request(socket: &mut WebSocket) -> Result<ConnectRequest, Disconnect> {
+    match socket.recv().await {
+        Some(Ok(Message::Text(t))) => decode_connect(t.as_bytes()).ok_or_else(Disconnect::bad_request),
+        _ => Err(Disconnect::bad_request()),
+    }
+}
+
+async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectRequest>) {
+    let req = match preset {
+        Some(r) => r,
+        None => match first_request(&mut socket).await {
+            Ok(r) => r,
+            Err(d) => return finish(&mut socket, &node, &d).await,
+        },
+    };
+    let mut conn = Conn::new(node.clone(), Transport::UniWebSocket);
+    if let Err(d) = conn.connect_uni(req).await {
+        return finish(&mut socket, &node, &d).await;
+    }
+    let queue = conn.queue().clone();
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = queue.notified() => {
+                let closed = queue.drain(&mut batch);
+                if !send_all(&mut socket, &node, &mut batch).await {
+                    break;
+                }
+                if let Some(d) = closed {
+                    return finish(&mut socket, &node, &d).await;
+                }
+            }
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = tokio::time::sleep_until(conn.deadline()) => {
+                if let Err(d) = conn.on_deadline() {
+                    queue.close(d, true);
+                }
+            }
+        }
+    }
+}
+
+async fn send_all(socket: &mut WebSocket, node: &Node, batch: &mut Vec<bytes::Bytes>) -> bool {
+    let frames: Vec<String> = if node.config.uni_websocket.join_push_messages && !batch.is_empty() {
+        vec![join_lines(batch)]
+    } else {
+        batch.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    };
+    batch.clear();
+    for f in frames {
+        if socket.send(Message::Text(f.into())).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+async fn finish(socket: &mut WebSocket, node: &Node, d: &Disconnect) {
+    if !node.config.uni_websocket.disable_disconnect_push {
+        let push = String::from_utf8_lossy(&disconnect_push(d)).into_owned();
+        let _ = socket.send(Message::Text(push.into())).await;
+    }
+    let _ = close(socket, d).await;
+}

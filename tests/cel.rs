@@ -1,0 +1,607 @@
+//! CEL for the connections API (`rotor::filter::cel`): which expressions are translated
+//! to the filter IR, translation against the interpreter (tables and a proptest
+//! differential over the label subset), the interpreter over every variable, and the
+//! caps and hostile input.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use rotor::filter::cel::{CelConn, CelLimits, CelPlan, plan, plan_interpreted};
+use rotor::filter::{NoSymbols, compile_expr};
+
+type Labels = HashMap<String, String>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn sorted(map: &Labels) -> Vec<(Arc<str>, Arc<str>)> {
+    let mut v: Vec<(Arc<str>, Arc<str>)> =
+        map.iter().map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str()))).collect();
+    v.sort();
+    v
+}
+
+/// A connection of `user` with `labels` and fixed other fields.
+fn conn<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)]) -> CelConn<'a> {
+    CelConn {
+        user,
+        client: "c-1",
+        app_name: "app",
+        app_version: "1.2.3",
+        transport: "websocket",
+        protocol: "json",
+        meta_json: None,
+        labels,
+        channels: &[],
+        connected_at: 0,
+    }
+}
+
+/// The interpreter's verdict on `src` for a connection of `user` with `map`.
+fn interpreted(src: &str, user: &str, map: &Labels) -> bool {
+    let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let l = sorted(map);
+    p.matches(&conn(user, &l))
+}
+
+/// The translated plan's verdict, or None when `src` is interpreted.
+fn translated(src: &str, user: &str, map: &Labels) -> Option<bool> {
+    match plan(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}")) {
+        CelPlan::Interpreted(_) => None,
+        CelPlan::Translated { user: u, labels } => {
+            let user_ok = u.as_deref().is_none_or(|u| u == user);
+            let labels_ok =
+                labels.is_none_or(|e| compile_expr(&e, "expression", &NoSymbols).expect("compiles").matches_map(map));
+            Some(user_ok && labels_ok)
+        }
+    }
+}
+
+fn samples() -> Vec<Labels> {
+    vec![
+        labels(&[]),
+        labels(&[("region", "eu")]),
+        labels(&[("region", "us")]),
+        labels(&[("region", "")]),
+        labels(&[("region", "eu"), ("tier", "pro")]),
+        labels(&[("region", "eu-west"), ("tier", "enterprise")]),
+        labels(&[("tier", "free")]),
+        labels(&[("a", "x"), ("b", "y"), ("c", "")]),
+        labels(&[("region", "us-east"), ("tier", ""), ("x-y", "1")]),
+    ]
+}
+
+#[test]
+fn the_label_subset_is_translated_and_agrees_with_the_interpreter() {
+    let cases = [
+        "labels.region == \"eu\"",
+        "\"eu\" == labels.region",
+        "labels[\"region\"] == \"eu\"",
+        "labels.region != \"eu\"",
+        "labels.region == \"\"",
+        "labels.region != \"\"",
+        "labels.tier in [\"pro\", \"enterprise\"]",
+        "labels.tier in [\"pro\", \"pro\"]",
+        "labels.tier in [\"\"]",
+        "labels.tier in []",
+        "!(labels.tier in [\"pro\", \"\"])",
+        "has(labels.region)",
+        "!has(labels.region)",
+        "\"region\" in labels",
+        "!(\"x-y\" in labels)",
+        "labels[\"x-y\"] == \"1\"",
+        "labels.region.startsWith(\"eu\")",
+        "labels.region.endsWith(\"east\")",
+        "labels.region.contains(\"-\")",
+        "labels.region.startsWith(\"\")",
+        "!labels.region.startsWith(\"eu\")",
+        "!labels.region.contains(\"\")",
+        "labels.region == \"eu\" && labels.tier in [\"pro\", \"enterprise\"]",
+        "labels.region == \"eu\" || labels.tier == \"free\"",
+        "!(labels.region == \"eu\" || labels.tier == \"free\")",
+        "!(labels.region == \"eu\" && labels.tier == \"pro\")",
+        "labels.missing == \"x\" || true",
+        "true || labels.missing == \"x\"",
+        "labels.missing == \"x\" && false",
+        "!(false && labels.missing == \"x\")",
+        "!(labels.missing == \"x\" || !true)",
+        "true",
+        "false",
+        "!false",
+        "(((labels.region == \"eu\")))",
+        "labels.a == 'x' && (labels.b != 'y' || has(labels.c)) && !(labels.c in ['', 'z'])",
+        "labels.region == r\"eu\"",
+        "labels.region == \"\"\"eu\"\"\"",
+        "labels.region == \"e\\u0075\"",
+        "user == \"u1\"",
+        "\"u1\" == user",
+        "user == \"u1\" && labels.region == \"eu\"",
+        "labels.region == \"eu\" && user == \"u1\" && labels.tier == \"pro\"",
+        "user == \"u1\" && user == \"u1\"",
+        "user == \"u1\" && user == \"u2\"",
+        "user == \"u1\" && true",
+    ];
+    for src in cases {
+        for map in samples() {
+            for user in ["u1", "u2"] {
+                let t = translated(src, user, &map).unwrap_or_else(|| panic!("{src} was not translated"));
+                assert_eq!(t, interpreted(src, user, &map), "{src} on {map:?} as {user}");
+            }
+        }
+    }
+}
+
+#[test]
+fn anything_else_is_interpreted_and_still_correct() {
+    let cases = [
+        "user == \"u1\" || labels.region == \"eu\"",
+        "!(user == \"u1\")",
+        "user != \"u1\"",
+        "user.startsWith(\"u\")",
+        "labels.region == labels.tier",
+        "labels.region == 1",
+        "labels.region == b\"eu\"",
+        "labels.region in [\"eu\", 1]",
+        "labels.region < \"f\"",
+        "size(labels) == 2",
+        "labels.region.matches(\"^e\")",
+        "labels.exists(k, k == \"region\")",
+        "labels.region == \"eu\" ? true : false",
+        "client == \"c-1\"",
+        "\"eu\" == \"eu\"",
+        "labels == {\"region\": \"eu\"}",
+        "labels.?region.orValue(\"\") == \"eu\"",
+        "(user == \"u1\" && labels.region == \"eu\") || false",
+    ];
+    for src in cases {
+        for map in samples() {
+            for user in ["u1", "u2"] {
+                assert_eq!(translated(src, user, &map), None, "{src} should be interpreted");
+                let _ = interpreted(src, user, &map);
+            }
+        }
+    }
+    // Spot checks of the interpreter on the label forms it shares with the translation.
+    let eu = labels(&[("region", "eu"), ("tier", "pro")]);
+    assert!(interpreted("user == \"u1\" || labels.region == \"eu\"", "u2", &eu));
+    assert!(!interpreted("user == \"u1\" || labels.region == \"us\"", "u2", &eu));
+    assert!(interpreted("size(labels) == 2", "u", &eu));
+    assert!(interpreted("labels.exists(k, k == \"tier\")", "u", &eu));
+    assert!(!interpreted("labels.region == 1", "u", &eu));
+}
+
+/// The `&&`/`||` rows of the translation rest on cel absorbing errors on either side.
+#[test]
+fn logical_operators_absorb_errors_on_either_side() {
+    let m = labels(&[]);
+    let err = "labels.missing == \"x\"";
+    for (src, want) in [
+        (format!("!(({err}) && false)"), true),
+        (format!("!(false && ({err}))"), true),
+        (format!("({err}) || true"), true),
+        (format!("true || ({err})"), true),
+        (format!("!(true && ({err}))"), false),
+        (format!("!(({err}) && true)"), false),
+        (format!("({err}) || false"), false),
+        (format!("false || ({err})"), false),
+        (format!("!(({err}) || false)"), false),
+        (format!("!(({err}) && ({err}))"), false),
+    ] {
+        assert_eq!(interpreted(&src, "u", &m), want, "{src}");
+        assert_eq!(translated(&src, "u", &m), Some(want), "{src}");
+    }
+}
+
+#[test]
+fn the_user_conjunct_is_split_out() {
+    let l = CelLimits::default();
+    let user_of = |src: &str| match plan(src, &l).unwrap() {
+        CelPlan::Translated { user, labels } => (user, labels.is_some()),
+        CelPlan::Interpreted(_) => panic!("{src} was interpreted"),
+    };
+    assert_eq!(user_of("user == \"42\""), (Some("42".into()), false));
+    assert_eq!(user_of("\"42\" == user && true"), (Some("42".into()), false));
+    assert_eq!(user_of("user == \"42\" && labels.a == \"x\""), (Some("42".into()), true));
+    assert_eq!(user_of("labels.a == \"x\""), (None, true));
+    assert_eq!(user_of("true"), (None, true));
+    assert_eq!(user_of("user == \"42\" && !false"), (Some("42".into()), false));
+    match plan("user == \"1\" && user == \"2\"", &l).unwrap() {
+        CelPlan::Translated { user: Some(_), labels: Some(rotor::filter::Expr::Const(false)) } => {}
+        other => panic!("conflicting users: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- differential proptest
+
+const KEYS: &[&str] = &["a", "b", "c"];
+const VALUES: &[&str] = &["", "x", "y", "xy"];
+
+fn key() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(KEYS)
+}
+
+fn value() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(VALUES)
+}
+
+fn key_ref() -> impl Strategy<Value = String> {
+    (key(), any::<bool>())
+        .prop_map(|(k, bracket)| if bracket { format!("labels[\"{k}\"]") } else { format!("labels.{k}") })
+}
+
+fn leaf() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (key_ref(), value(), any::<bool>()).prop_map(|(r, v, flip)| if flip {
+            format!("\"{v}\" == {r}")
+        } else {
+            format!("{r} == \"{v}\"")
+        }),
+        (key_ref(), value()).prop_map(|(r, v)| format!("{r} != \"{v}\"")),
+        (key_ref(), prop::collection::vec(value(), 0..4)).prop_map(|(r, vs)| {
+            let items: Vec<String> = vs.iter().map(|v| format!("\"{v}\"")).collect();
+            format!("{r} in [{}]", items.join(", "))
+        }),
+        key().prop_map(|k| format!("has(labels.{k})")),
+        key().prop_map(|k| format!("\"{k}\" in labels")),
+        (key_ref(), prop::sample::select(&["startsWith", "endsWith", "contains"][..]), value())
+            .prop_map(|(r, f, v)| format!("{r}.{f}(\"{v}\")")),
+        any::<bool>().prop_map(|b| b.to_string()),
+    ]
+}
+
+fn expr() -> impl Strategy<Value = String> {
+    leaf().prop_recursive(5, 40, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|e| format!("!({e})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) && ({b})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("({a}) || ({b})")),
+        ]
+    })
+}
+
+fn label_map() -> impl Strategy<Value = Labels> {
+    prop::collection::vec(prop::option::of(value()), KEYS.len())
+        .prop_map(|vs| KEYS.iter().zip(vs).filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string()))).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn translation_equals_interpretation(src in expr(), maps in prop::collection::vec(label_map(), 8)) {
+        let limits = CelLimits::default();
+        let CelPlan::Translated { user: None, labels } = plan(&src, &limits).unwrap() else {
+            panic!("{src} was not translated without a user");
+        };
+        let vm = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).unwrap());
+        let interp = plan_interpreted(&src, &limits).unwrap();
+        for map in &maps {
+            let l = sorted(map);
+            let want = interp.matches(&conn("u", &l));
+            let got = vm.as_ref().is_none_or(|p| p.matches_map(map));
+            prop_assert_eq!(got, want, "{} on {:?}", src, map);
+        }
+    }
+
+    #[test]
+    fn the_user_split_equals_interpretation(
+        a in expr(),
+        b in expr(),
+        users in prop::collection::vec(prop::sample::select(&["u1", "u2"][..]), 1..3),
+        shape in 0..3usize,
+        conn_user in prop::sample::select(&["u1", "u2", "u3"][..]),
+        maps in prop::collection::vec(label_map(), 6),
+    ) {
+        let user_terms: Vec<String> = users.iter().enumerate()
+            .map(|(i, u)| if i % 2 == 0 { format!("user == \"{u}\"") } else { format!("\"{u}\" == user") })
+            .collect();
+        let src = match shape {
+            0 => format!("{} && ({a})", user_terms.join(" && ")),
+            1 => format!("({a}) && {} && ({b})", user_terms.join(" && ")),
+            _ => format!("({a}) && ({b}) && {}", user_terms.join(" && ")),
+        };
+        let limits = CelLimits::default();
+        let CelPlan::Translated { user: Some(user), labels } = plan(&src, &limits).unwrap() else {
+            panic!("{src} was not translated with a user");
+        };
+        prop_assert_eq!(&user, users[0]);
+        let vm = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).unwrap());
+        let interp = plan_interpreted(&src, &limits).unwrap();
+        for map in &maps {
+            let l = sorted(map);
+            let want = interp.matches(&conn(conn_user, &l));
+            let got = user == conn_user && vm.as_ref().is_none_or(|p| p.matches_map(map));
+            prop_assert_eq!(got, want, "{} on {:?} as {}", src, map, conn_user);
+        }
+    }
+
+    /// Nothing a client can send makes planning or evaluation panic.
+    #[test]
+    fn hostile_input_never_panics(
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+        text in "[()\\[\\]{}!\"'a-z0-9._&|=<>+*/%?:, \\\\-]{0,300}",
+    ) {
+        let l = sorted(&labels(&[("a", "x")]));
+        for src in [String::from_utf8_lossy(&bytes).into_owned(), text] {
+            if let Ok(p) = plan_interpreted(&src, &CelLimits::default()) {
+                let _ = p.matches(&conn("u", &l));
+            }
+            let _ = plan(&src, &CelLimits::default());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- interpreter
+
+fn full_conn_check(src: &str) -> bool {
+    let l = sorted(&labels(&[("region", "eu"), ("tier", "pro")]));
+    let channels = vec!["news".to_string(), "chat:lobby".to_string()];
+    let conn = CelConn {
+        user: "42",
+        client: "c-9",
+        app_name: "web",
+        app_version: "2.1.0",
+        transport: "websocket",
+        protocol: "protobuf",
+        meta_json: Some(
+            r#"{"plan":"pro","age":30,"score":1.5,"big":18446744073709551615,"tags":["a","b"],
+                "geo":{"country":"DE","city":{"name":"Berlin"}},"none":null,"ok":true}"#,
+        ),
+        labels: &l,
+        channels: &channels,
+        connected_at: 1_700_000_000_000,
+    };
+    let p = match plan(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}")) {
+        CelPlan::Interpreted(p) => p,
+        CelPlan::Translated { .. } => plan_interpreted(src, &CelLimits::default()).unwrap(),
+    };
+    p.matches(&conn)
+}
+
+#[test]
+fn every_variable_reaches_the_interpreter() {
+    for src in [
+        "user == \"42\" && client == \"c-9\"",
+        "app_name == \"web\" && app_version.startsWith(\"2.\")",
+        "transport == \"websocket\" && protocol == \"protobuf\"",
+        "meta.plan == \"pro\"",
+        "meta.age == 30 && meta.age > 18 && meta.score > 1.0 && meta.score < 2.0",
+        "meta.big > 1.0e19",
+        "meta.tags.exists(t, t == \"b\") && size(meta.tags) == 2 && \"a\" in meta.tags",
+        "meta.geo.country == \"DE\" && meta.geo.city.name == \"Berlin\"",
+        "has(meta.geo.city) && !has(meta.geo.zip)",
+        "meta.none == null && meta.ok",
+        "labels.region == \"eu\" && user.size() == 2",
+        "\"news\" in channels && !(\"other\" in channels)",
+        "channels.exists(c, c.startsWith(\"chat:\"))",
+        "size(channels) == 2",
+        "connected_at > 1600000000000 && connected_at <= 1700000000000",
+        "connected_at == 1700000000000",
+        "user.matches(\"^[0-9]+$\")",
+        "labels.tier in [\"pro\", \"enterprise\"] && meta.plan == labels.tier",
+        "type(meta.age) == int && type(meta.score) == double",
+        "[1, 2, 3].map(x, x * 2).exists(y, y == 6)",
+        "timestamp(\"2023-01-01T00:00:00Z\") < timestamp(\"2024-01-01T00:00:00Z\")",
+    ] {
+        assert!(full_conn_check(src), "{src} should match");
+    }
+    for src in [
+        "user == \"43\"",
+        "meta.plan == \"free\"",
+        "\"sport\" in channels",
+        "connected_at < 1600000000000",
+        "meta.geo.country == \"FR\"",
+    ] {
+        assert!(!full_conn_check(src), "{src} should not match");
+    }
+}
+
+#[test]
+fn a_program_reports_the_variables_it_uses() {
+    let p = plan_interpreted("\"news\" in channels && user != \"1\"", &CelLimits::default()).unwrap();
+    assert!(p.uses("channels") && p.uses("user"));
+    assert!(!p.uses("meta") && !p.uses("labels") && !p.uses("nonsense"));
+}
+
+#[test]
+fn runtime_errors_and_non_bool_results_are_false() {
+    for src in [
+        "labels.missing == \"x\"",
+        "meta.missing == \"x\"",
+        "meta.geo.missing.deeper == 1",
+        "1 / (connected_at - connected_at) == 1",
+        "meta.age + 9223372036854775807 > 0",
+        "user > 1",
+        "user",
+        "meta",
+        "labels",
+        "connected_at",
+        "channels[5] == \"x\"",
+        "int(user) + meta.age",
+        "null",
+        "!user",
+        "labels.region && true",
+    ] {
+        assert!(!full_conn_check(src), "{src} should be false");
+    }
+}
+
+#[test]
+fn meta_defaults_and_odd_json() {
+    let l = sorted(&labels(&[]));
+    let check = |meta: Option<&str>, src: &str| {
+        let mut c = conn("u", &l);
+        c.meta_json = meta;
+        plan_interpreted(src, &CelLimits::default()).unwrap().matches(&c)
+    };
+    assert!(check(None, "size(meta) == 0"));
+    assert!(check(Some("{}"), "meta == {}"));
+    assert!(check(Some("[1, 2]"), "meta[1] == 2"));
+    assert!(check(Some("\"s\""), "meta == \"s\""));
+    assert!(check(Some("not json"), "size(meta) == 0"));
+    assert!(check(Some(r#"{"a":{"b":[{"c":1.0}]}}"#), "meta.a.b[0].c == 1.0"));
+}
+
+// ---------------------------------------------------------------- errors and caps
+
+fn error(src: &str) -> String {
+    match plan(src, &CelLimits::default()) {
+        Ok(p) => panic!("{src} was accepted: {p:?}"),
+        Err(e) => {
+            assert!(plan_interpreted(src, &CelLimits::default()).is_err());
+            e.to_string()
+        }
+    }
+}
+
+#[test]
+fn syntax_errors_carry_the_parser_message() {
+    let m = error("labels.region == ");
+    assert!(m.contains("ERROR: <input>:1:"), "{m}");
+    let m = error("labels.region == \"eu");
+    assert!(m.contains("ERROR"), "{m}");
+    assert!(error("").contains("empty"));
+    assert!(error("   ").contains("empty"));
+    assert!(error("user ==== 1").contains("ERROR"));
+}
+
+#[test]
+fn unknown_identifiers_are_rejected() {
+    assert_eq!(error("lables.region == \"eu\""), "undeclared reference to 'lables'");
+    assert_eq!(error("usr == \"1\""), "undeclared reference to 'usr'");
+    // comprehension variables and type names are fine
+    assert!(plan("channels.all(c, c != \"\") && type(user) == string", &CelLimits::default()).is_ok());
+    assert!(plan("[1].map(x, [2].map(y, x + y)).size() == 1", &CelLimits::default()).is_ok());
+}
+
+#[test]
+fn limits_are_enforced() {
+    let l = CelLimits::default();
+    assert_eq!((l.max_len, l.max_depth, l.max_nodes), (4096, 32, 512));
+
+    let long = format!("user == \"{}\"", "x".repeat(5000));
+    assert_eq!(error(&long), "expression is longer than 4096 bytes");
+
+    let parens = format!("{}true{}", "(".repeat(100), ")".repeat(100));
+    assert_eq!(error(&parens), "expression is nested deeper than 32 levels");
+    let nots = format!("{}true", "!".repeat(100));
+    assert_eq!(error(&nots), "expression is nested deeper than 32 levels");
+    let lists = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    assert_eq!(error(&lists), "expression is nested deeper than 32 levels");
+    // An operator chain is deep in the tree though flat in the source.
+    let chain = format!("connected_at {} > 0", "+ 1 ".repeat(60));
+    assert_eq!(error(&chain), "expression is nested deeper than 32 levels");
+    // A long && chain is balanced by the parser, so it is wide, not deep.
+    let wide: Vec<String> = (0..100).map(|i| format!("labels.k{i} == \"v\"")).collect();
+    assert!(plan(&wide.join(" && "), &l).is_ok());
+
+    let many: Vec<String> = (0..180).map(|i| format!("has(labels.k{i})")).collect();
+    assert_eq!(error(&many.join(" || ")), "expression has more than 512 nodes");
+
+    let tight = CelLimits { max_len: 20, max_depth: 3, max_nodes: 5 };
+    assert!(plan("labels.a == \"x\"", &tight).is_ok());
+    assert_eq!(plan("labels.a == \"x\" && true", &tight).unwrap_err().message, "expression is longer than 20 bytes");
+    assert_eq!(plan("((((true))))", &tight).unwrap_err().message, "expression is nested deeper than 3 levels");
+    assert_eq!(plan("[1,2,3,4,5]==[]", &tight).unwrap_err().message, "expression has more than 5 nodes");
+}
+
+#[test]
+fn cost_rules_are_enforced() {
+    assert!(error("channels.all(a, channels.all(b, channels.all(c, a != c)))").contains("macros"));
+    assert!(plan("channels.all(a, channels.all(b, a != b || a == b))", &CelLimits::default()).is_ok());
+    assert!(error("user.matches(client)").contains("string literal"));
+    assert!(error("user.matches(\"(\")").contains("pattern"));
+    assert!(error("matches(user, \"a{1000}{1000}\")").contains("pattern"));
+    assert!(plan("matches(user, \"^4\")", &CelLimits::default()).is_ok());
+}
+
+/// Worst shapes at the default length cap parse (and are rejected) on a 2 MiB stack,
+/// the size of test and tokio worker threads.
+#[test]
+fn long_flat_input_is_safe_on_a_small_stack() {
+    let shapes = [
+        format!("connected_at{}", " + 1".repeat(1000)),
+        format!("user{}", ".a".repeat(2000)),
+        format!("user{}", "[0]".repeat(1300)),
+        format!("user{}", ".f()".repeat(1000)),
+        format!("true{}", " && true".repeat(450)),
+        format!("true{}", " ? true : true".repeat(290)),
+        format!("1{}", " < 1".repeat(1000)),
+        format!("[{}]", "1,".repeat(2000)),
+        format!("{{{}}}", "1:1,".repeat(1000)),
+        "-".repeat(4000) + "1",
+        "!".repeat(4000) + "true",
+        "(".repeat(4000),
+        "\"".repeat(4000),
+        format!("{}1", "-(".repeat(2000)),
+    ];
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            for src in &shapes {
+                assert!(src.len() <= 4096, "{}", src.len());
+                assert!(plan(src, &CelLimits::default()).is_err(), "{src}");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// Prints the interpreter's cost per evaluation (`cargo test --release --test cel -- --ignored`).
+#[test]
+#[ignore]
+fn evaluation_cost() {
+    let l = sorted(&labels(&[("region", "eu"), ("tier", "pro"), ("zone", "a")]));
+    let channels = vec!["news".to_string(), "chat".to_string()];
+    let mut c = conn("42", &l);
+    c.channels = &channels;
+    c.meta_json = Some(r#"{"plan":"pro","geo":{"country":"DE"}}"#);
+    for src in [
+        "true",
+        "user == \"42\"",
+        "labels.region == \"eu\"",
+        "labels.region == \"eu\" && labels.tier in [\"pro\", \"enterprise\"]",
+        "user == \"42\" && labels.region == \"eu\" && \"news\" in channels",
+        "meta.plan == \"pro\" && meta.geo.country == \"DE\"",
+    ] {
+        let p = plan_interpreted(src, &CelLimits::default()).unwrap();
+        let n = 200_000;
+        let start = std::time::Instant::now();
+        let mut hits = 0;
+        for _ in 0..n {
+            hits += usize::from(p.matches(std::hint::black_box(&c)));
+        }
+        let ns = start.elapsed().as_nanos() / n as u128;
+        println!("{ns:>6} ns/eval  {src}  ({hits} hits)");
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(plan(src, &CelLimits::default()).unwrap());
+        }
+        println!("{:>6} us/plan", start.elapsed().as_micros() / 20);
+    }
+}
+
+#[test]
+fn a_program_is_shared_across_threads() {
+    let p =
+        Arc::new(plan_interpreted("labels.region == \"eu\" && \"news\" in channels", &CelLimits::default()).unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                let region = if i % 2 == 0 { "eu" } else { "us" };
+                let l = sorted(&labels(&[("region", region)]));
+                let channels = vec!["news".to_string()];
+                let mut c = conn("u", &l);
+                c.channels = &channels;
+                (0..100).all(|_| p.matches(&c) == (i % 2 == 0))
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap());
+    }
+}

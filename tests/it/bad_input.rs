@@ -1,0 +1,102 @@
+//! Hostile and malformed client input: each case gets its documented code and the
+//! server keeps serving everyone else.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+/// After each bad client, a well-behaved client must still connect and get a publication.
+async fn still_serving(s: &Server) {
+    let (mut ws, _) = Ws::connect(s, &token("ok", json!({}))).await;
+    ws.call("subscribe", json!({"channel": "alive"})).await;
+    s.publish("alive", json!({"ok": true})).await;
+    ws.push_where(|p| p["channel"] == "alive").await;
+}
+
+async fn closes_with(s: &Server, frames: &[&str], code: u16) {
+    let mut ws = Ws::open(&s.ws_url()).await;
+    for f in frames {
+        ws.send_text(f).await;
+    }
+    match ws.closed().await {
+        Closed::Code(c, _) => assert_eq!(c, code, "frames {frames:?}"),
+        other => panic!("expected close {code} for {frames:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_frames_are_3501() {
+    let s = Server::start(json!({})).await;
+    let connect = json!({"id": 1, "connect": {"token": token("1", json!({}))}}).to_string();
+    for bad in ["{not json", "[1,2,3]", "\"str\"", "", "\n\n", "{\"id\":-5,\"connect\":{}}", "\u{0}\u{1}"] {
+        closes_with(&s, &[bad], 3501).await;
+    }
+    closes_with(&s, &[&connect, "{\"id\":2,\"no_such_command\":{}}"], 3501).await;
+    closes_with(&s, &["{\"id\":1,\"subscribe\":{\"channel\":\"x\"}}"], 3501).await;
+    closes_with(&s, &[&connect, &connect], 3501).await;
+    closes_with(&s, &[&connect, "{}"], 3501).await;
+    closes_with(&s, &["{\"id\":1,\"connect\":{\"token\":5}}"], 3501).await;
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn oversized_frame_is_1009() {
+    let s = Server::start(json!({"websocket": {"message_size_limit": 1024}})).await;
+    let big = format!("{{\"id\":1,\"connect\":{{\"token\":\"{}\"}}}}", "a".repeat(5000));
+    closes_with(&s, &[&big], 1009).await;
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn bad_tokens() {
+    let s = Server::start(json!({})).await;
+    let connect = |t: &str| json!({"id": 1, "connect": {"token": t}}).to_string();
+    // Garbage, wrong signature, alg none: invalid token, no reconnect.
+    closes_with(&s, &[&connect("garbage")], 3500).await;
+    let wrong_key = rotor::auth::sign_hs256(&json!({"sub": "1"}), "another-secret");
+    closes_with(&s, &[&connect(&wrong_key)], 3500).await;
+    let none = alg_none_token();
+    closes_with(&s, &[&connect(&none)], 3500).await;
+    // No token and anonymous not allowed: bad request.
+    closes_with(&s, &["{\"id\":1,\"connect\":{}}"], 3501).await;
+    // Expired: an error reply 109 (the SDK fetches a new token), not a disconnect.
+    let mut ws = Ws::open(&s.ws_url()).await;
+    let expired = token("1", json!({"exp": now_secs() - 5}));
+    let r = ws.call("connect", json!({"token": expired})).await;
+    assert_eq!(r["error"], json!({"code": 109, "message": "token expired"}));
+    // After a failed connect the next command ends the connection.
+    ws.send_text("{\"id\":2,\"subscribe\":{\"channel\":\"x\"}}").await;
+    assert_eq!(ws.closed().await, Closed::Code(3501, "bad request".into()));
+    still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn labels_over_bounds_are_rejected() {
+    let s = Server::start(json!({"client": {"labels": {"max_count": 2}}})).await;
+    let many = token("1", json!({"labels": {"a": "1", "b": "2", "c": "3"}}));
+    let mut ws = Ws::open(&s.ws_url()).await;
+    ws.send_text(&json!({"id": 1, "connect": {"token": many}}).to_string()).await;
+    match ws.closed().await {
+        Closed::Code(3500, reason) => assert!(reason.contains("label"), "reason should name the labels: {reason}"),
+        other => panic!("expected 3500, got {other:?}"),
+    }
+    let (_ok, _) = Ws::connect(&s, &token("1", json!({"labels": {"a": "1", "b": "2"}}))).await;
+}
+
+fn alg_none_token() -> String {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = e.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = e.encode(json!({"sub": "1", "exp": now_secs() + 60}).to_string());
+    format!("{header}.{claims}.")
+}
+
+#[tokio::test]
+async fn binary_and_unknown_namespace_in_uni_subs() {
+    let s = Server::start(json!({})).await;
+    let mut uni = UniStream::open(&s, json!({"token": token("1", json!({})), "subs": {"nope:x": {}}})).await;
+    let first = uni.next().await.unwrap();
+    assert_eq!(first["disconnect"]["code"], 3501, "{first}");
+    assert!(uni.next().await.is_none());
+    still_serving(&s).await;
+}

@@ -1,0 +1,241 @@
+//! The connections API over real HTTP with real WebSocket and uni_http_stream clients
+//! carrying `labels` and `meta` in their tokens: label filters, CEL expressions (both
+//! translated and interpreted), their AND with `user`, paging with `limit`/`cursor`,
+//! validation errors, and targeted ops by labels (`all_users`).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// A small fleet: (user, region, tier, transport). Returns the server, the live
+/// WebSocket clients (kept open) and a map client id → (user, region, tier).
+struct Fleet {
+    server: Server,
+    ws: Vec<Ws>,
+    uni: Vec<UniStream>,
+    /// (client id, user, region, tier)
+    clients: Vec<(String, String, String, String)>,
+}
+
+const MEMBERS: [(&str, &str, &str, bool); 8] = [
+    ("1", "eu", "pro", false),
+    ("1", "us", "free", false),
+    ("2", "eu", "free", false),
+    ("2", "eu", "enterprise", true),
+    ("3", "us", "pro", false),
+    ("3", "asia", "pro", true),
+    ("4", "eu", "pro", false),
+    ("5", "us", "enterprise", false),
+];
+
+async fn fleet() -> Fleet {
+    let server = Server::start(json!({})).await;
+    let mut f = Fleet { server, ws: Vec::new(), uni: Vec::new(), clients: Vec::new() };
+    for (i, (user, region, tier, uni)) in MEMBERS.iter().enumerate() {
+        let plan = if i % 2 == 0 { "gold" } else { "basic" };
+        let t = token(user, json!({"labels": {"region": region, "tier": tier}, "meta": {"plan": plan, "n": i}}));
+        let client = if *uni {
+            let mut u = UniStream::open(&f.server, json!({"token": t, "name": "uni-app"})).await;
+            let c = u.next().await.unwrap()["connect"]["client"].as_str().unwrap().to_string();
+            f.uni.push(u);
+            c
+        } else {
+            let (mut ws, r) = Ws::connect(&f.server, &t).await;
+            if i == 0 {
+                ws.call("subscribe", json!({"channel": "news"})).await;
+            }
+            f.ws.push(ws);
+            r["client"].as_str().unwrap().to_string()
+        };
+        f.clients.push((client, user.to_string(), region.to_string(), tier.to_string()));
+    }
+    f
+}
+
+impl Fleet {
+    fn expect(&self, pred: impl Fn(&str, &str, &str) -> bool) -> BTreeSet<String> {
+        self.clients.iter().filter(|(_, u, r, t)| pred(u, r, t)).map(|(c, ..)| c.clone()).collect()
+    }
+
+    async fn list(&self, body: Value) -> BTreeSet<String> {
+        let (status, r) = self.server.api("connections", body.clone()).await;
+        assert_eq!(status, 200);
+        let conns = r["result"]["connections"].as_object().unwrap_or_else(|| panic!("{body} -> {r}"));
+        conns.keys().cloned().collect()
+    }
+
+    async fn error(&self, method: &str, body: Value) -> (i64, String) {
+        let (_, r) = self.server.api(method, body.clone()).await;
+        let e = &r["error"];
+        assert!(e.is_object(), "{method} {body} should fail, got {r}");
+        (e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_string())
+    }
+}
+
+fn eq(key: &str, val: &str) -> Value {
+    json!({"key": key, "cmp": "eq", "val": val})
+}
+
+#[tokio::test]
+async fn label_filter_and_user_select_exactly() {
+    let f = fleet().await;
+    assert_eq!(f.list(json!({"label_filter": eq("region", "eu")})).await, f.expect(|_, r, _| r == "eu"));
+    let pro_or_ent = json!({"op": "and", "nodes": [eq("region", "eu"), {"key": "tier", "cmp": "in", "vals": ["pro", "enterprise"]}]});
+    assert_eq!(
+        f.list(json!({"label_filter": pro_or_ent})).await,
+        f.expect(|_, r, t| r == "eu" && (t == "pro" || t == "enterprise"))
+    );
+    let not_us = json!({"op": "not", "nodes": [eq("region", "us")]});
+    assert_eq!(f.list(json!({"label_filter": not_us})).await, f.expect(|_, r, _| r != "us"));
+    // neq matches a missing key: nobody has `beta`, so everyone matches.
+    assert_eq!(f.list(json!({"label_filter": {"key": "beta", "cmp": "neq", "val": "1"}})).await.len(), MEMBERS.len());
+    assert!(f.list(json!({"label_filter": eq("beta", "1")})).await.is_empty());
+    // AND with user, with and without cel's empty expression (cent sends it).
+    assert_eq!(
+        f.list(json!({"user": "2", "expression": "", "label_filter": eq("tier", "free")})).await,
+        f.expect(|u, _, t| u == "2" && t == "free")
+    );
+    // The shape is the by-user shape.
+    let (_, r) = f.server.api("connections", json!({"label_filter": eq("tier", "enterprise")})).await;
+    for info in r["result"]["connections"].as_object().unwrap().values() {
+        assert_eq!(info["labels"]["tier"], "enterprise");
+        assert!(info["transport"].is_string() && info["protocol"] == "json");
+        assert!(info["state"]["meta"]["plan"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn cel_expressions_translated_and_interpreted() {
+    let f = fleet().await;
+    let cases: Vec<(&str, BTreeSet<String>)> = vec![
+        (r#"labels.region == "eu""#, f.expect(|_, r, _| r == "eu")),
+        (
+            r#"labels.region == "eu" && labels.tier in ["pro", "enterprise"]"#,
+            f.expect(|_, r, t| r == "eu" && t != "free"),
+        ),
+        (r#"!(labels.region == "us") || labels.tier == "pro""#, f.expect(|_, r, t| r != "us" || t == "pro")),
+        (r#"has(labels.tier) && labels.tier.startsWith("ent")"#, f.expect(|_, _, t| t == "enterprise")),
+        (r#"user == "3" && labels.tier == "pro""#, f.expect(|u, _, t| u == "3" && t == "pro")),
+        (r#"user == "1""#, f.expect(|u, _, _| u == "1")),
+        // Outside the label subset: the interpreter.
+        (r#"meta.plan == "gold" && labels.region == "eu""#, {
+            let gold: BTreeSet<String> = f.clients.iter().step_by(2).map(|c| c.0.clone()).collect();
+            gold.intersection(&f.expect(|_, r, _| r == "eu")).cloned().collect()
+        }),
+        (r#"transport == "uni_http_stream""#, {
+            MEMBERS.iter().zip(&f.clients).filter(|(m, _)| m.3).map(|(_, c)| c.0.clone()).collect()
+        }),
+        (r#""news" in channels"#, BTreeSet::from([f.clients[0].0.clone()])),
+        (r#"connected_at > 0 && user in ["4", "5"]"#, f.expect(|u, _, _| u == "4" || u == "5")),
+        (r#"labels.nokey == "x""#, BTreeSet::new()),
+    ];
+    for (expr, want) in cases {
+        assert_eq!(f.list(json!({"expression": expr})).await, want, "expression {expr}");
+    }
+    // AND of all three.
+    let got = f
+        .list(json!({"user": "2", "expression": r#"labels.region == "eu""#, "label_filter": eq("tier", "enterprise")}))
+        .await;
+    assert_eq!(got, f.expect(|u, r, t| u == "2" && r == "eu" && t == "enterprise"));
+    // Contradicting users select nothing.
+    assert!(f.list(json!({"user": "2", "expression": r#"user == "3""#})).await.is_empty());
+}
+
+#[tokio::test]
+async fn validation_errors_are_107_with_paths() {
+    let f = fleet().await;
+    let bad = json!({"op": "and", "nodes": [eq("region", "eu"), {"key": "tier", "cmp": "like", "val": "x"}]});
+    let (code, msg) = f.error("connections", json!({"label_filter": bad})).await;
+    assert_eq!(code, 107);
+    assert!(msg.contains("label_filter.nodes[1]"), "{msg}");
+    let (code, msg) =
+        f.error("connections", json!({"label_filter": {"key": "k", "cmp": "in", "vals": "notalist"}})).await;
+    assert_eq!(code, 107, "{msg}");
+    let mut deep = eq("a", "b");
+    for _ in 0..40 {
+        deep = json!({"op": "not", "nodes": [deep]});
+    }
+    let (code, msg) = f.error("connections", json!({"label_filter": deep})).await;
+    assert_eq!(code, 107);
+    assert!(msg.contains("deep") || msg.contains("depth"), "{msg}");
+    let (code, msg) = f.error("connections", json!({"expression": "labels.region == "})).await;
+    assert_eq!(code, 107);
+    assert!(msg.starts_with("expression"), "{msg}");
+    let (code, _) = f.error("connections", json!({"expression": "x".repeat(100_000)})).await;
+    assert_eq!(code, 107);
+    let (code, _) = f.error("connections", json!({"user": "1", "cursor": "not-a-cursor"})).await;
+    assert_eq!(code, 107);
+    // The server still serves.
+    assert_eq!(f.list(json!({"user": "1"})).await.len(), 2);
+}
+
+#[tokio::test]
+async fn limit_and_cursor_page_without_duplicates() {
+    let f = fleet().await;
+    let all = f.expect(|_, _, _| true);
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let filter = json!({"key": "region", "cmp": "ex"});
+    for page in 0.. {
+        assert!(page < 10, "paging does not end");
+        let (_, r) = f.server.api("connections", json!({"label_filter": filter, "limit": 3, "cursor": cursor})).await;
+        let conns = r["result"]["connections"].as_object().unwrap();
+        assert!(conns.len() <= 3);
+        seen.extend(conns.keys().cloned());
+        match r["result"]["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), all.len(), "every connection exactly once: {seen:?}");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), all);
+    // Without limit there is no cursor.
+    let (_, r) = f.server.api("connections", json!({"label_filter": filter})).await;
+    assert!(r["result"].get("next_cursor").is_none());
+}
+
+#[tokio::test]
+async fn targeted_ops_by_labels() {
+    let mut f = fleet().await;
+    // Guard rails.
+    let (code, msg) = f.error("disconnect", json!({"all_users": true})).await;
+    assert_eq!(code, 107);
+    assert!(msg.contains("label_filter"), "{msg}");
+    let (code, _) =
+        f.error("disconnect", json!({"all_users": true, "user": "1", "label_filter": eq("region", "eu")})).await;
+    assert_eq!(code, 107);
+
+    // subscribe fleet-wide by label: only eu connections get the push.
+    let (_, r) = f
+        .server
+        .api("subscribe", json!({"all_users": true, "channel": "eu-news", "label_filter": eq("region", "eu")}))
+        .await;
+    assert_eq!(r, json!({"result": {}}));
+    let (_, r) = f.server.api("connections", json!({"expression": r#""eu-news" in channels"#})).await;
+    let subscribed: BTreeSet<String> = r["result"]["connections"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(subscribed, f.expect(|_, r, _| r == "eu"));
+    let push = f.ws[0].push_where(|p| p.get("subscribe").is_some()).await;
+    assert_eq!(push["channel"], "eu-news");
+
+    // unsubscribe within one user by label.
+    f.server.api("unsubscribe", json!({"user": "2", "channel": "eu-news", "label_filter": eq("tier", "free")})).await;
+    let (_, r) = f.server.api("connections", json!({"expression": r#""eu-news" in channels"#})).await;
+    let still: BTreeSet<String> = r["result"]["connections"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(still, f.expect(|u, r, t| r == "eu" && !(u == "2" && t == "free")));
+
+    // Without user and all_users, label ops keep Centrifugo's meaning: anonymous only.
+    f.server.api("disconnect", json!({"label_filter": eq("region", "us")})).await;
+    assert_eq!(f.list(json!({"label_filter": eq("region", "us")})).await.len(), 3);
+
+    // disconnect fleet-wide by label: us connections close with 3503, others stay.
+    f.server
+        .api("refresh", json!({"all_users": true, "label_filter": eq("region", "asia"), "expire_at": now_secs() + 600}))
+        .await;
+    let (_, r) = f.server.api("disconnect", json!({"all_users": true, "label_filter": eq("region", "us")})).await;
+    assert_eq!(r, json!({"result": {}}));
+    assert_eq!(f.ws[1].closed().await, Closed::Code(3503, "force disconnect".into()));
+    let left = f.list(json!({"label_filter": {"key": "region", "cmp": "ex"}})).await;
+    assert_eq!(left, f.expect(|_, r, _| r != "us"));
+}

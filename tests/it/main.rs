@@ -1,0 +1,12 @@
+//! Integration tests: the real `rotor` binary on a free port, real sockets.
+
+mod api;
+mod api_methods;
+mod bad_input;
+mod connections;
+mod harness;
+mod seed;
+mod shutdown;
+mod tags_filter;
+mod uni;
+mod ws;
