@@ -142,7 +142,7 @@ impl Selector {
 }
 
 /// Evaluates an interpreted expression against one session.
-fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
+pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
     let channels: Vec<String> =
         if cel.uses("channels") { s.state.lock().subs.keys().cloned().collect() } else { Vec::new() };
     cel.matches(&CelConn {

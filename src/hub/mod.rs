@@ -123,6 +123,15 @@ impl<C: Member, S> Hub<C, S> {
     pub fn label_values(&self) -> &Interner {
         &self.values
     }
+
+    /// A connection's labels as the interners' own strings, so that a million
+    /// connections with `region=eu` share one allocation instead of holding a million.
+    /// Keys and values are interned here as [`Hub::add`] would intern them anyway.
+    pub fn shared_labels(&self, labels: &[(String, String)]) -> Vec<(Arc<str>, Arc<str>)> {
+        let shared =
+            |interner: &Interner, s: &str| interner.resolve(interner.intern(s)).unwrap_or_else(|| Arc::from(s));
+        labels.iter().map(|(k, v)| (shared(&self.keys, k), shared(&self.values, v))).collect()
+    }
 }
 
 impl<C: Member, S> Default for Hub<C, S> {

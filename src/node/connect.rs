@@ -114,7 +114,9 @@ impl Node {
         Ok(Some(t))
     }
 
-    fn new_session(
+    /// Builds (without registering) the session a verified token and connect request
+    /// describe. `rotor capacity` uses it to populate a hub exactly as connects do.
+    pub fn new_session(
         &self,
         req: &ConnectRequest,
         transport: Transport,
@@ -122,7 +124,7 @@ impl Node {
         queue: Arc<Queue>,
     ) -> Session {
         let id = uuid::Uuid::new_v4();
-        let labels = t.map(|t| t.labels.iter().map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str()))).collect());
+        let labels = t.map(|t| self.hub.shared_labels(&t.labels));
         Session {
             id: id.as_u128(),
             client: id.to_string(),

@@ -1,0 +1,75 @@
+//! Populating a real node's hub with synthetic connections, and measuring what they
+//! cost in resident memory.
+//!
+//! Every connection is a real [`Session`] built by [`Node::new_session`] from a
+//! token-shaped [`ConnectToken`] — the same constructor a WebSocket connect uses — and
+//! registered with [`NodeHub::add`](crate::hub::Hub::add), so label columns, the user
+//! index and the per-connection queue are all the production ones. What is *not*
+//! counted is the socket and its transport task (see `rotor bench` for those).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::auth::ConnectToken;
+use crate::cli::population::Population;
+use crate::config::Config;
+use crate::node::{Node, Queue, Transport};
+use crate::protocol::client::ConnectRequest;
+
+/// Resident set size of this process in bytes, from `/proc/self/status`.
+pub fn rss_bytes() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or_else(|| anyhow::anyhow!("/proc/self/status has no VmRSS line"))?;
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(kib * 1024)
+}
+
+/// A node with `n` synthetic connections, and the RSS growth they caused.
+pub struct Built {
+    pub node: Arc<Node>,
+    pub memory_bytes: u64,
+}
+
+/// Builds a memory-engine node and registers `n` connections of `population`.
+pub fn build(n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
+    let node = Node::new(Config::default()).map_err(|e| anyhow::anyhow!("node: {e}"))?;
+    let queue_size = node.config.client.queue_max_size;
+    let bar = if progress { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("building {n}"));
+    let request = ConnectRequest { name: "capacity".into(), version: "1.0.0".into(), ..Default::default() };
+    let before = rss_bytes()?;
+    for i in 0..n as u64 {
+        let token = ConnectToken {
+            user: population.user(i),
+            exp: None,
+            iat: None,
+            jti: None,
+            expire_at: None,
+            info: None,
+            channels: Vec::new(),
+            subs: HashMap::new(),
+            meta: None,
+            labels: population.labels(i),
+            claims: serde_json::Value::Null,
+        };
+        let queue = Arc::new(Queue::new(queue_size));
+        let session = node.new_session(&request, Transport::WebSocket, Some(&token), queue);
+        node.hub.add(Arc::new(session));
+        if i % 4096 == 4095 {
+            bar.inc(4096);
+        }
+    }
+    let after = rss_bytes()?;
+    bar.finish_and_clear();
+    Ok(Built { node, memory_bytes: after.saturating_sub(before) })
+}
