@@ -13,12 +13,22 @@ pub fn run(loaded: Loaded) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
     runtime.block_on(async move {
         let node = Node::new(loaded.config).context("token configuration")?;
         let listener = crate::server::bind(&node).await.context("binding the HTTP port")?;
         crate::server::serve(node, listener).await.context("serving")
     })
+}
+
+/// Every connection is a file descriptor: lift the soft NOFILE limit to the hard one
+/// so the node can hold as many connections as the system allows.
+fn raise_nofile_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::debug!(error = %e, "could not raise the open files limit"),
+    }
 }
 
 fn init_logging(level: &str) {

@@ -116,6 +116,11 @@ impl Rotor {
         panic!("rotor did not answer GET /health on port {} within 20s; log:\n{}", self.port, self.log());
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -1,8 +1,316 @@
-//! `rotor bench`: a load generator against a running Rotor server.
+//! `rotor bench`: a load generator against a running Rotor server on this machine.
+//! It opens N real connections (WebSocket or uni_http_stream) whose tokens carry
+//! labels from a synthetic population, optionally subscribes them to a channel,
+//! drives the server HTTP API (`publish`, `broadcast` or `connections`) for a fixed
+//! time, and reports the connect rate, deliveries, API throughput and latency, and the
+//! server's memory per connection. Everything is bounded — connections, duration,
+//! payload, every wait — and only loopback servers are ever loaded.
+//!
+//! Rooms: `target` (the URL and the loopback rule), `client` (one connection),
+//! `conns` (the connect phase and the open fleet), `load` (API load), `baseline` (the
+//! trivial axum handler to compare with), `procfs` (server pid and RSS), `report`
+//! (numbers and output), `phases` (the run in order). This file parses the arguments
+//! into a [`Plan`] and runs it.
+
+mod baseline;
+mod client;
+mod conns;
+mod load;
+mod phases;
+mod procfs;
+mod report;
+mod target;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use self::load::{Expect, Pacing};
+use self::target::Target;
+use crate::cli::population::{LabelKey, Population};
+use crate::config::Overrides;
+
+/// Most connections one run may open.
+const MAX_CONNECTIONS: u64 = 200_000;
+/// Open files the bench needs besides its connections and API workers.
+const FD_MARGIN: u64 = 64;
+/// With a load, connections settle this long before the server's memory is read.
+const SETTLE: Duration = Duration::from_secs(1);
+const DEFAULT_FILTER: &str = r#"{"key":"region","cmp":"eq","val":"region-0"}"#;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    #[value(name = "websocket")]
+    WebSocket,
+    #[value(name = "uni_http_stream")]
+    UniHttpStream,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::UniHttpStream => "uni_http_stream",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadKind {
+    None,
+    Publish,
+    Broadcast,
+    Connections,
+}
+
+impl LoadKind {
+    fn name(self) -> &'static str {
+        match self {
+            LoadKind::None => "none",
+            LoadKind::Publish => "publish",
+            LoadKind::Broadcast => "broadcast",
+            LoadKind::Connections => "connections",
+        }
+    }
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Server base URL; only loopback hosts (127.0.0.0/8, ::1, localhost) are accepted.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// Rotor config to read the HMAC secret and the API key from (default ./config.json
+    /// when present).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// HMAC secret for connection tokens (overrides the config's).
+    #[arg(long)]
+    hmac_secret: Option<String>,
+    /// Server API key (overrides the config's).
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS))]
+    connections: u64,
+    #[arg(long, value_enum, default_value_t = Transport::WebSocket)]
+    transport: Transport,
+    /// Connections handshaking at once.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connect_concurrency: u64,
+    /// Label distribution `name:cardinality[:share]` (repeatable; default region:5,
+    /// tier:3, app_version:20, beta:2:0.1).
+    #[arg(long = "label")]
+    labels: Vec<LabelKey>,
+    /// Distinct users (connection i belongs to user i % users).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    users: u64,
+    /// Channel every connection subscribes to.
+    #[arg(long)]
+    subscribe: Option<String>,
+    /// API load to drive once connected.
+    #[arg(long, value_enum, default_value_t = LoadKind::None)]
+    load: LoadKind,
+    /// API requests in flight (closed loop), or the cap on them with --rate.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    concurrency: u64,
+    /// Open-loop pacing: API requests per second (0 < R ≤ 1000000).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Seconds of load, or of idling with --load none.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    duration: u64,
+    /// Bytes of payload in published data.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    payload_size: u64,
+    /// label_filter JSON for --load connections.
+    #[arg(long)]
+    filter: Option<String>,
+    /// The server's pid for memory readings (default: the process listening on the port).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    json: bool,
+    /// Also drive a trivial axum handler with the same load and report the ratio.
+    #[arg(long)]
+    baseline: bool,
+    /// Internal: serve the baseline handler (the child process of --baseline).
+    #[arg(long = "serve-baseline", hide = true)]
+    serve_baseline: bool,
+}
 
-pub fn run(_a: Args) -> anyhow::Result<()> {
-    anyhow::bail!("rotor bench is being built")
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1_000_000.0 => Ok(r),
+        _ => Err("expected a number of requests per second in (0, 1000000]".into()),
+    }
+}
+
+/// A validated run.
+struct Plan {
+    target: Target,
+    secret: String,
+    transport: Transport,
+    connections: u64,
+    connect_concurrency: usize,
+    population: Population,
+    subscribe: Option<String>,
+    load: Option<LoadPlan>,
+    /// How long the connections idle before the server's memory is read.
+    idle: Duration,
+    server_pid: Option<u32>,
+    json: bool,
+}
+
+struct LoadPlan {
+    kind: LoadKind,
+    /// The channel publish and broadcast loads send to.
+    channel: String,
+    spec: load::Spec,
+    rate: Option<f64>,
+    baseline: bool,
+}
+
+impl Plan {
+    fn from_args(a: Args) -> anyhow::Result<Plan> {
+        let target = Target::parse(&a.url)?;
+        let (secret, api_key) = credentials(&a)?;
+        if let Some(ch) = &a.subscribe
+            && (ch.is_empty() || ch.len() > 255)
+        {
+            bail!("--subscribe: a channel name of 1–255 bytes is required");
+        }
+        if a.baseline && a.load == LoadKind::None {
+            bail!("--baseline compares API throughput: give a --load too");
+        }
+        let load = match a.load {
+            LoadKind::None => None,
+            kind => Some(load_plan(&a, kind, &target, api_key)?),
+        };
+        let keys = if a.labels.is_empty() { Population::default_keys() } else { a.labels.clone() };
+        let duration = Duration::from_secs(a.duration);
+        Ok(Plan {
+            target,
+            secret,
+            transport: a.transport,
+            connections: a.connections,
+            connect_concurrency: a.connect_concurrency as usize,
+            population: Population { keys, users: a.users },
+            subscribe: a.subscribe,
+            idle: if load.is_some() { SETTLE } else { duration },
+            load,
+            server_pid: a.server_pid,
+            json: a.json,
+        })
+    }
+
+    /// Open files the run needs: connections, API connections, the runtime.
+    fn files_needed(&self) -> u64 {
+        let api = self.load.as_ref().map_or(0, |l| l.spec.pacing.in_flight() as u64);
+        self.connections + api + FD_MARGIN
+    }
+}
+
+/// The HMAC secret and API key: flags first, then the config (`-c`, else
+/// `./config.json` when present, with `ROTOR_` variables — as the server loads it).
+fn credentials(a: &Args) -> anyhow::Result<(String, Option<String>)> {
+    let mut secret = a.hmac_secret.clone().unwrap_or_default();
+    let mut api_key = a.api_key.clone().unwrap_or_default();
+    let wants_key = a.load != LoadKind::None;
+    if a.config.is_some() || secret.is_empty() || (wants_key && api_key.is_empty()) {
+        let cfg = super::load_config(a.config.as_deref(), &Overrides::default())?.config;
+        if secret.is_empty() {
+            secret = cfg.client.token.hmac_secret_key;
+        }
+        if api_key.is_empty() {
+            api_key = cfg.http_api.key;
+        }
+    }
+    if secret.is_empty() {
+        bail!("no HMAC secret for connection tokens: give -c/--config FILE or --hmac-secret");
+    }
+    if api_key.is_empty() && wants_key {
+        bail!("--load {} needs the server API key: give -c/--config FILE or --api-key", a.load.name());
+    }
+    Ok((secret, Some(api_key).filter(|k| !k.is_empty())))
+}
+
+fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>) -> anyhow::Result<LoadPlan> {
+    let channel = a.subscribe.clone().unwrap_or_else(|| "bench".into());
+    let data = json!({"p": "x".repeat(a.payload_size as usize)});
+    let (method, body) = match kind {
+        LoadKind::Publish => ("publish", json!({"channel": channel, "data": data})),
+        LoadKind::Broadcast => ("broadcast", json!({"channels": [channel], "data": data})),
+        LoadKind::Connections => {
+            let text = a.filter.as_deref().unwrap_or(DEFAULT_FILTER);
+            let filter: Value = serde_json::from_str(text).context("--filter is not valid JSON")?;
+            if !filter.is_object() {
+                bail!("--filter must be a JSON object (a FilterNode)");
+            }
+            ("connections", json!({"label_filter": filter}))
+        }
+        LoadKind::None => unreachable!("no load plan without a load"),
+    };
+    let k = a.concurrency as usize;
+    let pacing = match a.rate {
+        Some(per_sec) => Pacing::Rate { per_sec, in_flight: k },
+        None => Pacing::Concurrency(k),
+    };
+    let spec = load::Spec {
+        url: target.api(method),
+        body: Bytes::from(body.to_string()),
+        api_key,
+        pacing,
+        duration: Duration::from_secs(a.duration),
+        expect: Expect::ApiResult,
+    };
+    Ok(LoadPlan { kind, channel, spec, rate: a.rate, baseline: a.baseline })
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    if a.serve_baseline {
+        return baseline::serve();
+    }
+    let plan = Plan::from_args(a)?;
+    let nofile = raise_nofile(plan.files_needed(), plan.connections)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
+    let json = plan.json;
+    let report = runtime.block_on(phases::execute(plan, nofile))?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.connect.connected == 0 {
+        bail!("no connection succeeded");
+    }
+    Ok(())
+}
+
+/// Lifts the soft NOFILE limit to the hard one; fails when `needed` still exceeds it.
+fn raise_nofile(needed: u64, connections: u64) -> anyhow::Result<u64> {
+    let soft = rlimit::increase_nofile_limit(u64::MAX).context("raising the open files limit")?;
+    if needed > soft {
+        let (_, hard) = rlimit::Resource::NOFILE.get().context("reading the open files limit")?;
+        bail!(
+            "{connections} connections need about {needed} open files but the limit is {soft} \
+             (hard limit {hard}): lower --connections or raise the hard limit (ulimit -Hn)"
+        );
+    }
+    Ok(soft)
+}
+
+/// An error and its sources, `: `-separated (reqwest and tungstenite hide the cause).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

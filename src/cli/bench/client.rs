@@ -1,0 +1,403 @@
+//! One synthetic client: its token (user and labels from the population), its
+//! connection over WebSocket or uni_http_stream, the connect (and subscribe)
+//! handshake, then an idle loop that answers pings, counts publication pushes and
+//! closes cleanly when told to. A client sends nothing but connect, subscribe, pongs
+//! and a close frame; every wait in the handshake is bounded by the caller.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use serde_json::{Map, Value, json};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::report::ErrorTally;
+use super::target::{CONNECTIONS_PER_SOURCE_IP, Target};
+use super::{Transport, error_chain};
+use crate::cli::population::Population;
+
+/// Connection tokens expire this long after the run starts.
+const TOKEN_TTL_SECS: i64 = 3 * 3600;
+/// TCP connect + handshake + connect reply (+ subscribe reply) of one client.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a closing client waits for the server's side of the close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// A uni_http_stream line longer than this is an error, not a reason to grow.
+const MAX_LINE: usize = 1 << 20;
+
+/// What every client of a run shares: the plan and the counters clients update.
+pub struct Shared {
+    pub target: Target,
+    pub transport: Transport,
+    pub secret: String,
+    pub population: Population,
+    pub subscribe: Option<String>,
+    /// Publication pushes received by all clients.
+    pub delivered: AtomicU64,
+    /// Connected clients whose connection ended before they were told to close.
+    pub dropped: AtomicU64,
+    pub drop_reasons: Mutex<ErrorTally>,
+    /// uni_http_stream clients, one per source address bucket.
+    http: Vec<reqwest::Client>,
+}
+
+impl Shared {
+    pub fn new(
+        target: Target,
+        transport: Transport,
+        secret: String,
+        population: Population,
+        subscribe: Option<String>,
+        connections: u64,
+    ) -> anyhow::Result<Shared> {
+        let mut http = Vec::new();
+        if transport == Transport::UniHttpStream {
+            for bucket in 0..connections.div_ceil(CONNECTIONS_PER_SOURCE_IP) {
+                let builder = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).tcp_nodelay(true);
+                http.push(builder.local_address(target.source_ip(bucket)).build()?);
+            }
+        }
+        Ok(Shared {
+            target,
+            transport,
+            secret,
+            population,
+            subscribe,
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            drop_reasons: Mutex::new(ErrorTally::default()),
+            http,
+        })
+    }
+
+    /// The connection token of client `i`: population user and labels, expiring in a
+    /// few hours; uni clients get the subscribed channel in `channels`.
+    fn token(&self, i: u64) -> String {
+        let labels: Map<String, Value> =
+            self.population.labels(i).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let now = crate::node::now_secs();
+        let mut claims = json!({
+            "sub": self.population.user(i),
+            "iat": now,
+            "exp": now + TOKEN_TTL_SECS,
+            "labels": labels,
+        });
+        if let (Transport::UniHttpStream, Some(ch)) = (self.transport, &self.subscribe) {
+            claims["channels"] = json!([ch]);
+        }
+        crate::auth::sign_hs256(&claims, &self.secret)
+    }
+
+    fn dropped(&self, why: &str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.drop_reasons.lock().add(why);
+    }
+}
+
+/// How a client's connect phase ended.
+pub enum Outcome {
+    /// Connected; with `--subscribe`, whether the subscription worked.
+    Connected {
+        latency: Duration,
+        subscribe: Option<Result<(), String>>,
+    },
+    Failed(String),
+}
+
+/// Runs client `i`: connects (holding `permit` meanwhile), reports the outcome, idles
+/// until `stop`; returns the publications it received, `None` if it never connected.
+pub async fn run(
+    shared: Arc<Shared>,
+    i: u64,
+    permit: OwnedSemaphorePermit,
+    stop: watch::Receiver<bool>,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+) -> Option<u64> {
+    let started = Instant::now();
+    let opened = tokio::time::timeout(CONNECT_TIMEOUT, open(&shared, i)).await;
+    drop(permit);
+    let (session, subscribe, mut delivered) = match opened {
+        Ok(Ok(o)) => o,
+        Ok(Err(why)) => {
+            let _ = outcomes.send(Outcome::Failed(why));
+            return None;
+        }
+        Err(_) => {
+            let _ = outcomes.send(Outcome::Failed(format!("no connect reply within {CONNECT_TIMEOUT:?}")));
+            return None;
+        }
+    };
+    let _ = outcomes.send(Outcome::Connected { latency: started.elapsed(), subscribe });
+    match session {
+        Session::Ws(ws) => ws_idle(ws, &shared, stop, &mut delivered).await,
+        Session::Uni(uni) => uni_idle(uni, &shared, stop, &mut delivered).await,
+    }
+    Some(delivered)
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+enum Session {
+    Ws(Box<Ws>),
+    Uni(Uni),
+}
+
+/// A connected session, the subscription result, publications already received.
+type Opened = (Session, Option<Result<(), String>>, u64);
+
+async fn open(shared: &Shared, i: u64) -> Result<Opened, String> {
+    match shared.transport {
+        Transport::WebSocket => ws_open(shared, i).await,
+        Transport::UniHttpStream => uni_open(shared, i).await,
+    }
+}
+
+async fn tcp_connect(target: &Target, i: u64) -> std::io::Result<TcpStream> {
+    let socket = if target.addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(ip) = target.source_ip(i / CONNECTIONS_PER_SOURCE_IP) {
+        socket.bind((ip, 0).into())?;
+    }
+    let stream = socket.connect(target.addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+async fn ws_open(shared: &Shared, i: u64) -> Result<Opened, String> {
+    let stream = tcp_connect(&shared.target, i).await.map_err(|e| format!("TCP connect: {e}"))?;
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(shared.target.websocket(), stream, Some(config))
+        .await
+        .map_err(|e| format!("WebSocket handshake: {}", error_chain(&e)))?;
+    let mut ws = Box::new(ws);
+    let mut delivered = 0;
+    let connect = json!({"id": 1, "connect": {"token": shared.token(i), "name": "rotor-bench"}});
+    send(&mut ws, connect.to_string()).await?;
+    reply(&mut ws, 1, shared, &mut delivered).await?.map_err(|e| format!("connect: {e}"))?;
+    let mut subscribe = None;
+    if let Some(ch) = &shared.subscribe {
+        send(&mut ws, json!({"id": 2, "subscribe": {"channel": ch}}).to_string()).await?;
+        subscribe = Some(reply(&mut ws, 2, shared, &mut delivered).await?);
+    }
+    Ok((Session::Ws(ws), subscribe, delivered))
+}
+
+async fn send(ws: &mut Ws, text: String) -> Result<(), String> {
+    ws.send(Message::text(text)).await.map_err(|e| format!("WebSocket send: {e}"))
+}
+
+/// Reads frames until the reply to command `id`; the outer error is a dead
+/// connection, the inner one the server's error reply.
+async fn reply(ws: &mut Ws, id: u64, shared: &Shared, delivered: &mut u64) -> Result<Result<(), String>, String> {
+    loop {
+        let msg = match ws.next().await {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(format!("WebSocket: {e}")),
+            None => return Err("connection closed before the reply".into()),
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(frame) => return Err(close_reason(frame.as_ref())),
+            _ => continue,
+        };
+        let mut found = None;
+        let scan = scan_frame(text.as_str(), |line| {
+            if found.is_none() && line.contains("\"id\"") {
+                found = serde_json::from_str::<Value>(line).ok().filter(|v| v["id"] == id);
+            }
+        });
+        count(shared, delivered, scan.pubs);
+        if scan.ping {
+            send(ws, "{}".into()).await?;
+        }
+        if let Some(v) = found {
+            return Ok(match v.get("error") {
+                Some(e) => Err(format!("error {}: {}", e["code"], e["message"].as_str().unwrap_or_default())),
+                None => Ok(()),
+            });
+        }
+    }
+}
+
+/// What one frame of newline-separated JSON lines holds.
+#[derive(Debug, Default, PartialEq)]
+struct Scan {
+    pubs: u64,
+    ping: bool,
+}
+
+/// Counts publication pushes and pings in `frame`; other lines go to `other`.
+fn scan_frame(frame: &str, mut other: impl FnMut(&str)) -> Scan {
+    let mut scan = Scan::default();
+    for line in frame.split('\n') {
+        if line == "{}" {
+            scan.ping = true;
+        } else if is_publication(line.as_bytes()) {
+            scan.pubs += 1;
+        } else {
+            other(line);
+        }
+    }
+    scan
+}
+
+fn is_publication(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b"\"pub\"").is_some()
+}
+
+fn count(shared: &Shared, delivered: &mut u64, pubs: u64) {
+    if pubs > 0 {
+        *delivered += pubs;
+        shared.delivered.fetch_add(pubs, Ordering::Relaxed);
+    }
+}
+
+fn close_reason(frame: Option<&CloseFrame>) -> String {
+    match frame {
+        Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
+        None => "closed by the server".into(),
+    }
+}
+
+async fn ws_idle(mut ws: Box<Ws>, shared: &Shared, mut stop: watch::Receiver<bool>, delivered: &mut u64) {
+    loop {
+        let msg = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            msg = ws.next() => msg,
+        };
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let scan = scan_frame(t.as_str(), |_| {});
+                count(shared, delivered, scan.pubs);
+                if scan.ping && send(&mut ws, "{}".into()).await.is_err() {
+                    return shared.dropped("pong could not be sent");
+                }
+            }
+            Some(Ok(Message::Close(frame))) => return shared.dropped(&close_reason(frame.as_ref())),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return shared.dropped(&format!("WebSocket: {e}")),
+            None => return shared.dropped("connection closed"),
+        }
+    }
+    let close = async {
+        let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        if WebSocketStream::close(&mut ws, Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+}
+
+/// A uni_http_stream response read line by line.
+struct Uni {
+    response: reqwest::Response,
+    pending: Vec<u8>,
+}
+
+impl Uni {
+    /// The next complete line, `None` at the end of the stream.
+    async fn next_line(&mut self) -> Result<Option<Vec<u8>>, String> {
+        loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.pending) {
+                let mut line: Vec<u8> = self.pending.drain(..=at).collect();
+                line.pop();
+                return Ok(Some(line));
+            }
+            if self.pending.len() > MAX_LINE {
+                return Err(format!("a line longer than {MAX_LINE} bytes"));
+            }
+            match self.response.chunk().await {
+                Ok(Some(bytes)) => self.pending.extend_from_slice(&bytes),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(format!("stream: {}", error_chain(&e))),
+            }
+        }
+    }
+}
+
+async fn uni_open(shared: &Shared, i: u64) -> Result<Opened, String> {
+    let client = &shared.http[(i / CONNECTIONS_PER_SOURCE_IP) as usize];
+    let response = client
+        .post(shared.target.uni_http_stream())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json!({"token": shared.token(i), "name": "rotor-bench"}).to_string())
+        .send()
+        .await
+        .map_err(|e| format!("uni_http_stream request: {}", error_chain(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("uni_http_stream: HTTP {status}"));
+    }
+    let mut uni = Uni { response, pending: Vec::new() };
+    let first = uni.next_line().await?.ok_or("stream ended before the connect push")?;
+    let push: Value = serde_json::from_slice(&first).map_err(|e| format!("connect push is not JSON: {e}"))?;
+    let Some(connect) = push.get("connect") else {
+        return Err(format!("expected a connect push, got {}", String::from_utf8_lossy(&first)));
+    };
+    let subscribe = shared.subscribe.as_ref().map(|ch| match connect["subs"].get(ch) {
+        Some(_) => Ok(()),
+        None => Err(format!("channel {ch:?} missing from the connect push's subs")),
+    });
+    Ok((Session::Uni(uni), subscribe, 0))
+}
+
+async fn uni_idle(mut uni: Uni, shared: &Shared, mut stop: watch::Receiver<bool>, delivered: &mut u64) {
+    loop {
+        let line = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            line = uni.next_line() => line,
+        };
+        match line {
+            Ok(Some(l)) if is_publication(&l) => count(shared, delivered, 1),
+            Ok(Some(l)) if memchr::memmem::find(&l, b"\"disconnect\"").is_some() => {
+                return shared.dropped(&format!("disconnect push: {}", String::from_utf8_lossy(&l)));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return shared.dropped("stream ended"),
+            Err(e) => return shared.dropped(&e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_frames() {
+        let mut other = Vec::new();
+        let frame = "{}\n{\"push\":{\"channel\":\"a\",\"pub\":{\"data\":{}}}}\n{\"id\":2,\"subscribe\":{}}";
+        let scan = scan_frame(frame, |l| other.push(l.to_string()));
+        assert_eq!(scan, Scan { pubs: 1, ping: true });
+        assert_eq!(other, vec!["{\"id\":2,\"subscribe\":{}}"]);
+        assert_eq!(scan_frame("{\"push\":{\"join\":{}}}", |_| {}), Scan::default());
+    }
+
+    #[tokio::test]
+    async fn tokens_carry_population_labels() {
+        let shared = Shared::new(
+            Target::parse("http://127.0.0.1:1").unwrap(),
+            Transport::UniHttpStream,
+            "s3cret".into(),
+            Population { keys: Population::default_keys(), users: 10 },
+            Some("news".into()),
+            1,
+        )
+        .unwrap();
+        let token = shared.token(13);
+        let mut cfg = crate::config::Config::default();
+        cfg.client.token.hmac_secret_key = "s3cret".into();
+        let verifier = crate::auth::Verifier::new(&cfg.client).unwrap();
+        let t = verifier.verify_connect(&token).await.unwrap();
+        assert_eq!(t.user, "3");
+        assert_eq!(t.labels, shared.population.labels(13));
+        assert_eq!(t.channels, vec!["news".to_string()]);
+    }
+}

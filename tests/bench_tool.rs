@@ -1,0 +1,261 @@
+//! `rotor bench` against the real `rotor` binary: small fleets over both transports,
+//! publish and connections loads, the baseline child, and the inputs it must refuse.
+//! Assertions are about correctness (counts, fields, exit codes), never about timing.
+
+#[path = "support/rotor_process.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rotor::cli::population::Population;
+use serde_json::Value;
+use support::*;
+
+/// The longest any bench run here may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+
+/// What one `rotor bench` run did.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        assert_eq!(self.stdout.lines().count(), 1, "exactly one JSON line on stdout:\n{}", self.stdout);
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+/// Runs `rotor bench ARGS` (with the test credentials) to completion or the limit.
+fn bench(args: &[&str], scratch: &Path) -> Run {
+    let out = scratch.join(format!("bench-{}.out", std::process::id()));
+    let err = scratch.join(format!("bench-{}.err", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .arg("bench")
+        .args(["--hmac-secret", SECRET, "--api-key", API_KEY, "--connect-concurrency", "16"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("start rotor bench");
+    let end = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rotor bench {args:?} did not finish within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    }
+}
+
+/// A server with the shared base config (permissive channels, uni_http_stream on).
+fn server() -> Rotor {
+    Rotor::start(&base_config(free_port()))
+}
+
+fn ok_json(server: &mut Rotor, args: &[&str]) -> Value {
+    let url = server.http();
+    let mut all = vec!["--url", url.as_str(), "--json"];
+    all.extend_from_slice(args);
+    let run = bench(&all, &server.dir);
+    assert_eq!(run.code, Some(0), "rotor bench {args:?} failed:\n{}\n--- server log ---\n{}", run.stderr, server.log());
+    assert!(server.alive(), "the server died:\n{}", server.log());
+    run.json()
+}
+
+fn assert_all_connected(r: &Value, n: u64) {
+    let c = &r["connect"];
+    assert_eq!(c["requested"], n, "{r}");
+    assert_eq!(c["connected"], n, "{r}");
+    assert_eq!(c["errors"], 0, "{r}");
+    assert_eq!(c["dropped"], 0, "{r}");
+    for q in ["p50_ms", "p90_ms", "p99_ms", "max_ms"] {
+        assert!(c["latency"][q].is_number(), "connect latency {q}: {r}");
+    }
+}
+
+fn assert_memory_known(r: &Value, pid: u32, source: &str) {
+    let m = &r["memory"];
+    assert_eq!(m["server_pid"], pid, "{r}");
+    assert_eq!(m["pid_source"], source, "{r}");
+    for f in ["rss_before_kib", "rss_connected_kib", "rss_end_kib", "per_connection_bytes"] {
+        assert!(m[f].is_u64(), "memory.{f}: {r}");
+    }
+    assert!(m["rss_before_kib"].as_u64() > Some(0), "{r}");
+    assert!(m["note"].is_null(), "{r}");
+}
+
+fn assert_full_delivery(r: &Value, subscribers: u64) {
+    let load = &r["load"];
+    assert_eq!(load["errors"], 0, "{r}");
+    let publishes = load["requests"].as_u64().unwrap();
+    assert!(publishes > 0, "{r}");
+    let d = &r["delivery"];
+    assert_eq!(d["subscribers"], subscribers, "{r}");
+    assert_eq!(d["publishes"], publishes, "{r}");
+    assert_eq!(d["expected"], publishes * subscribers, "{r}");
+    assert_eq!(d["delivered"], d["expected"], "every subscriber got every publication: {r}");
+    assert_eq!(d["min_per_client"], publishes, "{r}");
+}
+
+#[test]
+fn websocket_idle_fleet_reports_memory() {
+    let mut server = server();
+    let r = ok_json(&mut server, &["--connections", "50", "--duration", "1"]);
+    assert_all_connected(&r, 50);
+    assert_memory_known(&r, server.pid(), "detected");
+    assert_eq!(r["transport"], "websocket");
+    assert!(r["load"].is_null() && r["delivery"].is_null() && r["baseline"].is_null(), "{r}");
+
+    let url = server.http();
+    let text = bench(&["--url", &url, "--connections", "5", "--duration", "1"], &server.dir);
+    assert_eq!(text.code, Some(0), "{}", text.stderr);
+    assert!(text.stdout.contains("5/5 connected"), "{}", text.stdout);
+    assert!(text.stdout.contains("per conn"), "{}", text.stdout);
+}
+
+#[test]
+fn uni_http_stream_fleet_receives_publications() {
+    let mut server = server();
+    let args = ["--transport", "uni_http_stream", "--connections", "20", "--subscribe", "news"];
+    let r =
+        ok_json(&mut server, &[&args[..], &["--load", "publish", "--duration", "2", "--concurrency", "4"]].concat());
+    assert_all_connected(&r, 20);
+    assert_eq!(r["transport"], "uni_http_stream");
+    assert_eq!(r["subscribe"]["subscribed"], 20, "{r}");
+    assert_full_delivery(&r, 20);
+    assert_memory_known(&r, server.pid(), "detected");
+}
+
+#[test]
+fn websocket_publish_with_baseline() {
+    let mut server = server();
+    let pid = server.pid().to_string();
+    let r = ok_json(
+        &mut server,
+        &[
+            "--connections",
+            "50",
+            "--subscribe",
+            "news",
+            "--load",
+            "publish",
+            "--duration",
+            "2",
+            "--payload-size",
+            "100",
+            "--server-pid",
+            &pid,
+            "--baseline",
+        ],
+    );
+    assert_all_connected(&r, 50);
+    assert_eq!(r["subscribe"]["subscribed"], 50, "{r}");
+    assert_eq!(r["subscribe"]["errors"], 0, "{r}");
+    assert_full_delivery(&r, 50);
+    assert_memory_known(&r, server.pid(), "flag");
+    let b = &r["baseline"];
+    assert!(b["requests"].as_u64() > Some(0), "{r}");
+    assert_eq!(b["errors"], 0, "{r}");
+    assert!(b["ratio"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+}
+
+#[test]
+fn broadcast_at_a_fixed_rate() {
+    let mut server = server();
+    let r = ok_json(
+        &mut server,
+        &["--connections", "10", "--subscribe", "news", "--load", "broadcast", "--rate", "50", "--duration", "1"],
+    );
+    assert_all_connected(&r, 10);
+    assert_eq!(r["load"]["pacing"], "rate", "{r}");
+    assert_full_delivery(&r, 10);
+}
+
+#[test]
+fn connections_load_matches_the_population() {
+    let mut server = server();
+    let r = ok_json(&mut server, &["--connections", "50", "--users", "7", "--load", "connections", "--duration", "1"]);
+    assert_all_connected(&r, 50);
+    let load = &r["load"];
+    assert_eq!(load["kind"], "connections");
+    assert_eq!(load["errors"], 0, "{r}");
+    assert!(load["requests"].as_u64() > Some(0), "{r}");
+    // The default filter is region == region-0 over the default distribution.
+    let population = Population { keys: Population::default_keys(), users: 7 };
+    let expected = (0..50).filter(|&i| population.labels(i).contains(&("region".into(), "region-0".into()))).count();
+    assert!(expected > 0);
+    assert_eq!(load["matched"], expected as u64, "{r}");
+
+    let custom = r#"{"key":"tier","cmp":"in","vals":["tier-0","tier-1","tier-2"]}"#;
+    let r =
+        ok_json(&mut server, &["--connections", "8", "--load", "connections", "--duration", "1", "--filter", custom]);
+    assert_eq!(r["load"]["matched"], 8, "{r}");
+}
+
+#[test]
+fn refuses_bad_input() {
+    let scratch = temp_dir("bench-bad-input");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--url", "http://10.1.2.3:8000"], 1, "refusing"),
+        (&["--url", "http://example.com:8000"], 1, "refusing"),
+        (&["--url", "https://127.0.0.1:8000"], 1, "only http://"),
+        (&["--label", "region"], 2, "label key"),
+        (&["--label", "region:0"], 2, "cardinality"),
+        (&["--connections", "0"], 2, "--connections"),
+        (&["--connections", "200001"], 2, "--connections"),
+        (&["--transport", "carrier-pigeon"], 2, "--transport"),
+        (&["--duration", "601"], 2, "--duration"),
+        (&["--load", "connections", "--filter", "{nope"], 1, "--filter"),
+        (&["--baseline"], 1, "--load"),
+    ];
+    for (args, code, needle) in cases {
+        let run = bench(args, &scratch);
+        assert_eq!(run.code, Some(*code), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: stderr lacks {needle:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: nothing on stdout: {}", run.stdout);
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+#[test]
+fn missing_credentials_are_an_error() {
+    let scratch = temp_dir("bench-no-credentials");
+    let run = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["bench", "--connections", "1"])
+        .current_dir(&scratch)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no HMAC secret"), "{run:?}");
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+#[test]
+fn unreachable_server_is_reported_not_loaded() {
+    let scratch = temp_dir("bench-unreachable");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let run = bench(&["--url", &url, "--connections", "3", "--load", "publish", "--json"], &scratch);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("no connection succeeded"), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["connect"]["connected"], 0, "{r}");
+    assert_eq!(r["connect"]["errors"], 3, "{r}");
+    assert!(r["load"].is_null(), "no load without connections: {r}");
+    assert!(r["memory"]["server_pid"].is_null() && r["memory"]["note"].is_string(), "{r}");
+    let _ = std::fs::remove_dir_all(scratch);
+}
