@@ -15,7 +15,7 @@ mod rpc;
 pub mod select;
 mod targets;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -84,6 +84,7 @@ async fn handle(
         || headers.get("x-centrifugo-error-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"transport"));
     let result = if may_survey(&body) {
         let (node, name) = (node.clone(), name.clone());
+        let _turn = survey_turn().await;
         match tokio::task::spawn_blocking(move || call(&node, &name, &body)).await {
             Ok(r) => r,
             Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -121,6 +122,7 @@ async fn handle_legacy(
     }
     let out = if may_survey(&body) {
         let node = node.clone();
+        let _turn = survey_turn().await;
         match tokio::task::spawn_blocking(move || legacy::handle(&node, &body)).await {
             Ok(r) => r,
             Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -144,6 +146,16 @@ async fn handle_legacy(
 /// word inside some string) only costs a thread hop.
 fn may_survey(body: &[u8]) -> bool {
     memchr::memmem::find(body, b"label_filter").is_some() || memchr::memmem::find(body, b"expression").is_some()
+}
+
+/// Survey requests in flight at once: one per core. A survey already uses every core,
+/// so more would only multiply threads and the memory of half-built results; the rest
+/// wait their turn (asynchronously, holding no thread).
+async fn survey_turn() -> tokio::sync::SemaphorePermit<'static> {
+    static TURNS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let turns =
+        TURNS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+    turns.acquire().await.expect("the survey semaphore is never closed")
 }
 
 /// The body could not be decoded as the method's request.
