@@ -20,6 +20,10 @@ use rotor::filter::{NoSymbols, compile_expr};
 use rotor::hub::{Hub, Member};
 use rotor::node::{MutableState, Queue, Session, SubSource, SubState, TokenInfo, Transport};
 
+// The server's allocator, so allocation-heavy paths cost here what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const N: usize = 100_000;
 const EXPR: &str = r#"labels.region == "eu" && labels.tier in ["pro", "enterprise"]"#;
 

@@ -41,6 +41,10 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+// The server's allocator, so allocation-heavy paths cost here what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `publish` as Rotor's `api::publish::PublishRequest` declares it, `data` generic.
 #[derive(Deserialize)]
 #[allow(dead_code)]

@@ -28,6 +28,10 @@ use rotor::node::{MutableState, Node, PublishOptions, Queue, ServerSubscribe, Se
 use rotor::protocol::Raw;
 use serde_json::value::RawValue;
 
+// The server's allocator, so allocation-heavy paths cost here what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SUBSCRIBERS: usize = 10_000;
 const CHANNEL: &str = "news";
 

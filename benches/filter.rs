@@ -23,6 +23,10 @@ use rotor::filter::cel::{CelConn, CelLimits, plan_interpreted};
 use rotor::filter::{FilterNode, Limits, NoSymbols, compile, reference_matches};
 use rotor::hub::{Hub, Member};
 
+// The server's allocator, so allocation-heavy paths cost here what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EQ_JSON: &str = r#"{"key":"region","cmp":"eq","val":"eu"}"#;
 
 /// 12 nodes: and(eq, or(in, sw), not(eq), gt, or(neq, ex)).

@@ -18,6 +18,10 @@ use rotor::auth::{Verifier, sign_hs256};
 use rotor::config::Config;
 use serde_json::{Value, json};
 
+// The server's allocator, so allocation-heavy paths cost here what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 
 fn verifier() -> Verifier {

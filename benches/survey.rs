@@ -12,6 +12,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rotor::filter::{FilterNode, Limits, compile};
 use rotor::hub::{Hub, Member};
 
+// The server's allocator, so allocation-heavy paths cost here what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Fake {
     id: u128,
     user: String,

@@ -78,7 +78,10 @@ impl<C: Member, S> Hub<C, S> {
         let key_ids: SmallVec<[Option<u32>; 8]> = program.keys().iter().map(|k| self.label_keys().lookup(k)).collect();
         let values = self.label_values();
         self.par_shards(threads, |shard| {
-            let mut out = Vec::new();
+            // Room for every row up front: a broad filter (90% matching) would otherwise
+            // spend as long regrowing and copying the id vector as evaluating. Untouched
+            // capacity costs address space, not memory.
+            let mut out = Vec::with_capacity(shard.len());
             shard.chunks(|t, start| scan_chunk(t, program, &key_ids, values, start, &mut out));
             out
         })
@@ -97,23 +100,39 @@ impl<C: Member, S> Hub<C, S> {
         ids.iter().filter_map(|&id| self.get(id)).collect()
     }
 
-    /// Runs `f` over every shard on up to `threads` scoped threads and concatenates.
+    /// Runs `f` over every shard on up to `threads` scoped threads and concatenates the
+    /// results in shard order, copying each element at most once.
     fn par_shards<T: Send>(&self, threads: usize, f: impl Fn(&Shard<C>) -> Vec<T> + Sync) -> Vec<T> {
         let shards = self.shards();
         let threads = if self.len() < PARALLEL_MIN { 1 } else { threads.clamp(1, shards.len()) };
-        if threads == 1 {
-            return shards.iter().flat_map(&f).collect();
-        }
-        let per = shards.len().div_ceil(threads);
-        let f = &f;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = shards
-                .chunks(per)
-                .map(|group| scope.spawn(move || group.iter().flat_map(f).collect::<Vec<_>>()))
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("survey thread")).collect()
-        })
+        let parts: Vec<Vec<T>> = if threads == 1 {
+            shards.iter().map(&f).collect()
+        } else {
+            let per = shards.len().div_ceil(threads);
+            let f = &f;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = shards
+                    .chunks(per)
+                    .map(|group| scope.spawn(move || group.iter().map(f).collect::<Vec<_>>()))
+                    .collect();
+                handles.into_iter().flat_map(|h| h.join().expect("survey thread")).collect()
+            })
+        };
+        concat(parts)
     }
+}
+
+/// Appends every part to the first one (reserving once), so a large first part — one
+/// shard's matches — is never copied.
+fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().unwrap_or_default();
+    out.reserve(total - out.len());
+    for part in parts {
+        out.extend(part);
+    }
+    out
 }
 
 impl<C: Send + Sync + 'static> Shard<C> {
