@@ -192,10 +192,12 @@ async fn pings_flow_and_missing_pong_disconnects() {
 
 #[tokio::test]
 async fn answering_pings_keeps_the_connection_while_data_flows() {
-    let s = Server::start(json!({"client": {"ping_interval": "1s", "pong_timeout": "500ms"}})).await;
+    // The pong timeout leaves room for a test machine busy with many servers at once:
+    // this test checks that pings keep coming while data flows, not pong latency.
+    let s = Server::start(json!({"client": {"ping_interval": "1s", "pong_timeout": "900ms"}})).await;
     let (mut ws, _) = Ws::connect(&s, &token("1", json!({}))).await;
     ws.call("subscribe", json!({"channel": "tick"})).await;
-    let end = std::time::Instant::now() + std::time::Duration::from_millis(3500);
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(4000);
     let (mut pings, mut pubs, mut n) = (0, 0, 0);
     while std::time::Instant::now() < end {
         n += 1;
