@@ -5,7 +5,8 @@
 #   FUZZ_SECONDS=60 bash fuzz/smoke.sh  # longer hunt
 #
 # Builds all targets once, then runs each from a fresh working corpus seeded with the
-# committed fuzz/seeds/<target>/ files (the seeds themselves are never modified).
+# committed fuzz/seeds/<target>/ files (the seeds themselves are never modified), with
+# the vocabulary in fuzz/dicts/rotor.dict.
 # Fails on the first crash, leak, timeout or OOM; libFuzzer leaves the input in
 # fuzz/artifacts/<target>/. Replay one with
 #   cargo fuzz run -s none <target> artifacts/<target>/<file>
@@ -30,7 +31,7 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     cp seeds/"$t"/* "corpus/$t/"
     cargo fuzz run -s none "$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -dict=dicts/rotor.dict -print_final_stats=1
 done
 
 echo "== all ${#targets[@]} targets ran ${seconds}s without a crash"

@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use rotor::node::{Conn, Transport};
+use serde_json::{Value, json};
+
 #[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
 mod props;
@@ -66,4 +69,114 @@ fn api_request_seeds() {
 #[test]
 fn jwt_parse_seeds() {
     replay("jwt_parse", props::jwt_parse);
+}
+
+// ---------------------------------------------------------------- crashes found by fuzzing
+//
+// Each input below is also a seed (`fuzz/seeds/<target>/regress-*.bin`), replayed
+// above; these tests add the exact behaviour the fix restored.
+
+/// Connects a WebSocket client whose token carries `claims`; returns the connection
+/// and the connect reply.
+async fn connect(node: &std::sync::Arc<rotor::node::Node>, claims: Value) -> (Conn, Value) {
+    let mut conn = Conn::new(node.clone(), Transport::WebSocket);
+    let token = rotor::auth::sign_hs256(&claims, props::CONNECT_SECRET);
+    conn.handle_frame(json!({"id": 1, "connect": {"token": token}}).to_string().as_bytes()).await.expect("connects");
+    let reply = drain(&conn).into_iter().find(|m| m.get("connect").is_some()).expect("connect reply");
+    (conn, reply)
+}
+
+fn drain(conn: &Conn) -> Vec<Value> {
+    let mut out = Vec::new();
+    conn.queue().drain(&mut out);
+    out.iter().map(|m| serde_json::from_slice(m).expect("queued JSON")).collect()
+}
+
+/// api_request: `batch` re-parsed each method's encoded result into a `serde_json::Value`
+/// and panicked ("our own JSON") when a result nested deeper than serde_json's limit of
+/// 128 — e.g. `history` returning a publication whose data (raw JSON, never depth
+/// limited) was published 200 levels deep.
+#[test]
+fn batch_embeds_deeply_nested_history_data() {
+    let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/api_request/regress-api-deep.bin"))
+        .expect("seed");
+    props::api_request(&input);
+
+    let node = props::fresh_node();
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let publish = format!(r#"{{"channel":"news","data":{deep}}}"#);
+    assert!(matches!(rotor::api::call(&node, "publish", publish.as_bytes()), Ok(Ok(_))));
+    let batch = br#"{"commands":[{"history":{"channel":"news","limit":-1}},{"info":{}},{"nope":{}}]}"#;
+    let Ok(Ok(result)) = rotor::api::call(&node, "batch", batch) else { panic!("batch failed") };
+    let text = result.get();
+    assert!(text.starts_with(r#"{"replies":[{"history":{"publications":[{"data":[[[["#), "{text}");
+    assert!(text.contains(&deep));
+    assert!(text.contains(r#"{"info":{"nodes":"#));
+    assert!(text.ends_with(r#"{"error":{"code":104,"message":"not found"}}]}"#), "{text}");
+}
+
+/// api_request: `refresh` (and `subscribe`) with `expire_at` near `i64::MAX` made the
+/// connection's expiry timer overflow (`expire_at + expired_close_delay`): a panic with
+/// overflow checks, and in release builds a wrapped, past deadline that disconnected
+/// the client as expired at once. Now the expiry is simply far away.
+#[test]
+fn huge_expire_at_from_the_api_neither_overflows_nor_expires() {
+    for seed in ["regress-api-refresh.bin", "regress-api-expire.bin"] {
+        let path = format!("{}/fuzz/seeds/api_request/{seed}", env!("CARGO_MANIFEST_DIR"));
+        props::api_request(&std::fs::read(path).expect("seed"));
+    }
+    let node = props::fresh_node();
+    props::block_on(async {
+        let (mut conn, _) = connect(&node, json!({"sub": "u1"})).await;
+        let refresh = format!(r#"{{"user":"u1","expire_at":{}}}"#, i64::MAX);
+        assert!(matches!(rotor::api::call(&node, "refresh", refresh.as_bytes()), Ok(Ok(_))));
+        let subscribe = format!(r#"{{"user":"u1","channel":"srv","expire_at":{}}}"#, i64::MAX);
+        assert!(matches!(rotor::api::call(&node, "subscribe", subscribe.as_bytes()), Ok(Ok(_))));
+        let pushes = drain(&conn);
+        let refresh = pushes.iter().find_map(|p| p.pointer("/push/refresh")).expect("refresh push");
+        assert_eq!(refresh, &json!({"expires": true, "ttl": u32::MAX}));
+        let _ = conn.deadline();
+        assert!(conn.on_deadline().is_ok(), "a far-future expiry must not disconnect");
+    });
+}
+
+/// client_command: a connection token with `expire_at: i64::MIN` overflowed the connect
+/// reply's `ttl` (`expire_at - now`); subscription tokens (whose `expire_at` is not
+/// clamped) overflowed the subscribe reply's `ttl`, `sub_refresh`, and the sub-expiry
+/// check and timer at `i64::MIN`/`i64::MAX`. A past expiry is `ttl: 0`, a far one saturates.
+#[test]
+fn extreme_token_expiry_saturates() {
+    for seed in [
+        "regress-client-expire-min.bin",
+        "regress-client-sub-expire-max.bin",
+        "regress-client-sub-expire-min.bin",
+        "regress-client-refresh-min.bin",
+    ] {
+        let path = format!("{}/fuzz/seeds/client_command/{seed}", env!("CARGO_MANIFEST_DIR"));
+        props::client_command(&std::fs::read(path).expect("seed"));
+    }
+    let node = props::fresh_node();
+    props::block_on(async {
+        let (_conn, reply) = connect(&node, json!({"sub": "u1", "expire_at": i64::MIN})).await;
+        assert_eq!(reply["connect"]["expires"], json!(true));
+        assert_eq!(reply["connect"]["ttl"], json!(null), "ttl 0 is omitted: {reply}");
+
+        let (mut conn, _) = connect(&node, json!({"sub": "u2"})).await;
+        for (id, at) in [(2, i64::MAX), (3, i64::MIN)] {
+            let channel = format!("$p{id}");
+            let claims = json!({"sub": "u2", "channel": channel, "expire_at": at});
+            let token = rotor::auth::sign_hs256(&claims, props::SUB_SECRET);
+            let frame = json!({"id": id, "subscribe": {"channel": channel, "token": token}});
+            conn.handle_frame(frame.to_string().as_bytes()).await.expect("subscribes");
+            let reply = drain(&conn).into_iter().find(|m| m["id"] == json!(id)).expect("subscribe reply");
+            let want = if at > 0 { json!(u32::MAX) } else { json!(null) };
+            assert_eq!(reply["subscribe"]["ttl"], want, "{reply}");
+        }
+        let _ = conn.deadline();
+        // The subscription that expired at i64::MIN is dropped; the far one stays.
+        assert!(conn.on_deadline().is_ok());
+        let unsubscribed: Vec<Value> = drain(&conn);
+        assert!(unsubscribed.iter().any(|p| p.pointer("/push/channel") == Some(&json!("$p3"))), "{unsubscribed:?}");
+        assert!(conn.session().expect("connected").is_subscribed("$p2"));
+    });
 }

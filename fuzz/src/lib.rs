@@ -86,7 +86,7 @@ thread_local! {
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     RUNTIME.with(|rt| rt.block_on(f))
 }
 
@@ -147,7 +147,7 @@ pub fn fuzz_config() -> &'static Config {
 }
 
 /// A fresh node per input, so every run starts from the same state.
-fn fresh_node() -> Arc<Node> {
+pub fn fresh_node() -> Arc<Node> {
     Node::new(fuzz_config().clone()).expect("fuzz node")
 }
 

@@ -3,11 +3,13 @@
 //! Commands run in order; `parallel` is accepted and gives the same replies (every
 //! method here completes without waiting, so there is nothing to overlap).
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::node::Node;
 
+use super::Encoded;
 use super::error::ApiError;
 
 #[derive(Debug, Default, Deserialize)]
@@ -20,32 +22,49 @@ pub struct BatchRequest {
 /// Most commands one batch may carry.
 pub const MAX_COMMANDS: usize = 1000;
 
-pub fn batch(node: &Node, req: BatchRequest) -> Result<Value, ApiError> {
+#[derive(Debug, Serialize)]
+pub struct BatchResult {
+    pub replies: Vec<Reply>,
+}
+
+/// One reply: `{"<method>": <result>}` or `{"error": {…}}`. A result stays the encoded
+/// JSON the method produced: decoding it again could fail, since results embed client
+/// data (publications in `history`) nested deeper than serde_json parses.
+#[derive(Debug)]
+pub enum Reply {
+    Result(String, Encoded),
+    Error(ApiError),
+}
+
+impl Serialize for Reply {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(1))?;
+        match self {
+            Reply::Result(name, result) => m.serialize_entry(name, result)?,
+            Reply::Error(e) => m.serialize_entry("error", e)?,
+        }
+        m.end()
+    }
+}
+
+pub fn batch(node: &Node, req: BatchRequest) -> Result<BatchResult, ApiError> {
     if req.commands.len() > MAX_COMMANDS {
         return Err(ApiError::bad_request(format!("batch of {} commands; at most {MAX_COMMANDS}", req.commands.len())));
     }
-    let replies: Vec<Value> = req.commands.iter().map(|c| one(node, c)).collect();
-    Ok(json!({ "replies": replies }))
+    Ok(BatchResult { replies: req.commands.iter().map(|c| one(node, c)).collect() })
 }
 
-fn one(node: &Node, command: &Value) -> Value {
+fn one(node: &Node, command: &Value) -> Reply {
     let Some(obj) = command.as_object() else {
-        return error(ApiError::bad_request("command must be an object"));
+        return Reply::Error(ApiError::bad_request("command must be an object"));
     };
     let Some((name, params)) = obj.iter().find(|(k, _)| super::METHODS.contains(&k.as_str()) && *k != "batch") else {
-        return error(ApiError::not_found());
+        return Reply::Error(ApiError::not_found());
     };
     let body = serde_json::to_vec(params).expect("re-encodes");
     match super::call(node, name, &body) {
-        Ok(Ok(result)) => {
-            let value: Value = serde_json::from_str(result.get()).expect("our own JSON");
-            Value::Object(Map::from_iter([(name.clone(), value)]))
-        }
-        Ok(Err(e)) => error(e),
-        Err(_) => error(ApiError::bad_request("invalid params")),
+        Ok(Ok(result)) => Reply::Result(name.clone(), result),
+        Ok(Err(e)) => Reply::Error(e),
+        Err(_) => Reply::Error(ApiError::bad_request("invalid params")),
     }
-}
-
-fn error(e: ApiError) -> Value {
-    json!({ "error": e })
 }

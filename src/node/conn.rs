@@ -216,16 +216,17 @@ impl Conn {
         let s = self.session()?;
         let c = &self.node.config.client;
         let st = s.state.lock();
-        let conn = st.expire_at.map(|e| e + c.expired_close_delay.std().as_secs() as i64);
+        let conn = st.expire_at.map(|e| e.saturating_add(c.expired_close_delay.std().as_secs() as i64));
         let subs = st
             .subs
             .values()
             .filter_map(|x| x.expire_at)
             .min()
-            .map(|e| e + c.expired_sub_close_delay.std().as_secs() as i64);
+            .map(|e| e.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64));
         let at = [conn, subs].into_iter().flatten().min()?;
-        let secs = (at - now_secs() + 1).max(0) as u64;
-        Some(Instant::now() + Duration::from_secs(secs))
+        let secs = at.saturating_sub(now_secs()).saturating_add(1).max(0) as u64;
+        // An expiry too far away for an Instant is no deadline at all.
+        Instant::now().checked_add(Duration::from_secs(secs))
     }
 
     /// Timers: stale (3502), ping, no pong (3012), expiry (3005), sub expiry.
@@ -242,7 +243,7 @@ impl Conn {
         }
         let Some(s) = self.session().cloned() else { return Ok(()) };
         let grace = self.node.config.client.expired_close_delay.std().as_secs() as i64;
-        if s.state.lock().expire_at.is_some_and(|e| e + grace < now_secs()) {
+        if s.state.lock().expire_at.is_some_and(|e| e.saturating_add(grace) < now_secs()) {
             return Err(Disconnect::expired());
         }
         self.node.expire_subscriptions(&s)

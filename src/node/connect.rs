@@ -12,7 +12,7 @@ use crate::protocol::{ConnectRequest, ConnectResult, Disconnect, ErrorCode, Erro
 
 use super::channels::Asker;
 use super::subscribe::{Attach, PendingJoin};
-use super::{Node, Queue, Session, SubSource, TokenInfo, Transport, now_ms, now_secs};
+use super::{Node, Queue, Session, SubSource, TokenInfo, Transport, now_ms, now_secs, ttl_until};
 
 /// Why a connect failed: an error reply (bidirectional clients may retry, e.g. 109)
 /// or a disconnect.
@@ -279,7 +279,7 @@ impl Node {
         r.session = s.session.clone();
         if let Some(exp) = s.state.lock().expire_at {
             r.expires = true;
-            r.ttl = (exp - now_secs()).max(0) as u32;
+            r.ttl = ttl_until(exp);
         }
         if c.connect_include_server_time {
             r.time = Some(now_ms());

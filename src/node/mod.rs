@@ -113,3 +113,10 @@ pub fn now_ms() -> i64 {
 pub fn now_secs() -> i64 {
     now_ms() / 1000
 }
+
+/// Seconds from now until the Unix time `at`, as a `ttl` field: 0 once `at` has passed,
+/// at most `u32::MAX`. Expiry times come from token claims and API requests and may be
+/// any `i64`, so nothing here may overflow.
+pub fn ttl_until(at: i64) -> u32 {
+    at.saturating_sub(now_secs()).clamp(0, i64::from(u32::MAX)) as u32
+}

@@ -10,7 +10,7 @@ use crate::protocol::codes::unsubscribe;
 use crate::protocol::{Disconnect, ErrorCode, Raw, RefreshPush, StreamPosition, SubscribeRequest};
 
 use super::subscribe::Attach;
-use super::{Node, Session, SubSource, now_secs};
+use super::{Node, Session, SubSource, ttl_until};
 
 /// Which connections an operation applies to.
 #[derive(Debug, Default, Clone)]
@@ -119,7 +119,7 @@ impl Node {
             let at = expire_at.filter(|e| *e > 0);
             s.state.lock().expire_at = at;
             let push = match at {
-                Some(e) => RefreshPush { expires: true, ttl: (e - now_secs()).max(0) as u32 },
+                Some(e) => RefreshPush { expires: true, ttl: ttl_until(e) },
                 None => RefreshPush { expires: false, ttl: 0 },
             };
             s.push(encode_push(s.uni(), "", "refresh", &push));

@@ -4,7 +4,7 @@
 use crate::auth::TokenError;
 use crate::protocol::{Disconnect, RefreshResult};
 
-use super::{Node, Session, now_secs};
+use super::{Node, Session, now_secs, ttl_until};
 
 impl Node {
     pub(super) async fn client_refresh(&self, s: &Session, token: &str) -> Result<RefreshResult, Disconnect> {
@@ -22,7 +22,7 @@ impl Node {
         let expire_at = t.expire_at.map(|e| e.min(now_secs() + 365 * 24 * 3600));
         s.state.lock().expire_at = expire_at;
         Ok(match expire_at {
-            Some(e) => RefreshResult { expires: true, ttl: (e - now_secs()).max(0) as u32 },
+            Some(e) => RefreshResult { expires: true, ttl: ttl_until(e) },
             None => RefreshResult::default(),
         })
     }

@@ -14,7 +14,7 @@ use crate::protocol::{
 
 use super::channels::{Asker, ChannelName};
 use super::conn::Fail;
-use super::{Node, Session, SubSource, SubState, Subscriber, TokenInfo, now_secs};
+use super::{Node, Session, SubSource, SubState, Subscriber, TokenInfo, now_secs, ttl_until};
 
 /// How a subscription is being made.
 pub struct Attach<'a> {
@@ -84,7 +84,7 @@ impl Node {
         }
         if let Some(exp) = a.expire_at.filter(|_| a.source == SubSource::Client) {
             result.expires = true;
-            result.ttl = (exp - now_secs()).max(0) as u32;
+            result.ttl = ttl_until(exp);
         }
         let join = join_leave.then(|| PendingJoin { channel: channel.to_string(), info });
         (result, join)
@@ -260,7 +260,7 @@ impl Node {
         sub.expire_at = t.expire_at;
         sub.token = Some(TokenInfo { uid: t.jti.unwrap_or_default(), issued_at: t.iat.unwrap_or(0) });
         Ok(match t.expire_at {
-            Some(exp) => ((exp - now_secs()).max(0) as u32, true),
+            Some(exp) => (ttl_until(exp), true),
             None => (0, false),
         })
     }
@@ -275,7 +275,7 @@ impl Node {
             .lock()
             .subs
             .iter()
-            .filter(|(_, sub)| sub.expire_at.is_some_and(|e| e + grace < now))
+            .filter(|(_, sub)| sub.expire_at.is_some_and(|e| e.saturating_add(grace) < now))
             .map(|(ch, sub)| (ch.clone(), sub.server_side()))
             .collect();
         for (ch, server_side) in expired {
