@@ -34,7 +34,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use rotor::api::connections::ConnectionsRequest;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -161,22 +162,28 @@ fn bench_body<R: DeserializeOwned, V: DeserializeOwned>(c: &mut Criterion, name:
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("serde_json_raw", |b| b.iter(|| serde_json::from_slice::<R>(black_box(body)).unwrap()));
     group.bench_function("serde_json_value", |b| b.iter(|| serde_json::from_slice::<V>(black_box(body)).unwrap()));
-    group.bench_function("simd_json_value", |b| {
+    bench_simd::<V>(&mut group, "simd_json_value", body);
+    group.finish();
+}
+
+/// simd-json decoding `body` into `T`, without and with reused `Buffers`. It parses in
+/// place, so each iteration gets a fresh copy, made outside the timed region.
+fn bench_simd<T: DeserializeOwned>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, body: &[u8]) {
+    group.bench_function(name, |b| {
         b.iter_batched_ref(
             || body.to_vec(),
-            |buf| simd_json::serde::from_slice::<V>(buf).unwrap(),
+            |buf| simd_json::serde::from_slice::<T>(buf).unwrap(),
             BatchSize::SmallInput,
         )
     });
     let mut buffers = simd_json::Buffers::new(body.len());
-    group.bench_function("simd_json_value_buffers", |b| {
+    group.bench_function(format!("{name}_buffers"), |b| {
         b.iter_batched_ref(
             || body.to_vec(),
-            |buf| simd_json::serde::from_slice_with_buffers::<V>(buf, &mut buffers).unwrap(),
+            |buf| simd_json::serde::from_slice_with_buffers::<T>(buf, &mut buffers).unwrap(),
             BatchSize::SmallInput,
         )
     });
-    group.finish();
 }
 
 fn publish_like(c: &mut Criterion) {
@@ -201,21 +208,7 @@ fn connections(c: &mut Criterion) {
     group.bench_function("serde_json_rotor", |b| {
         b.iter(|| serde_json::from_slice::<ConnectionsRequest>(black_box(&body)).unwrap())
     });
-    group.bench_function("simd_json_rotor", |b| {
-        b.iter_batched_ref(
-            || body.clone(),
-            |buf| simd_json::serde::from_slice::<ConnectionsRequest>(buf).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
-    let mut buffers = simd_json::Buffers::new(body.len());
-    group.bench_function("simd_json_rotor_buffers", |b| {
-        b.iter_batched_ref(
-            || body.clone(),
-            |buf| simd_json::serde::from_slice_with_buffers::<ConnectionsRequest>(buf, &mut buffers).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
+    bench_simd::<ConnectionsRequest>(&mut group, "simd_json_rotor", &body);
     group.finish();
 }
 
