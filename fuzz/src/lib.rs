@@ -985,29 +985,57 @@ fn expect_subscribe(c: &Value, now: i64) -> Option<bool> {
     Some(expect_times(c, now)? && channel_ok)
 }
 
-/// `exp` strictly in the future and `nbf` not in the future (integers only; other
-/// types are ignored), with a margin of uncertainty around now. None as well when
-/// `exp`, `nbf` or `sub` is an array or object: the JWT library then fails to read its
-/// registered claims and rejects the token, which is a safe answer but not one the
-/// claims rules themselves predict.
+/// `exp` strictly in the future and `nbf` not in the future, with a margin of
+/// uncertainty around now. `exp`, `nbf`, `iat` and `expire_at` are NumericDates: a
+/// number (integer or not, rounded toward the stricter second) within ±year 9999;
+/// any other JSON type makes the token invalid (`expire_at` may also be null or 0,
+/// meaning "no expiry", and otherwise must be in the future too). None as well when
+/// `sub` is an array or object: the JWT library then fails to read its registered
+/// claims and rejects the token, which is a safe answer but not one the claims rules
+/// themselves predict.
 fn expect_times(c: &Value, now: i64) -> Option<bool> {
     const MARGIN: i64 = 5;
-    if ["exp", "nbf", "sub"].iter().any(|k| matches!(c.get(k), Some(Value::Array(_) | Value::Object(_)))) {
+    const MAX: f64 = 253_402_300_799.0;
+    if matches!(c.get("sub"), Some(Value::Array(_) | Value::Object(_))) {
         return None;
     }
-    let int = |name: &str| c.get(name).and_then(Value::as_i64);
+    // Some(Err(())) = present but not a NumericDate.
+    let date = |name: &str, up: bool| -> Option<Result<i64, ()>> {
+        let v = c.get(name)?;
+        let f = v.as_f64().filter(|f| f.abs() <= MAX && v.is_number());
+        Some(f.map(|f| if up { f.ceil() as i64 } else { f.floor() as i64 }).ok_or(()))
+    };
+    let near = |t: i64| (now - MARGIN..=now + MARGIN).contains(&t);
+    let exp = date("exp", false);
+    let nbf = date("nbf", true);
+    let iat = date("iat", false);
+    let expire_at = match c.get("expire_at") {
+        Some(Value::Null) => None,
+        _ => date("expire_at", false),
+    };
+    if [exp, nbf, iat, expire_at].iter().any(|d| matches!(d, Some(Err(())))) {
+        return Some(false);
+    }
     let mut ok = true;
-    if let Some(exp) = int("exp") {
-        if (now - MARGIN..=now + MARGIN).contains(&exp) {
+    if let Some(Ok(exp)) = exp {
+        if near(exp) {
             return None;
         }
         ok &= exp > now;
     }
-    if let Some(nbf) = int("nbf") {
-        if (now - MARGIN..=now + MARGIN).contains(&nbf) {
+    if let Some(Ok(nbf)) = nbf {
+        if near(nbf) {
             return None;
         }
         ok &= nbf <= now;
+    }
+    if let Some(Ok(at)) = expire_at
+        && at != 0
+    {
+        if near(at) {
+            return None;
+        }
+        ok &= at > now;
     }
     Some(ok)
 }

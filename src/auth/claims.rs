@@ -56,8 +56,35 @@ pub fn info(claims: &Value, plain: &str, b64: &str) -> Option<Box<RawValue>> {
     claims.get(plain).filter(|v| !v.is_null()).and_then(raw)
 }
 
-pub fn int(claims: &Value, name: &str) -> Option<i64> {
-    claims.get(name).and_then(Value::as_i64)
+/// Latest NumericDate accepted: 9999-12-31T23:59:59Z. Anything beyond it (e.g.
+/// `2^64-1`) is a mistake or an attack, not an expiry, and makes the token invalid.
+const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// How a non-integer NumericDate is rounded to whole seconds: toward the earlier
+/// second for `exp`/`iat`/`expire_at` (a token never lives longer than it says) and
+/// toward the later one for `nbf` (never usable earlier than it says).
+#[derive(Clone, Copy)]
+pub enum Round {
+    Down,
+    Up,
+}
+
+/// An RFC 7519 NumericDate claim: a JSON number of seconds, integer or not. Absent is
+/// `Ok(None)`; a string, boolean, null, array, object, or a number beyond ±year 9999
+/// makes the token invalid — it is never read as "no expiry".
+pub fn numeric_date(claims: &Value, name: &str, round: Round) -> Result<Option<i64>, TokenError> {
+    let Some(v) = claims.get(name) else { return Ok(None) };
+    let invalid = || TokenError::Invalid(format!("{name} must be a NumericDate (a number of seconds)"));
+    let Value::Number(n) = v else { return Err(invalid()) };
+    if let Some(i) = n.as_i64() {
+        return if (i as f64).abs() <= MAX_NUMERIC_DATE { Ok(Some(i)) } else { Err(invalid()) };
+    }
+    let f = n.as_f64().filter(|f| f.is_finite() && f.abs() <= MAX_NUMERIC_DATE).ok_or_else(invalid)?;
+    let whole = match round {
+        Round::Down => f.floor(),
+        Round::Up => f.ceil(),
+    };
+    Ok(Some(whole as i64))
 }
 
 pub fn string(claims: &Value, name: &str) -> Option<String> {

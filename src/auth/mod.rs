@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{Client, LabelLimits};
 
+use claims::Round;
 pub use claims::{ChannelOverrides, SubOptions};
 use keys::KeySet;
 
@@ -108,16 +109,11 @@ impl Verifier {
         if c.get("channel").is_some() {
             return Err(TokenError::Invalid("connection token has a channel claim".into()));
         }
-        let exp = claims::int(&c, "exp");
-        let expire_at = match claims::int(&c, "expire_at") {
-            Some(0) => None,
-            Some(at) => Some(at),
-            None => exp,
-        };
+        let (exp, iat, expire_at) = token_times(&c)?;
         Ok(ConnectToken {
             user: user_of(&c, &keys.user_id_claim),
             exp,
-            iat: claims::int(&c, "iat"),
+            iat,
             jti: claims::string(&c, "jti"),
             expire_at,
             info: claims::info(&c, "info", "b64info"),
@@ -134,17 +130,12 @@ impl Verifier {
         let c = verify(keys, token).await?;
         let channel = claims::string(&c, "channel").filter(|s| !s.is_empty());
         let channel = channel.ok_or_else(|| TokenError::Invalid("subscription token without channel".into()))?;
-        let exp = claims::int(&c, "exp");
-        let expire_at = match claims::int(&c, "expire_at") {
-            Some(0) => None,
-            Some(at) => Some(at),
-            None => exp,
-        };
+        let (exp, iat, expire_at) = token_times(&c)?;
         Ok(SubscribeToken {
             user: user_of(&c, &keys.user_id_claim),
             channel,
             exp,
-            iat: claims::int(&c, "iat"),
+            iat,
             jti: claims::string(&c, "jti"),
             expire_at,
             info: claims::info(&c, "info", "b64info"),
@@ -153,6 +144,26 @@ impl Verifier {
             client: claims::string(&c, "client"),
         })
     }
+}
+
+/// `exp`, `iat` and the connection's expiry: the `expire_at` claim when present
+/// (`0` or `null` ⇒ never), else `exp`. An `expire_at` already past expires the token
+/// like a past `exp` (the signature and `exp` were checked in [`check_claims`]).
+fn token_times(c: &Value) -> Result<(Option<i64>, Option<i64>, Option<i64>), TokenError> {
+    let exp = claims::numeric_date(c, "exp", Round::Down)?;
+    let iat = claims::numeric_date(c, "iat", Round::Down)?;
+    let expire_at = match c.get("expire_at") {
+        Some(Value::Null) => None,
+        Some(_) => match claims::numeric_date(c, "expire_at", Round::Down)? {
+            Some(0) => None,
+            at => at,
+        },
+        None => exp,
+    };
+    if expire_at.is_some_and(|at| at <= now()) {
+        return Err(TokenError::Expired);
+    }
+    Ok((exp, iat, expire_at))
 }
 
 fn user_of(c: &Value, claim: &str) -> String {
@@ -194,10 +205,12 @@ fn check_claims(keys: &KeySet, c: Value, now: i64) -> Result<Value, TokenError> 
     if !keys.issuer.is_empty() && c.get("iss").and_then(Value::as_str) != Some(keys.issuer.as_str()) {
         return Err(TokenError::Invalid("issuer mismatch".into()));
     }
-    if claims::int(&c, "nbf").is_some_and(|nbf| nbf > now) {
-        return Err(TokenError::Expired);
-    }
-    if claims::int(&c, "exp").is_some_and(|exp| exp <= now) {
+    // Type checks first: a malformed date is invalid (3500) even when another one
+    // would already have expired the token.
+    let nbf = claims::numeric_date(&c, "nbf", Round::Up)?;
+    let exp = claims::numeric_date(&c, "exp", Round::Down)?;
+    claims::numeric_date(&c, "iat", Round::Down)?;
+    if nbf.is_some_and(|nbf| nbf > now) || exp.is_some_and(|exp| exp <= now) {
         return Err(TokenError::Expired);
     }
     Ok(c)

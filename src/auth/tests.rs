@@ -145,6 +145,68 @@ fn label_bounds() {
     }
 }
 
+/// NumericDates of every JSON type (issue: non-integer `exp` used to mean "never
+/// expires"). Past non-integers expire, future ones keep their rounded value, any other
+/// type or an out-of-range number is invalid — for `exp`, `nbf`, `iat` and `expire_at`.
+#[test]
+fn numeric_dates_of_every_json_type() {
+    let n = now();
+    let v = Verifier::new(&client()).unwrap();
+    let verdict = |extra: Value| {
+        let mut c = json!({"sub": "42"});
+        for (k, x) in extra.as_object().unwrap() {
+            c[k] = x.clone();
+        }
+        let conn = connect(&client(), &sign_hs256(&c, SECRET)).map(|t| t.expire_at);
+        c["channel"] = json!("$x");
+        let sub = block_on(v.verify_subscribe(&sign_hs256(&c, SECRET))).map(|t| t.expire_at);
+        assert_eq!(conn, sub, "connection and subscription tokens agree on {c}");
+        conn
+    };
+    let expired = [
+        json!({"exp": 1_700_000_000.5}),
+        json!({"exp": -1.5}),
+        json!({"exp": -1}),
+        json!({"exp": n as f64 - 0.25}),
+        json!({"exp": n + 60, "expire_at": 1_700_000_000.5}),
+        json!({"exp": n + 60, "expire_at": n - 1}),
+        json!({"nbf": n as f64 + 30.5}),
+        json!({"nbf": n as f64 + 0.5}),
+    ];
+    for e in expired {
+        assert_eq!(verdict(e.clone()), Err(TokenError::Expired), "{e}");
+    }
+    let invalid = [
+        json!({"exp": "1700000000"}),
+        json!({"exp": format!("{}", n + 3600)}),
+        json!({"exp": true}),
+        json!({"exp": false}),
+        json!({"exp": null}),
+        json!({"exp": u64::MAX}),
+        json!({"exp": 1e300}),
+        json!({"exp": -1e300}),
+        json!({"nbf": "0"}),
+        json!({"nbf": true}),
+        json!({"nbf": u64::MAX}),
+        json!({"iat": "yesterday"}),
+        json!({"iat": u64::MAX}),
+        json!({"expire_at": "1700000000"}),
+        json!({"expire_at": true}),
+        json!({"expire_at": u64::MAX}),
+        // A malformed date is invalid even when another date already expired it.
+        json!({"exp": n - 10, "nbf": "x"}),
+    ];
+    for e in invalid {
+        assert!(matches!(verdict(e.clone()), Err(TokenError::Invalid(_))), "{e}: {:?}", verdict(e.clone()));
+    }
+    let future = n as f64 + 3600.75;
+    assert_eq!(verdict(json!({"exp": future})), Ok(Some(n + 3600)));
+    assert_eq!(verdict(json!({"exp": n + 60, "expire_at": future})), Ok(Some(n + 3600)));
+    assert_eq!(verdict(json!({"exp": n + 60, "expire_at": null})), Ok(None));
+    assert_eq!(verdict(json!({"nbf": n as f64 - 0.5, "iat": n as f64 - 0.5})), Ok(None));
+    assert_eq!(connect(&client(), &sign_hs256(&json!({"sub": "1", "iat": 1.5}), SECRET)).unwrap().iat, Some(1));
+}
+
 #[test]
 fn subscription_tokens() {
     let v = Verifier::new(&client()).unwrap();

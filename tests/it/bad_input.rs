@@ -1,7 +1,7 @@
 //! Hostile and malformed client input: each case gets its documented code and the
 //! server keeps serving everyone else.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -68,6 +68,71 @@ async fn bad_tokens() {
     ws.send_text("{\"id\":2,\"subscribe\":{\"channel\":\"x\"}}").await;
     assert_eq!(ws.closed().await, Closed::Code(3501, "bad request".into()));
     still_serving(&s).await;
+}
+
+/// NumericDates of the wrong JSON type used to mean "never expires": a float `exp` in
+/// the past connected and lived forever. Now a past date of any numeric form is 109
+/// (bidirectional) or 3005 (unidirectional); any other JSON type is 3500.
+#[tokio::test]
+async fn token_dates_of_every_json_type() {
+    let s = Server::start(json!({})).await;
+    let n = now_secs();
+    let bare = |extra: Value| {
+        let mut c = json!({"sub": "1"});
+        merge(&mut c, &extra);
+        rotor::auth::sign_hs256(&c, SECRET)
+    };
+    let past = [
+        json!({"exp": 1_700_000_000.5}),
+        json!({"exp": -1.5}),
+        json!({"nbf": n as f64 + 30.5}),
+        json!({"exp": n + 60, "expire_at": 1_700_000_000.5}),
+    ];
+    for claims in &past {
+        let mut ws = Ws::open(&s.ws_url()).await;
+        let r = ws.call("connect", json!({"token": bare(claims.clone())})).await;
+        assert_eq!(r["error"]["code"], 109, "{claims}: {r}");
+        let mut uni = UniStream::open(&s, json!({"token": bare(claims.clone())})).await;
+        let first = uni.next().await.unwrap();
+        assert_eq!(first["disconnect"]["code"], 3005, "{claims}: {first}");
+    }
+    let invalid = [
+        json!({"exp": "1700000000"}),
+        json!({"exp": true}),
+        json!({"exp": 18_446_744_073_709_551_615_u64}),
+        json!({"nbf": "0"}),
+        json!({"iat": false}),
+        json!({"expire_at": "4102444800"}),
+    ];
+    for claims in &invalid {
+        let connect = json!({"id": 1, "connect": {"token": bare(claims.clone())}}).to_string();
+        closes_with(&s, &[&connect], 3500).await;
+        let mut uni = UniStream::open(&s, json!({"token": bare(claims.clone())})).await;
+        let first = uni.next().await.unwrap();
+        assert_eq!(first["disconnect"]["code"], 3500, "{claims}: {first}");
+    }
+    // A non-integer future expiry is kept (rounded down), not dropped.
+    let (_ws, r) = Ws::connect(&s, &bare(json!({"exp": n as f64 + 600.9}))).await;
+    assert_eq!(r["expires"], true, "{r}");
+    assert!((598..=600).contains(&r["ttl"].as_i64().unwrap()), "{r}");
+    still_serving(&s).await;
+}
+
+/// Subscription tokens follow the same NumericDate rules: 109 for a past float `exp`,
+/// invalid (103) for a string one.
+#[tokio::test]
+async fn subscription_token_dates() {
+    let s = Server::start(json!({})).await;
+    let (mut ws, _) = Ws::connect(&s, &token("1", json!({}))).await;
+    let sub = |exp: Value| rotor::auth::sign_hs256(&json!({"sub": "1", "channel": "$p", "exp": exp}), SECRET);
+    let r = ws.call("subscribe", json!({"channel": "$p", "token": sub(json!(1_700_000_000.5))})).await;
+    assert_eq!(r["error"]["code"], 109, "{r}");
+    let ok = ws.call("subscribe", json!({"channel": "$p", "token": sub(json!(now_secs() as f64 + 600.5))})).await;
+    assert_eq!(ok["subscribe"]["expires"], true, "{ok}");
+    // An invalid subscription token is 103, as for a bad signature (reference §3.4).
+    let (mut ws2, _) = Ws::connect(&s, &token("1", json!({}))).await;
+    let r = ws2.call("subscribe", json!({"channel": "$p", "token": sub(json!("4102444800"))})).await;
+    assert_eq!(r["error"]["code"], 103, "{r}");
 }
 
 #[tokio::test]
