@@ -105,9 +105,10 @@ fn batch_embeds_deeply_nested_history_data() {
     let node = props::fresh_node();
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let publish = format!(r#"{{"channel":"news","data":{deep}}}"#);
-    assert!(matches!(rotor::api::call(&node, "publish", publish.as_bytes()), Ok(Ok(_))));
+    let published = props::block_on(rotor::api::call(&node, "publish", publish.as_bytes()));
+    assert!(matches!(published, Ok(Ok(_))));
     let batch = br#"{"commands":[{"history":{"channel":"news","limit":-1}},{"info":{}},{"nope":{}}]}"#;
-    let Ok(Ok(result)) = rotor::api::call(&node, "batch", batch) else { panic!("batch failed") };
+    let Ok(Ok(result)) = props::block_on(rotor::api::call(&node, "batch", batch)) else { panic!("batch failed") };
     let text = result.get();
     assert!(text.starts_with(r#"{"replies":[{"history":{"publications":[{"data":[[[["#), "{text}");
     assert!(text.contains(&deep));
@@ -129,9 +130,9 @@ fn huge_expire_at_from_the_api_neither_overflows_nor_expires() {
     props::block_on(async {
         let (mut conn, _) = connect(&node, json!({"sub": "u1"})).await;
         let refresh = format!(r#"{{"user":"u1","expire_at":{}}}"#, i64::MAX);
-        assert!(matches!(rotor::api::call(&node, "refresh", refresh.as_bytes()), Ok(Ok(_))));
+        assert!(matches!(rotor::api::call(&node, "refresh", refresh.as_bytes()).await, Ok(Ok(_))));
         let subscribe = format!(r#"{{"user":"u1","channel":"srv","expire_at":{}}}"#, i64::MAX);
-        assert!(matches!(rotor::api::call(&node, "subscribe", subscribe.as_bytes()), Ok(Ok(_))));
+        assert!(matches!(rotor::api::call(&node, "subscribe", subscribe.as_bytes()).await, Ok(Ok(_))));
         let pushes = drain(&conn);
         let refresh = pushes.iter().find_map(|p| p.pointer("/push/refresh")).expect("refresh push");
         assert_eq!(refresh, &json!({"expires": true, "ttl": u32::MAX}));

@@ -895,7 +895,7 @@ pub fn api_request(data: &[u8]) {
             let body = replace_all(body, "@epoch", &epoch);
             let body = replace_all(&body, "@client", &first_client);
             let body = replace_all(&body, "@cursor", &cursor);
-            match rotor::api::call(&node, name, &body) {
+            match rotor::api::call(&node, name, &body).await {
                 Err(_undecodable) => {}
                 Ok(Err(ApiError { code, message })) => {
                     assert!(code != 0, "{name}: error without a code: {message}");

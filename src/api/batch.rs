@@ -1,11 +1,12 @@
 //! `batch`: `{"commands":[{"<method>":{…}},…],"parallel":bool}` →
 //! `{"replies":[{"<method>":{…}} | {"error":{…}}]}` — top level, as `cent` reads it.
-//! Commands run in order; `parallel` is accepted and gives the same replies (every
-//! method here completes without waiting, so there is nothing to overlap).
+//! Commands run in order; `parallel` is accepted and gives the same replies.
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use std::sync::Arc;
 
 use crate::node::Node;
 
@@ -47,14 +48,18 @@ impl Serialize for Reply {
     }
 }
 
-pub fn batch(node: &Node, req: BatchRequest) -> Result<BatchResult, ApiError> {
+pub async fn batch(node: &Arc<Node>, req: BatchRequest) -> Result<BatchResult, ApiError> {
     if req.commands.len() > MAX_COMMANDS {
         return Err(ApiError::bad_request(format!("batch of {} commands; at most {MAX_COMMANDS}", req.commands.len())));
     }
-    Ok(BatchResult { replies: req.commands.iter().map(|c| one(node, c)).collect() })
+    let mut replies = Vec::with_capacity(req.commands.len());
+    for c in &req.commands {
+        replies.push(one(node, c).await);
+    }
+    Ok(BatchResult { replies })
 }
 
-fn one(node: &Node, command: &Value) -> Reply {
+async fn one(node: &Arc<Node>, command: &Value) -> Reply {
     let Some(obj) = command.as_object() else {
         return Reply::Error(ApiError::bad_request("command must be an object"));
     };
@@ -62,7 +67,7 @@ fn one(node: &Node, command: &Value) -> Reply {
         return Reply::Error(ApiError::not_found());
     };
     let body = serde_json::to_vec(params).expect("re-encodes");
-    match super::call(node, name, &body) {
+    match super::call(node, name, &body).await {
         Ok(Ok(result)) => Reply::Result(name.clone(), result),
         Ok(Err(e)) => Reply::Error(e),
         Err(_) => Reply::Error(ApiError::bad_request("invalid params")),

@@ -34,7 +34,7 @@ pub struct BroadcastResult {
     pub responses: Vec<PublishResponse>,
 }
 
-pub fn call(node: &Node, req: BroadcastRequest) -> Result<BroadcastResult, ApiError> {
+pub async fn call(node: &Node, req: BroadcastRequest) -> Result<BroadcastResult, ApiError> {
     if req.channels.is_empty() {
         return Err(ApiError::bad_request("channels required"));
     }
@@ -49,13 +49,12 @@ pub fn call(node: &Node, req: BroadcastRequest) -> Result<BroadcastResult, ApiEr
         tags: req.tags,
         idempotency_key: req.idempotency_key,
     };
-    let responses = req
-        .channels
-        .iter()
-        .map(|ch| match publish_one(node, ch, &publish) {
+    let mut responses = Vec::with_capacity(req.channels.len());
+    for ch in &req.channels {
+        responses.push(match publish_one(node, ch, &publish).await {
             Ok(r) => PublishResponse { error: None, result: Some(r) },
             Err(e) => PublishResponse { error: Some(e), result: None },
-        })
-        .collect();
+        });
+    }
     Ok(BroadcastResult { responses })
 }

@@ -21,14 +21,14 @@ fn require(channel: &str) -> Result<(), ApiError> {
     if channel.is_empty() { Err(ApiError::bad_request("channel required")) } else { Ok(()) }
 }
 
-pub fn presence(node: &Node, req: ChannelRequest) -> Result<PresenceResult, ApiError> {
+pub async fn presence(node: &Node, req: ChannelRequest) -> Result<PresenceResult, ApiError> {
     require(&req.channel)?;
-    Ok(node.presence(None, &req.channel)?)
+    Ok(node.presence(None, &req.channel).await?)
 }
 
-pub fn presence_stats(node: &Node, req: ChannelRequest) -> Result<PresenceStatsResult, ApiError> {
+pub async fn presence_stats(node: &Node, req: ChannelRequest) -> Result<PresenceStatsResult, ApiError> {
     require(&req.channel)?;
-    Ok(node.presence_stats(None, &req.channel)?)
+    Ok(node.presence_stats(None, &req.channel).await?)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,34 +41,34 @@ pub struct HistoryRequest {
     pub reverse: bool,
 }
 
-pub fn history(node: &Node, req: HistoryRequest) -> Result<HistoryResult, ApiError> {
+pub async fn history(node: &Node, req: HistoryRequest) -> Result<HistoryResult, ApiError> {
     require(&req.channel)?;
     let limit = match req.limit {
         0 => None,
         n if n < 0 => Some(usize::MAX),
         n => Some(n as usize),
     };
-    Ok(node.history(None, &req.channel, limit, req.since, req.reverse)?)
+    Ok(node.history(None, &req.channel, limit, req.since, req.reverse).await?)
 }
 
-pub fn history_remove(node: &Node, req: ChannelRequest) -> Result<Empty, ApiError> {
+pub async fn history_remove(node: &Node, req: ChannelRequest) -> Result<Empty, ApiError> {
     require(&req.channel)?;
-    node.history_remove(&req.channel)?;
+    node.history_remove(&req.channel).await?;
     Ok(Empty {})
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChannelsRequest {
     pub pattern: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ChannelStats {
     pub num_clients: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ChannelsResult {
     pub channels: BTreeMap<String, ChannelStats>,
 }

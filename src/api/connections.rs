@@ -185,7 +185,7 @@ impl Serialize for LabelsOut<'_> {
 }
 
 /// The opaque cursor after the connection with client id `id`.
-fn encode_cursor(id: u128) -> String {
+pub(super) fn encode_cursor(id: u128) -> String {
     format!("{id:032x}")
 }
 
@@ -213,4 +213,22 @@ pub fn connections(node: &Node, req: ConnectionsRequest) -> Result<ConnectionsRe
         next_cursor = encode_cursor(sessions.last().expect("limit > 0").id);
     }
     Ok(ConnectionsResult { connections: sessions, next_cursor })
+}
+
+/// One node's share of a fleet-wide listing: its page of `(client, ConnectionInfo)`
+/// in client-id order, and whether it has more after the page.
+#[derive(Serialize, Deserialize)]
+pub struct Page {
+    pub items: Vec<(String, Box<serde_json::value::RawValue>)>,
+    pub more: bool,
+}
+
+pub fn page(node: &Node, req: ConnectionsRequest) -> Result<Page, ApiError> {
+    let r = connections(node, req)?;
+    let items = r
+        .connections
+        .iter()
+        .map(|s| (s.client.clone(), serde_json::value::to_raw_value(&ConnectionInfo(s)).expect("encodes")))
+        .collect();
+    Ok(Page { items, more: !r.next_cursor.is_empty() })
 }

@@ -1,10 +1,9 @@
-//! `info`: this node's numbers (`{"nodes":[…]}`); a multi-node engine would add peers.
+//! `info`: `{"nodes":[…]}` — this node's numbers, and with the Redis engine those of
+//! every live peer from the heartbeat registry (see `fleet.rs`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::Node;
-
-use super::error::ApiError;
+use crate::node::fleet::NodeInfo;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct InfoRequest {}
@@ -26,18 +25,17 @@ pub struct InfoResult {
     pub nodes: Vec<NodeResult>,
 }
 
-pub fn info(node: &Node, _req: InfoRequest) -> Result<InfoResult, ApiError> {
-    let channels = node.hub.channels();
-    Ok(InfoResult {
-        nodes: vec![NodeResult {
-            uid: node.uid.clone(),
-            name: node.name.clone(),
-            version: crate::node::VERSION.to_string(),
-            num_clients: node.hub.len() as u32,
-            num_users: node.hub.num_users() as u32,
-            num_channels: channels.num_channels() as u32,
-            uptime: node.started.elapsed().as_secs() as u32,
-            num_subs: channels.num_subscriptions() as u32,
-        }],
-    })
+impl From<NodeInfo> for NodeResult {
+    fn from(n: NodeInfo) -> Self {
+        Self {
+            uid: n.uid,
+            name: n.name,
+            version: n.version,
+            num_clients: n.num_clients,
+            num_users: n.num_users,
+            num_channels: n.num_channels,
+            uptime: n.uptime,
+            num_subs: n.num_subs,
+        }
+    }
 }

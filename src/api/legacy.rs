@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::node::Node;
 
 use super::error::ApiError;
@@ -63,13 +65,13 @@ fn method_name(m: &Option<Value>) -> Option<String> {
 }
 
 /// Runs every command; Err(()) means the request as a whole is bad (HTTP 400).
-pub fn handle(node: &Node, body: &[u8]) -> Result<Vec<u8>, ()> {
+pub async fn handle(node: &Arc<Node>, body: &[u8]) -> Result<Vec<u8>, ()> {
     let mut out = Vec::new();
     let mut count = 0;
     for cmd in serde_json::Deserializer::from_slice(body).into_iter::<LegacyCommand>() {
         let cmd = cmd.map_err(|_| ())?;
         let name = method_name(&cmd.method).ok_or(())?;
-        let reply = run(node, &name, cmd.id, cmd.params);
+        let reply = run(node, &name, cmd.id, cmd.params).await;
         if count > 0 {
             out.push(b'\n');
         }
@@ -82,7 +84,7 @@ pub fn handle(node: &Node, body: &[u8]) -> Result<Vec<u8>, ()> {
     Ok(out)
 }
 
-fn run(node: &Node, name: &str, id: Option<u32>, params: Option<Value>) -> LegacyReply {
+async fn run(node: &Arc<Node>, name: &str, id: Option<u32>, params: Option<Value>) -> LegacyReply {
     let reply = |r: Result<super::Encoded, ApiError>| match r {
         Ok(v) => LegacyReply { id, error: None, result: Some(v) },
         Err(e) => LegacyReply { id, error: Some(e), result: None },
@@ -91,7 +93,7 @@ fn run(node: &Node, name: &str, id: Option<u32>, params: Option<Value>) -> Legac
         return reply(Err(ApiError::not_found()));
     }
     let body = serde_json::to_vec(&params.unwrap_or_else(|| Value::Object(Default::default()))).expect("encodes");
-    match super::call(node, name, &body) {
+    match Box::pin(super::call(node, name, &body)).await {
         Ok(r) => reply(r),
         Err(_) => reply(Err(ApiError::bad_request("invalid params"))),
     }

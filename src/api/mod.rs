@@ -8,6 +8,7 @@ mod broadcast;
 mod channel_info;
 pub mod connections;
 pub mod error;
+mod fleet;
 mod info;
 mod legacy;
 mod publish;
@@ -50,6 +51,7 @@ pub const METHODS: &[&str] = &[
 ];
 
 pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
+    fleet::install(node);
     let c = &node.config.http_api;
     let mut r = Router::new();
     if !c.disabled {
@@ -82,17 +84,7 @@ async fn handle(
     }
     let transport_mode = c.error_mode == "transport"
         || headers.get("x-centrifugo-error-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"transport"));
-    let result = if may_survey(&body) {
-        let (node, name) = (node.clone(), name.clone());
-        let _turn = survey_turn().await;
-        match tokio::task::spawn_blocking(move || call(&node, &name, &body)).await {
-            Ok(r) => r,
-            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        }
-    } else {
-        call(&node, &name, &body)
-    };
-    match result {
+    match call(&node, &name, &body).await {
         Err(Undecodable) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
         // batch answers at the top level, as `cent` expects.
         Ok(Ok(result)) if name == "batch" => json_response(StatusCode::OK, &result),
@@ -120,17 +112,7 @@ async fn handle_legacy(
     if node.is_shutting_down() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let out = if may_survey(&body) {
-        let node = node.clone();
-        let _turn = survey_turn().await;
-        match tokio::task::spawn_blocking(move || legacy::handle(&node, &body)).await {
-            Ok(r) => r,
-            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        }
-    } else {
-        legacy::handle(&node, &body)
-    };
-    match out {
+    match legacy::handle(&node, &body).await {
         Ok(out) => {
             let mut resp = (StatusCode::OK, out).into_response();
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -146,6 +128,21 @@ async fn handle_legacy(
 /// word inside some string) only costs a thread hop.
 fn may_survey(body: &[u8]) -> bool {
     memchr::memmem::find(body, b"label_filter").is_some() || memchr::memmem::find(body, b"expression").is_some()
+}
+
+/// Runs a node-local part that may survey (a label filter or CEL expression in
+/// `body`) on the blocking pool, one survey per core at a time; anything else inline.
+pub(crate) async fn local<T: Send + 'static>(
+    node: &Arc<Node>,
+    body: &[u8],
+    f: impl FnOnce(&Node) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if !may_survey(body) {
+        return Ok(f(node));
+    }
+    let node = node.clone();
+    let _turn = survey_turn().await;
+    tokio::task::spawn_blocking(move || f(&node)).await.map_err(|_| ApiError::new(crate::protocol::ErrorCode::Internal))
 }
 
 /// Survey requests in flight at once: one per core. A survey already uses every core,
@@ -180,24 +177,23 @@ fn to_value<T: Serialize>(r: Result<T, ApiError>) -> Result<Encoded, ApiError> {
     r.map(|v| serde_json::value::to_raw_value(&v).expect("API results encode"))
 }
 
-/// Runs one method on a JSON body.
-pub fn call(node: &Node, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
+/// Runs one method on a JSON body. With the Redis engine, `channels`, `info`,
+/// `connections` and `rpc getUserConnections` answer for the whole fleet and the
+/// targeted operations act on every node (see `fleet.rs`).
+pub async fn call(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
     Ok(match name {
-        "publish" => to_value(publish::call(node, decode(body)?)),
-        "broadcast" => to_value(broadcast::call(node, decode(body)?)),
-        "subscribe" => to_value(targets::subscribe(node, decode(body)?)),
-        "unsubscribe" => to_value(targets::unsubscribe(node, decode(body)?)),
-        "disconnect" => to_value(targets::disconnect(node, decode(body)?)),
-        "refresh" => to_value(targets::refresh(node, decode(body)?)),
-        "presence" => to_value(channel_info::presence(node, decode(body)?)),
-        "presence_stats" => to_value(channel_info::presence_stats(node, decode(body)?)),
-        "history" => to_value(channel_info::history(node, decode(body)?)),
-        "history_remove" => to_value(channel_info::history_remove(node, decode(body)?)),
-        "channels" => to_value(channel_info::channels(node, decode(body)?)),
-        "info" => to_value(info::info(node, decode(body)?)),
-        "batch" => to_value(batch::batch(node, decode(body)?)),
-        "rpc" => to_value(rpc::rpc(node, decode(body)?)),
-        "connections" => to_value(connections::connections(node, decode(body)?)),
+        "publish" => to_value(publish::call(node, decode(body)?).await),
+        "broadcast" => to_value(broadcast::call(node, decode(body)?).await),
+        "subscribe" | "unsubscribe" | "disconnect" | "refresh" => fleet::targeted(node, name, body).await?,
+        "presence" => to_value(channel_info::presence(node, decode(body)?).await),
+        "presence_stats" => to_value(channel_info::presence_stats(node, decode(body)?).await),
+        "history" => to_value(channel_info::history(node, decode(body)?).await),
+        "history_remove" => to_value(channel_info::history_remove(node, decode(body)?).await),
+        "channels" => fleet::channels(node, decode(body)?).await,
+        "info" => to_value(fleet::info(node, decode::<info::InfoRequest>(body)?)),
+        "batch" => to_value(Box::pin(batch::batch(node, decode(body)?)).await),
+        "rpc" => fleet::rpc(node, decode(body)?).await,
+        "connections" => fleet::connections(node, body, decode(body)?).await,
         _ => Err(ApiError::not_found()),
     })
 }

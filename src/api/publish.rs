@@ -40,7 +40,7 @@ impl From<PublishOutcome> for PublishResult {
 }
 
 /// Shared by `publish` and `broadcast`.
-pub fn publish_one(node: &Node, channel: &str, req: &PublishRequest) -> Result<PublishResult, ApiError> {
+pub async fn publish_one(node: &Node, channel: &str, req: &PublishRequest) -> Result<PublishResult, ApiError> {
     if channel.is_empty() {
         return Err(ApiError::bad_request("channel required"));
     }
@@ -51,10 +51,15 @@ pub fn publish_one(node: &Node, channel: &str, req: &PublishRequest) -> Result<P
         Some(d) if d.get() != "null" => d.clone(),
         _ => return Err(ApiError::bad_request("data required")),
     };
-    let opts = PublishOptions { skip_history: req.skip_history, tags: req.tags.clone(), info: None };
-    Ok(node.publish(channel, data, opts)?.into())
+    let opts = PublishOptions {
+        skip_history: req.skip_history,
+        tags: req.tags.clone(),
+        info: None,
+        idempotency_key: req.idempotency_key.clone(),
+    };
+    Ok(node.publish(channel, data, opts).await?.into())
 }
 
-pub fn call(node: &Node, req: PublishRequest) -> Result<PublishResult, ApiError> {
-    publish_one(node, &req.channel, &req)
+pub async fn call(node: &Node, req: PublishRequest) -> Result<PublishResult, ApiError> {
+    publish_one(node, &req.channel, &req).await
 }

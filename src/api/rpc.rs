@@ -11,7 +11,7 @@ use crate::protocol::Raw;
 
 use super::error::ApiError;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RpcRequest {
     pub method: String,

@@ -48,7 +48,11 @@ pub struct SubscribeRequest {
 #[derive(Debug, Default, Serialize)]
 pub struct Empty {}
 
-pub fn subscribe(node: &Node, req: SubscribeRequest) -> Result<Empty, ApiError> {
+/// The targets and parameters of a `subscribe` (selection may survey: blocking pool).
+pub fn subscribe_targets(
+    node: &Node,
+    req: SubscribeRequest,
+) -> Result<(Vec<std::sync::Arc<crate::node::Session>>, ServerSubscribe), ApiError> {
     if req.channel.is_empty() {
         return Err(ApiError::bad_request("channel required"));
     }
@@ -65,8 +69,7 @@ pub fn subscribe(node: &Node, req: SubscribeRequest) -> Result<Empty, ApiError> 
         force_positioning: o.force_positioning.map(|b| b.value),
     };
     let sessions = op_targets(node, &req.user, &req.client, &req.session, &req.label_filter, req.all_users)?;
-    node.subscribe_sessions(&sessions, &p)?;
-    Ok(Empty {})
+    Ok((sessions, p))
 }
 
 #[derive(Debug, Default, Deserialize)]

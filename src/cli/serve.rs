@@ -16,7 +16,7 @@ pub fn run(loaded: Loaded) -> anyhow::Result<()> {
     raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
     runtime.block_on(async move {
-        let node = Node::new(loaded.config).context("token configuration")?;
+        let node = Node::start(loaded.config).await?;
         let listener = crate::server::bind(&node).await.context("binding the HTTP port")?;
         crate::server::serve(node, listener).await.context("serving")
     })

@@ -59,14 +59,65 @@ impl Default for Log {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Engine {
+    /// `memory` (one node) or `redis` (a fleet of nodes sharing Redis).
     #[serde(rename = "type")]
     pub kind: String,
+    pub redis: RedisEngine,
 }
 
 impl Default for Engine {
     fn default() -> Self {
-        Self { kind: "memory".into() }
+        Self { kind: "memory".into(), redis: RedisEngine::default() }
     }
+}
+
+/// `engine.redis`: where the fleet's Redis is and how long to wait for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisEngine {
+    /// `redis://[user:pass@]host:port[/db]` or `rediss://…` URLs (a single string is
+    /// accepted too). Several addresses shard channels over them by a stable hash.
+    #[serde(deserialize_with = "string_or_list")]
+    pub address: Vec<String>,
+    /// Seed nodes of a Redis Cluster; when set, `address` is ignored.
+    #[serde(deserialize_with = "string_or_list")]
+    pub cluster_address: Vec<String>,
+    /// Prefix of every key and PUB/SUB channel name.
+    pub prefix: String,
+    pub connect_timeout: Duration,
+    pub io_timeout: Duration,
+    /// How long a presence entry lives unless its connection refreshes it.
+    pub presence_ttl: Duration,
+    /// Rotor: how long a fleet-wide survey waits for a live node to answer.
+    pub survey_timeout: Duration,
+}
+
+impl Default for RedisEngine {
+    fn default() -> Self {
+        Self {
+            address: vec!["redis://127.0.0.1:6379".into()],
+            cluster_address: Vec::new(),
+            prefix: "rotor".into(),
+            connect_timeout: Duration::from_secs(1),
+            io_timeout: Duration::from_secs(4),
+            presence_ttl: Duration::from_secs(60),
+            survey_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) if s.is_empty() => Vec::new(),
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// Keys to verify JWTs with (`client.token` and `client.subscription_token`).

@@ -11,8 +11,10 @@ fn err(msg: impl Into<String>) -> Result<(), ConfigError> {
 }
 
 pub fn validate(c: &Config) -> Result<(), ConfigError> {
-    if c.engine.kind != "memory" {
-        return err(format!("engine type {:?} is not supported yet (use \"memory\")", c.engine.kind));
+    match c.engine.kind.as_str() {
+        "memory" => {}
+        "redis" => redis(&c.engine.redis)?,
+        other => return err(format!("engine.type {other:?} is not one of \"memory\", \"redis\"")),
     }
     if !["", "transport"].contains(&c.http_api.error_mode.as_str()) {
         return err(format!("http_api.error_mode must be \"\" or \"transport\", not {:?}", c.http_api.error_mode));
@@ -47,6 +49,38 @@ fn channel_options(what: &str, o: &ChannelOptions) -> Result<(), ConfigError> {
     }
     if !o.channel_regex.is_empty() && regex::Regex::new(&o.channel_regex).is_err() {
         return err(format!("{what}: channel_regex does not compile"));
+    }
+    Ok(())
+}
+
+/// `engine.redis`: at least one address, each a `redis://` or `rediss://` URL the client
+/// can parse; timeouts above zero.
+fn redis(r: &super::schema::RedisEngine) -> Result<(), ConfigError> {
+    let (key, list) =
+        if r.cluster_address.is_empty() { ("address", &r.address) } else { ("cluster_address", &r.cluster_address) };
+    if list.is_empty() {
+        return err(format!("engine.redis.{key} needs at least one redis:// or rediss:// URL"));
+    }
+    for a in list {
+        if !(a.starts_with("redis://") || a.starts_with("rediss://")) {
+            return err(format!("engine.redis.{key}: {a:?} is not a redis:// or rediss:// URL"));
+        }
+        if let Err(e) = redis::Client::open(a.as_str()) {
+            return err(format!("engine.redis.{key}: {a:?}: {e}"));
+        }
+    }
+    if r.prefix.is_empty() {
+        return err("engine.redis.prefix must not be empty");
+    }
+    for (name, d) in [
+        ("connect_timeout", r.connect_timeout),
+        ("io_timeout", r.io_timeout),
+        ("presence_ttl", r.presence_ttl),
+        ("survey_timeout", r.survey_timeout),
+    ] {
+        if d.std().is_zero() {
+            return err(format!("engine.redis.{name} must be above zero"));
+        }
     }
     Ok(())
 }

@@ -7,11 +7,10 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rand::Rng;
 
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
-use super::{HistoryError, HistoryQuery, HistoryResult};
+use super::{HistoryError, HistoryQuery, HistoryResult, new_epoch};
 
 const SHARDS: usize = 64;
 
@@ -37,11 +36,6 @@ impl Stream {
     fn position(&self) -> StreamPosition {
         StreamPosition { offset: self.top, epoch: self.epoch.clone() }
     }
-}
-
-fn new_epoch() -> String {
-    let mut rng = rand::rng();
-    (0..8).map(|_| rng.random_range(b'a'..=b'z') as char).collect()
 }
 
 /// Presence entries of one channel: client id → info.

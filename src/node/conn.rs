@@ -168,16 +168,16 @@ impl Conn {
                 encode_reply(id, "unsubscribe", &Empty {})
             }
             Method::Publish(req) => {
-                node.client_publish(s, req)?;
+                node.client_publish(s, req).await?;
                 encode_reply(id, "publish", &Empty {})
             }
-            Method::Presence(req) => encode_reply(id, "presence", &node.presence(Some(s), &req.channel)?),
+            Method::Presence(req) => encode_reply(id, "presence", &node.presence(Some(s), &req.channel).await?),
             Method::PresenceStats(req) => {
-                encode_reply(id, "presence_stats", &node.presence_stats(Some(s), &req.channel)?)
+                encode_reply(id, "presence_stats", &node.presence_stats(Some(s), &req.channel).await?)
             }
             Method::History(req) => {
                 let limit = node.client_history_limit(req.limit);
-                let h = node.history(Some(s), &req.channel, limit, req.since, req.reverse)?;
+                let h = node.history(Some(s), &req.channel, limit, req.since, req.reverse).await?;
                 encode_reply(id, "history", &h)
             }
             Method::Rpc(req) => encode_reply(id, "rpc", &self.rpc(&req.method)?),

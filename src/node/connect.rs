@@ -8,7 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::auth::{ConnectToken, TokenError};
-use crate::protocol::{ConnectRequest, ConnectResult, Disconnect, ErrorCode, ErrorReply, SubscribeRequest, one_line};
+use crate::protocol::{
+    ConnectRequest, ConnectResult, Disconnect, ErrorCode, ErrorReply, SubscribeRequest, SubscribeResult, one_line,
+};
 
 use super::channels::Asker;
 use super::subscribe::{Attach, PendingJoin};
@@ -76,14 +78,15 @@ impl Node {
         {
             return Err(ConnectError::Disconnect(Disconnect::connection_limit()));
         }
+        let streams = self.prepare_planned(&planned).await?;
         self.hub.add(session.clone());
         if self.is_shutting_down() {
             // Shutdown started while this connect was in flight and may have missed it.
             session.queue.close(Disconnect::shutdown(), true);
         }
-        let joins = self.subscribe_planned(&session, planned, transport, reply);
+        let joins = self.subscribe_planned(&session, planned, streams, transport, reply);
         for j in joins {
-            self.fan_out_join_leave(&j.channel, "join", &j.info);
+            self.emit_join_leave(&j.channel, "join", &j.info);
         }
         Ok(session)
     }
@@ -235,18 +238,44 @@ impl Node {
         Ok(())
     }
 
+    /// The waiting part of each planned subscription (see `prepare`); on error what
+    /// was taken is given back and the connect fails with error 100.
+    async fn prepare_planned(&self, planned: &[Planned]) -> Result<Vec<Option<SubscribeResult>>, ConnectError> {
+        let mut out = Vec::with_capacity(planned.len());
+        for p in planned {
+            let Ok(name) = self.channels.resolve(&p.channel) else {
+                out.push(None);
+                continue;
+            };
+            match self.prepare(&p.channel, &name, &p.request).await {
+                Ok(r) => out.push(Some(r)),
+                Err(e) => {
+                    for (p, r) in planned.iter().zip(&out) {
+                        if r.is_some() {
+                            self.unprepare(&p.channel);
+                        }
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn subscribe_planned(
         &self,
         s: &Arc<Session>,
         planned: Vec<Planned>,
+        streams: Vec<Option<SubscribeResult>>,
         transport: Transport,
         reply: impl FnOnce(&ConnectResult) -> Bytes,
     ) -> Vec<PendingJoin> {
         let mut result = self.connect_result(s, transport);
         let mut joins = Vec::new();
         let mut q = s.queue.hold();
-        for p in &planned {
+        for (p, stream) in planned.iter().zip(streams) {
             let Ok(name) = self.channels.resolve(&p.channel) else { continue };
+            let Some(stream) = stream else { continue };
             let attach = Attach {
                 tags_filter: None,
                 source: p.source,
@@ -257,7 +286,7 @@ impl Node {
                 presence: p.presence,
                 join_leave: p.join_leave,
             };
-            let (r, join) = self.attach(s, &p.channel, &name, attach);
+            let (r, join) = self.attach(s, &p.channel, &name, attach, stream);
             result.subs.insert(p.channel.clone(), r);
             joins.extend(join);
         }

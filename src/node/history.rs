@@ -5,11 +5,11 @@ use crate::engine::{HistoryError, HistoryQuery};
 use crate::protocol::{ErrorCode, HistoryResult, StreamPosition};
 
 use super::channels::Asker;
-use super::{Node, Session};
+use super::{Node, Session, internal};
 
 impl Node {
     /// History of a channel. `limit`: None = position only, Some(n) = up to n.
-    pub fn history(
+    pub async fn history(
         &self,
         s: Option<&Session>,
         channel: &str,
@@ -29,7 +29,8 @@ impl Node {
             }
         }
         let q = HistoryQuery { limit: Some(limit.unwrap_or(0)), since, reverse };
-        match self.engine.history(channel, &q, self.channels.history_meta_ttl()) {
+        let read = self.engine.history(channel, &q, self.channels.history_meta_ttl()).await;
+        match read.map_err(internal)? {
             Ok(h) => {
                 Ok(HistoryResult { publications: h.publications, epoch: h.position.epoch, offset: h.position.offset })
             }
@@ -49,12 +50,11 @@ impl Node {
     }
 
     /// Drops a channel's retained publications.
-    pub fn history_remove(&self, channel: &str) -> Result<(), ErrorCode> {
+    pub async fn history_remove(&self, channel: &str) -> Result<(), ErrorCode> {
         let name = self.channels.resolve(channel)?;
         if !name.options.history_enabled() {
             return Err(ErrorCode::NotAvailable);
         }
-        self.engine.remove_history(channel);
-        Ok(())
+        self.engine.remove_history(channel).await.map_err(internal)
     }
 }

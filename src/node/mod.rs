@@ -7,6 +7,7 @@ mod channels;
 mod conn;
 mod connect;
 mod fanout;
+pub mod fleet;
 mod history;
 mod ops;
 mod presence;
@@ -24,7 +25,7 @@ use tokio::sync::watch;
 
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::engine::MemoryEngine;
+use crate::engine::{Engine, EngineError, MemoryEngine};
 use crate::hub::Hub;
 use crate::protocol::Disconnect;
 
@@ -42,7 +43,9 @@ pub type NodeHub = Hub<Session, Subscriber>;
 pub struct Node {
     pub config: Arc<Config>,
     pub hub: NodeHub,
-    pub engine: MemoryEngine,
+    pub engine: Engine,
+    /// Set with the Redis engine: peers, surveys and the channels this node listens to.
+    pub fleet: Option<Arc<fleet::Fleet>>,
     pub verifier: Verifier,
     pub channels: ChannelRules,
     /// This node's unique id and display name.
@@ -57,25 +60,55 @@ pub struct Node {
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " rotor");
 
 impl Node {
+    /// A node on the memory engine (whatever `engine.type` says; see [`Node::start`]).
     pub fn new(config: Config) -> Result<Arc<Self>, crate::auth::AuthError> {
+        let uid = uuid::Uuid::new_v4().to_string();
+        Ok(Arc::new(Self::build(config, uid, Engine::Memory(MemoryEngine::default()), None)?))
+    }
+
+    /// A node on the configured engine. With `redis` this connects to Redis (an
+    /// unreachable Redis is an error here, at start) and starts the fleet tasks:
+    /// delivery of PUB/SUB messages, heartbeats, presence refresh.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        if config.engine.kind != "redis" {
+            return Ok(Self::new(config)?);
+        }
+        let uid = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let redis = crate::engine::redis::RedisEngine::connect(&config.engine.redis, &uid, tx)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start on the Redis engine: {e}"))?;
+        let f = Arc::new(fleet::Fleet::new(redis.clone(), &config.engine.redis));
+        let node = Arc::new(Self::build(config, uid, Engine::Redis(redis), Some(f))?);
+        fleet::spawn_tasks(&node, rx);
+        Ok(node)
+    }
+
+    fn build(
+        config: Config,
+        uid: String,
+        engine: Engine,
+        fleet: Option<Arc<fleet::Fleet>>,
+    ) -> Result<Self, crate::auth::AuthError> {
         let verifier = Verifier::new(&config.client)?;
         let name = if config.node.name.is_empty() {
             format!("{}_{}", hostname(), config.http_server.port)
         } else {
             config.node.name.clone()
         };
-        Ok(Arc::new(Self {
+        Ok(Self {
             channels: ChannelRules::new(&config.channel),
             config: Arc::new(config),
             hub: Hub::new(),
-            engine: MemoryEngine::default(),
+            engine,
+            fleet,
             verifier,
-            uid: uuid::Uuid::new_v4().to_string(),
+            uid,
             name,
             started: Instant::now(),
             shutting_down: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,
-        }))
+        })
     }
 
     /// Starts shutdown: every client gets disconnect 3001 (reconnect), new
@@ -83,6 +116,9 @@ impl Node {
     /// walked and `connect` re-checks it after registering, so no session is missed.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        if let Some(f) = &self.fleet {
+            f.announce_leaving(&self.uid);
+        }
         let _ = self.shutdown_tx.send(true);
         for session in self.hub.all() {
             session.queue.close(Disconnect::shutdown(), true);
@@ -119,4 +155,10 @@ pub fn now_secs() -> i64 {
 /// any `i64`, so nothing here may overflow.
 pub fn ttl_until(at: i64) -> u32 {
     at.saturating_sub(now_secs()).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// A Redis failure as the client and API see it: error 100.
+fn internal(e: EngineError) -> crate::protocol::ErrorCode {
+    tracing::warn!("{e}");
+    crate::protocol::ErrorCode::Internal
 }

@@ -47,7 +47,7 @@ impl Node {
     }
 
     /// Adds a server-side subscription to each target; each gets a `subscribe` push.
-    pub fn subscribe_sessions(&self, sessions: &[Arc<Session>], p: &ServerSubscribe) -> Result<(), ErrorCode> {
+    pub async fn subscribe_sessions(&self, sessions: &[Arc<Session>], p: &ServerSubscribe) -> Result<(), ErrorCode> {
         let name = self.channels.resolve(&p.channel)?;
         let recover = p.recover_since.is_some();
         let since = p.recover_since.clone().unwrap_or_default();
@@ -74,14 +74,19 @@ impl Node {
                 presence: p.presence,
                 join_leave: p.join_leave,
             };
+            let stream = self.prepare(&p.channel, &name, &request).await?;
+            if s.is_subscribed(&p.channel) {
+                self.unprepare(&p.channel);
+                continue;
+            }
             let mut q = s.queue.hold();
-            let (mut result, join) = self.attach(s, &p.channel, &name, attach);
+            let (mut result, join) = self.attach(s, &p.channel, &name, attach, stream);
             result.data = p.data.clone();
             q.push(encode_push(s.uni(), &p.channel, "subscribe", &result));
             drop(q);
             s.queue.wake();
             if let Some(j) = join {
-                self.fan_out_join_leave(&j.channel, "join", &j.info);
+                self.emit_join_leave(&j.channel, "join", &j.info);
             }
         }
         Ok(())

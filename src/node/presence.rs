@@ -4,7 +4,7 @@
 use crate::protocol::{ErrorCode, PresenceResult, PresenceStatsResult};
 
 use super::channels::Asker;
-use super::{Node, Session};
+use super::{Node, Session, internal};
 
 impl Node {
     fn check_presence(&self, s: Option<&Session>, channel: &str) -> Result<(), ErrorCode> {
@@ -23,14 +23,14 @@ impl Node {
     }
 
     /// Presence of a channel; `s` is the asking client (None for the server API).
-    pub fn presence(&self, s: Option<&Session>, channel: &str) -> Result<PresenceResult, ErrorCode> {
+    pub async fn presence(&self, s: Option<&Session>, channel: &str) -> Result<PresenceResult, ErrorCode> {
         self.check_presence(s, channel)?;
-        Ok(PresenceResult { presence: self.engine.presence(channel) })
+        Ok(PresenceResult { presence: self.engine.presence(channel).await.map_err(internal)? })
     }
 
-    pub fn presence_stats(&self, s: Option<&Session>, channel: &str) -> Result<PresenceStatsResult, ErrorCode> {
+    pub async fn presence_stats(&self, s: Option<&Session>, channel: &str) -> Result<PresenceStatsResult, ErrorCode> {
         self.check_presence(s, channel)?;
-        let (num_clients, num_users) = self.engine.presence_stats(channel);
+        let (num_clients, num_users) = self.engine.presence_stats(channel).await.map_err(internal)?;
         Ok(PresenceStatsResult { num_clients, num_users })
     }
 }

@@ -50,12 +50,14 @@ impl Node {
     /// Registers a session in a channel and builds its SubscribeResult. The caller
     /// holds the session's queue (so no publication overtakes the reply) and emits the
     /// returned join after releasing it.
+    /// `stream` is the result of [`Node::prepare`] for this subscription.
     pub(super) fn attach(
         &self,
         s: &Arc<Session>,
         channel: &str,
         name: &ChannelName<'_>,
         a: Attach<'_>,
+        stream: SubscribeResult,
     ) -> (SubscribeResult, Option<PendingJoin>) {
         let o = name.options;
         let presence = a.presence.unwrap_or(o.presence);
@@ -74,9 +76,9 @@ impl Node {
         s.state.lock().subs.insert(channel.to_string(), state);
         let info = s.client_info(a.chan_info);
         if presence {
-            self.engine.add_presence(channel, info.clone());
+            self.presence_add(channel, info.clone());
         }
-        let mut result = self.stream_result(channel, name, a.request);
+        let mut result = stream;
         if let Some(tf) = &a.tags_filter {
             // Recovered publications the filter rejects are left out; the stream
             // position in the result still covers them.
@@ -90,17 +92,51 @@ impl Node {
         (result, join)
     }
 
+    /// The part of a subscription that may wait, done before the session's queue is
+    /// held: with the Redis engine, makes this node listen to the channel's PUB/SUB
+    /// (one interest, released by `detach`, or at once on error); then reads the
+    /// stream position and recovers publications. Redis failing is error 100.
+    pub(super) async fn prepare(
+        &self,
+        channel: &str,
+        name: &ChannelName<'_>,
+        req: &SubscribeRequest,
+    ) -> Result<SubscribeResult, ErrorCode> {
+        if let Some(f) = &self.fleet {
+            f.retain_channel(channel).await.map_err(super::internal)?;
+        }
+        let r = self.stream_result(channel, name, req).await;
+        if r.is_err()
+            && let Some(f) = &self.fleet
+        {
+            f.release_channel(channel);
+        }
+        r
+    }
+
+    /// Gives back what `prepare` took when the subscription is not made after all.
+    pub(super) fn unprepare(&self, channel: &str) {
+        if let Some(f) = &self.fleet {
+            f.release_channel(channel);
+        }
+    }
+
     /// Positioning and recovery part of a SubscribeResult.
-    fn stream_result(&self, channel: &str, name: &ChannelName<'_>, req: &SubscribeRequest) -> SubscribeResult {
+    async fn stream_result(
+        &self,
+        channel: &str,
+        name: &ChannelName<'_>,
+        req: &SubscribeRequest,
+    ) -> Result<SubscribeResult, ErrorCode> {
         let o = name.options;
         let mut r = SubscribeResult::default();
         if !o.history_enabled() {
-            return r;
+            return Ok(r);
         }
         let recoverable = o.force_recovery || (o.allow_recovery && (req.recoverable || req.recover));
         let positioned = recoverable || o.force_positioning || (o.allow_positioning && req.positioned);
         if !positioned {
-            return r;
+            return Ok(r);
         }
         r.positioned = true;
         r.recoverable = recoverable;
@@ -110,31 +146,35 @@ impl Node {
             let limit = self.config.client.recovery_max_publication_limit;
             let since = crate::protocol::StreamPosition { offset: req.offset, epoch: req.epoch.clone() };
             let q = HistoryQuery { limit: Some(limit + 1), since: Some(since), reverse: false };
-            if let Ok(h) = self.engine.history(channel, &q, meta_ttl)
+            let read = self.engine.history(channel, &q, meta_ttl).await.map_err(super::internal)?;
+            if let Ok(h) = read
                 && h.publications.len() <= limit
             {
                 r.recovered = true;
                 r.publications = h.publications;
                 r.offset = req.offset;
                 r.epoch = h.position.epoch;
-                return r;
+                return Ok(r);
             }
         }
-        let pos = self.engine.stream_position(channel, meta_ttl);
+        let pos = self.engine.stream_position(channel, meta_ttl).await.map_err(super::internal)?;
         r.offset = pos.offset;
         r.epoch = pos.epoch;
-        r
+        Ok(r)
     }
 
     /// Removes a session from a channel; emits leave when the channel has join/leave.
     pub(super) fn detach(&self, s: &Session, channel: &str) -> Option<SubState> {
         let state = s.state.lock().subs.remove(channel)?;
         self.hub.channels().remove(channel, s.id);
+        if let Some(f) = &self.fleet {
+            f.release_channel(channel);
+        }
         if state.presence {
-            self.engine.remove_presence(channel, &s.client);
+            self.presence_remove(channel, &s.client);
         }
         if state.join_leave {
-            self.fan_out_join_leave(channel, "leave", &s.client_info(state.chan_info.clone()));
+            self.emit_join_leave(channel, "leave", &s.client_info(state.chan_info.clone()));
         }
         Some(state)
     }
@@ -192,13 +232,18 @@ impl Node {
                 tags_filter,
             },
         };
+        let stream = self.prepare(&req.channel, &name, &req).await?;
+        if s.is_subscribed(&req.channel) {
+            self.unprepare(&req.channel);
+            return Err(ErrorCode::AlreadySubscribed.into());
+        }
         let mut q = s.queue.hold();
-        let (result, join) = self.attach(s, &req.channel, &name, attach);
+        let (result, join) = self.attach(s, &req.channel, &name, attach, stream);
         q.push(crate::protocol::codec::encode_reply(id, "subscribe", &result));
         drop(q);
         s.queue.wake();
         if let Some(j) = join {
-            self.fan_out_join_leave(&j.channel, "join", &j.info);
+            self.emit_join_leave(&j.channel, "join", &j.info);
         }
         Ok(())
     }

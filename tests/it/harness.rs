@@ -152,6 +152,12 @@ impl Server {
         body["result"].clone()
     }
 
+    /// SIGKILL: the node vanishes without a word to its peers.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id() as i32;
@@ -238,6 +244,12 @@ impl Ws {
             assert!(Instant::now() < deadline, "no reply to command {id}; pending {:?}", self.pending);
             self.read_frame(deadline).await.expect("connection closed while waiting for a reply");
         }
+    }
+
+    /// A push already received matching `pred`, if any (no waiting).
+    pub fn take_push(&mut self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let pos = self.pending.iter().position(|m| m.get("push").is_some() && pred(&m["push"]))?;
+        Some(self.pending.remove(pos).unwrap()["push"].clone())
     }
 
     /// Next push (message without id) matching `pred`.

@@ -3,8 +3,10 @@
 mod api;
 mod api_methods;
 mod bad_input;
+mod cluster;
 mod connections;
 mod harness;
+mod redis;
 mod seed;
 mod shutdown;
 mod tags_filter;

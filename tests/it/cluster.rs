@@ -1,0 +1,247 @@
+//! Several real `rotor` nodes on a real `redis-server`: publications cross nodes,
+//! history and presence are shared, the connections API and targeted operations
+//! cover the fleet, and the fleet survives a killed node and a restarted Redis.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::redis::Redis;
+
+fn fleet_config(redis: &Redis) -> Value {
+    json!({"engine": {"type": "redis", "redis": {
+        "address": [redis.url()],
+        "presence_ttl": "2s",
+        "survey_timeout": "2s"
+    }}})
+}
+
+/// Polls `check` until it holds (deadline 20 s).
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn node_count(s: &Server) -> usize {
+    s.api("info", json!({})).await.1["result"]["nodes"].as_array().map_or(0, Vec::len)
+}
+
+/// Starts `n` nodes on one Redis and waits until each sees all of them.
+async fn fleet(redis: &Redis, n: usize) -> Vec<Server> {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(Server::start(fleet_config(redis)).await);
+    }
+    for s in &nodes {
+        until("every node in info", || async { node_count(s).await == n }).await;
+    }
+    nodes
+}
+
+fn client_ids(result: &Value) -> HashSet<String> {
+    result["connections"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn publications_history_and_presence_cross_nodes() {
+    let redis = Redis::start();
+    let nodes = fleet(&redis, 2).await;
+    let (mut a, _) = Ws::connect(&nodes[0], &token("1", json!({}))).await;
+    let (mut b, _) = Ws::connect(&nodes[1], &token("2", json!({}))).await;
+    a.call("subscribe", json!({"channel": "news"})).await;
+    b.call("subscribe", json!({"channel": "news"})).await;
+    // Published on node 1, delivered on both, with history offsets.
+    let r = nodes[1].publish("news", json!({"n": 1})).await;
+    assert_eq!(r["offset"], 1, "{r}");
+    let pa = a.push_where(|p| p["channel"] == "news" && p.get("pub").is_some()).await;
+    let pb = b.push_where(|p| p["channel"] == "news" && p.get("pub").is_some()).await;
+    assert_eq!(pa["pub"]["data"], json!({"n": 1}));
+    assert_eq!((pa["pub"]["offset"].clone(), pb["pub"]["offset"].clone()), (json!(1), json!(1)));
+    nodes[0].publish("news", json!({"n": 2})).await;
+    let (_, h) = nodes[1].api("history", json!({"channel": "news", "limit": -1})).await;
+    let offsets: Vec<u64> =
+        h["result"]["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
+    assert_eq!(offsets, vec![1, 2], "{h}");
+    assert_eq!(h["result"]["epoch"], r["epoch"]);
+    // Client history and recovery read the same stream.
+    let ch = a.call("history", json!({"channel": "news", "limit": 10})).await;
+    assert_eq!(ch["history"]["publications"].as_array().unwrap().len(), 2, "{ch}");
+    // Presence: both clients, from either node.
+    until("presence of both clients", || async {
+        let (_, p) = nodes[1].api("presence", json!({"channel": "news"})).await;
+        p["result"]["presence"].as_object().is_some_and(|m| m.len() == 2)
+    })
+    .await;
+    let (_, st) = nodes[0].api("presence_stats", json!({"channel": "news"})).await;
+    assert_eq!(st["result"], json!({"num_clients": 2, "num_users": 2}));
+    // history_remove on one node empties the shared stream.
+    nodes[0].api("history_remove", json!({"channel": "news"})).await;
+    let (_, h) = nodes[1].api("history", json!({"channel": "news", "limit": -1})).await;
+    assert!(h["result"].get("publications").is_none_or(|p| p.as_array().unwrap().is_empty()), "{h}");
+    // Recovery by offset/epoch across nodes: publish 2 more, a client reconnecting on
+    // the other node recovers them.
+    let top = nodes[0].publish("news", json!({"n": 3})).await;
+    nodes[0].publish("news", json!({"n": 4})).await;
+    let (mut c, _) = Ws::connect(&nodes[1], &token("3", json!({}))).await;
+    let since = top["offset"].as_u64().unwrap() - 1;
+    let rec =
+        c.call("subscribe", json!({"channel": "news", "recover": true, "offset": since, "epoch": top["epoch"]})).await;
+    assert_eq!(rec["subscribe"]["recovered"], true, "{rec}");
+    assert_eq!(rec["subscribe"]["publications"].as_array().unwrap().len(), 2, "{rec}");
+}
+
+#[tokio::test]
+async fn join_leave_cross_nodes() {
+    let redis = Redis::start();
+    let nodes = fleet(&redis, 2).await;
+    let (mut a, _) = Ws::connect(&nodes[0], &token("1", json!({}))).await;
+    a.call("subscribe", json!({"channel": "room", "join_leave": true})).await;
+    let (mut b, _) = Ws::connect(&nodes[1], &token("2", json!({}))).await;
+    b.call("subscribe", json!({"channel": "room"})).await;
+    let j = a.push_where(|p| p.get("join").is_some() && p["join"]["info"]["user"] == "2").await;
+    assert_eq!(j["channel"], "room");
+    drop(b);
+    let l = a.push_where(|p| p.get("leave").is_some()).await;
+    assert_eq!(l["leave"]["info"]["user"], "2");
+}
+
+#[tokio::test]
+async fn connections_api_covers_the_fleet_with_paging() {
+    let redis = Redis::start();
+    let nodes = fleet(&redis, 3).await;
+    let mut conns = Vec::new();
+    let mut eu = HashSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for j in 0..3 {
+            let region = if j == 2 { "us" } else { "eu" };
+            let (ws, r) = Ws::connect(node, &token(&format!("u{i}"), json!({"labels": {"region": region}}))).await;
+            if region == "eu" {
+                eu.insert(r["client"].as_str().unwrap().to_string());
+            }
+            conns.push(ws);
+        }
+    }
+    let filter = json!({"key": "region", "cmp": "eq", "val": "eu"});
+    for node in &nodes {
+        let (_, r) = node.api("connections", json!({"label_filter": filter})).await;
+        assert_eq!(client_ids(&r["result"]), eu, "{r}");
+        assert!(r["result"].get("missing_nodes").is_none(), "{r}");
+    }
+    // By user and CEL, from another node than the connections'.
+    let (_, r) = nodes[2].api("connections", json!({"user": "u0"})).await;
+    assert_eq!(client_ids(&r["result"]).len(), 3, "{r}");
+    let (_, r) = nodes[0].api("connections", json!({"expression": "labels.region == 'us'"})).await;
+    assert_eq!(client_ids(&r["result"]).len(), 3, "{r}");
+    // Paging: limit 2 over 6 matches on three nodes, each connection exactly once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let (_, r) = nodes[1].api("connections", json!({"label_filter": filter, "limit": 2, "cursor": cursor})).await;
+        let page = client_ids(&r["result"]);
+        assert!(page.len() <= 2, "{r}");
+        seen.extend(page);
+        match r["result"]["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), eu.len(), "duplicates or gaps: {seen:?}");
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), eu);
+    // Legacy getUserConnections over the fleet.
+    let (_, r) = nodes[0].api("rpc", json!({"method": "getUserConnections", "params": {"user": "u2"}})).await;
+    assert_eq!(r["result"]["data"].as_object().unwrap().len(), 3, "{r}");
+    // channels: counts summed over nodes.
+    for (i, ws) in conns.iter_mut().enumerate().take(4) {
+        let _ = i;
+        ws.call("subscribe", json!({"channel": "shared"})).await;
+    }
+    let (_, r) = nodes[2].api("channels", json!({})).await;
+    assert_eq!(r["result"]["channels"]["shared"]["num_clients"], 4, "{r}");
+    // Fleet-wide disconnect by labels from one node reaches every node.
+    let (_, r) = nodes[0].api("disconnect", json!({"label_filter": filter, "all_users": true})).await;
+    assert_eq!(r["result"], json!({}), "{r}");
+    until("eu connections gone everywhere", || async {
+        let (_, r) = nodes[1].api("connections", json!({"label_filter": filter})).await;
+        client_ids(&r["result"]).is_empty()
+    })
+    .await;
+    let (_, r) = nodes[1].api("connections", json!({"expression": "labels.region == 'us'"})).await;
+    assert_eq!(client_ids(&r["result"]).len(), 3, "us connections untouched: {r}");
+}
+
+#[tokio::test]
+async fn killed_node_is_dropped_and_its_presence_expires() {
+    let redis = Redis::start();
+    let mut nodes = fleet(&redis, 2).await;
+    let (mut a, _) = Ws::connect(&nodes[0], &token("1", json!({"labels": {"k": "v"}}))).await;
+    a.call("subscribe", json!({"channel": "news"})).await;
+    let (mut b, _) = Ws::connect(&nodes[1], &token("2", json!({"labels": {"k": "v"}}))).await;
+    b.call("subscribe", json!({"channel": "news"})).await;
+    let filter = json!({"key": "k", "cmp": "eq", "val": "v"});
+    until("both connections listed", || async {
+        let (_, r) = nodes[0].api("connections", json!({"label_filter": filter})).await;
+        client_ids(&r["result"]).len() == 2
+    })
+    .await;
+    nodes[1].kill();
+    // Until the peer is dropped a survey reports it missing rather than failing; after,
+    // the listing is node 0's alone and nothing is missing.
+    until("killed node dropped", || async {
+        let (_, r) = nodes[0].api("connections", json!({"label_filter": filter})).await;
+        assert!(r.get("result").is_some(), "the survey must not fail: {r}");
+        client_ids(&r["result"]).len() == 1 && r["result"].get("missing_nodes").is_none()
+    })
+    .await;
+    assert_eq!(node_count(&nodes[0]).await, 1);
+    until("dead node's presence expired", || async {
+        let (_, p) = nodes[0].api("presence", json!({"channel": "news"})).await;
+        p["result"]["presence"].as_object().is_some_and(|m| m.len() == 1)
+    })
+    .await;
+    // Publishing still works and reaches the survivor.
+    nodes[0].publish("news", json!("still here")).await;
+    a.push_where(|p| p.get("pub").is_some()).await;
+}
+
+#[tokio::test]
+async fn redis_restart_is_survived() {
+    let mut redis = Redis::start();
+    let nodes = fleet(&redis, 2).await;
+    let (mut a, _) = Ws::connect(&nodes[0], &token("1", json!({}))).await;
+    a.call("subscribe", json!({"channel": "news"})).await;
+    redis.kill();
+    // Redis down: API calls that need it answer 100; nothing else breaks.
+    let (status, r) = nodes[1].api("publish", json!({"channel": "news", "data": 1})).await;
+    assert_eq!(status, 200);
+    assert_eq!(r["error"]["code"], 100, "{r}");
+    let (_, r) = nodes[1].api("history", json!({"channel": "news", "limit": 1})).await;
+    assert_eq!(r["error"]["code"], 100, "{r}");
+    let rpc = a.call("presence", json!({"channel": "news"})).await;
+    assert_eq!(rpc["error"]["code"], 100, "client stays connected and gets 100: {rpc}");
+    redis.restart();
+    // Without restarting a node: reconnect, resubscribe, publications flow again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "publications did not flow again after Redis came back");
+        let (_, r) = nodes[1].api("publish", json!({"channel": "news", "data": "back"})).await;
+        if r.get("result").is_some() {
+            let wait = Instant::now() + Duration::from_millis(500);
+            while a.read_frame(wait).await.is_ok() {}
+            if a.take_push(|p| p.get("pub").is_some() && p["pub"]["data"] == "back").is_some() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until("both nodes back in info", || async { node_count(&nodes[0]).await == 2 }).await;
+}
