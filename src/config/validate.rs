@@ -97,12 +97,34 @@ mod tests {
     #[test]
     fn rules() {
         assert!(check("{}").is_ok());
-        assert!(check(r#"{"engine":{"type":"redis"}}"#).unwrap_err().0.contains("not supported yet"));
+        assert!(check(r#"{"engine":{"type":"redis"}}"#).is_ok());
+        assert!(check(r#"{"engine":{"type":"nats"}}"#).unwrap_err().0.contains("engine.type"));
         assert!(check(r#"{"channel":{"namespaces":[{"name":"a"}]}}"#).is_err());
         assert!(check(r#"{"channel":{"namespaces":[{"name":"ab"},{"name":"ab"}]}}"#).is_err());
         assert!(check(r#"{"channel":{"without_namespace":{"history_size":5}}}"#).is_err());
         assert!(check(r#"{"client":{"ping_interval":"5s","pong_timeout":"5s"}}"#).is_err());
         assert!(check(r#"{"client":{"token":{"rsa_public_key":"nope"}}}"#).is_err());
         assert!(check(r#"{"log":{"level":"loud"}}"#).is_err());
+    }
+
+    #[test]
+    fn redis_engine_keys() {
+        let redis = |r: &str| check(&format!(r#"{{"engine":{{"type":"redis","redis":{r}}}}}"#));
+        assert!(redis(r#"{"address":"redis://u:p@10.0.0.1:6380/2"}"#).is_ok());
+        assert!(redis(r#"{"address":["redis://a:1","rediss://b:2"],"prefix":"x"}"#).is_ok());
+        assert!(redis(r#"{"cluster_address":["redis://a:1","redis://b:2"]}"#).is_ok());
+        assert!(redis(r#"{"address":"http://a:1"}"#).unwrap_err().0.contains("engine.redis.address"));
+        assert!(redis(r#"{"address":[]}"#).unwrap_err().0.contains("at least one"));
+        assert!(redis(r#"{"cluster_address":["nope"]}"#).unwrap_err().0.contains("cluster_address"));
+        assert!(redis(r#"{"address":"redis://a:notaport"}"#).is_err());
+        assert!(redis(r#"{"prefix":""}"#).is_err());
+        assert!(redis(r#"{"io_timeout":"0s"}"#).unwrap_err().0.contains("io_timeout"));
+        let env = crate::config::load_with_env(
+            None,
+            &Default::default(),
+            &[("ROTOR_ENGINE_REDIS_ADDRESS".into(), "redis://a:1 redis://b:2".into())],
+        )
+        .unwrap();
+        assert_eq!(env.config.engine.redis.address, vec!["redis://a:1", "redis://b:2"]);
     }
 }

@@ -245,3 +245,53 @@ async fn redis_restart_is_survived() {
     }
     until("both nodes back in info", || async { node_count(&nodes[0]).await == 2 }).await;
 }
+
+/// Redis Cluster mode: keys hash-tagged per channel so the Lua scripts touch one slot;
+/// publications, history, presence and surveys work across two nodes.
+#[tokio::test]
+async fn redis_cluster_mode() {
+    let cluster = crate::redis::RedisCluster::start();
+    let config = json!({"engine": {"type": "redis", "redis": {"cluster_address": cluster.urls()}}});
+    let a_node = Server::start(config.clone()).await;
+    let b_node = Server::start(config).await;
+    until("both nodes in info", || async { node_count(&a_node).await == 2 }).await;
+    let (mut a, _) = Ws::connect(&a_node, &token("1", json!({"labels": {"k": "v"}}))).await;
+    let (_b, _) = Ws::connect(&b_node, &token("2", json!({"labels": {"k": "v"}}))).await;
+    // Channels whose keys land on different masters.
+    for ch in ["news", "sport", "weather", "chat:x"] {
+        a.call("subscribe", json!({"channel": ch})).await;
+        let r = b_node.publish(ch, json!({"ch": ch})).await;
+        assert_eq!(r["offset"], 1, "{ch}: {r}");
+        let p = a.push_where(|p| p["channel"] == ch).await;
+        assert_eq!(p["pub"]["data"]["ch"], ch);
+        let (_, h) = a_node.api("history", json!({"channel": ch, "limit": -1})).await;
+        assert_eq!(h["result"]["publications"].as_array().map(Vec::len), Some(1), "{ch}: {h}");
+    }
+    until("presence in cluster", || async {
+        let (_, p) = b_node.api("presence", json!({"channel": "news"})).await;
+        p["result"]["presence"].as_object().is_some_and(|m| m.len() == 1)
+    })
+    .await;
+    let (_, r) = b_node.api("connections", json!({"label_filter": {"key": "k", "cmp": "eq", "val": "v"}})).await;
+    assert_eq!(client_ids(&r["result"]).len(), 2, "{r}");
+}
+
+/// An unreachable Redis is a clear error at start, not a node that serves alone.
+#[tokio::test]
+async fn unreachable_redis_fails_at_start() {
+    let port = free_port();
+    let dir = temp_dir("no-redis");
+    let mut cfg = base_config(free_port());
+    merge(&mut cfg, &json!({"engine": {"type": "redis", "redis": {"address": format!("redis://127.0.0.1:{port}")}}}));
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .arg("-c")
+        .arg(dir.join("config.json"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Redis") && err.contains(&port.to_string()), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
