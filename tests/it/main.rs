@@ -4,6 +4,7 @@ mod api;
 mod api_methods;
 mod bad_input;
 mod connections;
+mod hardening_io;
 mod harness;
 mod seed;
 mod shutdown;
