@@ -1,6 +1,7 @@
 //! Hostile I/O on raw sockets: slow or half-sent requests (header and body read
-//! timeouts, the cap on connections without a request yet) and bodies sent without
-//! the API key.
+//! timeouts, the cap on connections without a request yet), bodies sent without the
+//! API key, and WebSocket frames a library would refuse to send (unmasked, reserved
+//! opcodes, invalid UTF-8), a client's Close, and an Origin that is not ASCII.
 
 use std::time::{Duration, Instant};
 
@@ -124,4 +125,110 @@ async fn api_key_is_checked_before_the_body_is_read() {
     // The right key still reaches the method.
     let (status, body) = s.api("publish", json!({"channel": "c", "data": {}})).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// A WebSocket client on a raw socket, free to send frames no library would.
+struct RawWs(TcpStream);
+
+impl RawWs {
+    async fn open(s: &Server, path_and_query: &str) -> RawWs {
+        let mut c = raw(s).await;
+        let req = format!(
+            "GET {path_and_query} HTTP/1.1\r\nHost: rotor\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        c.write_all(req.as_bytes()).await.unwrap();
+        let head = response_head(&mut c).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{path_and_query}: {head:?}");
+        RawWs(c)
+    }
+
+    /// One frame with the given first byte (FIN + opcode), masked or not.
+    async fn send(&mut self, first: u8, payload: &[u8], masked: bool) {
+        assert!(payload.len() < 126);
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut frame = vec![first, payload.len() as u8 | if masked { 0x80 } else { 0 }];
+        if masked {
+            frame.extend_from_slice(&mask);
+            frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        } else {
+            frame.extend_from_slice(payload);
+        }
+        self.0.write_all(&frame).await.unwrap();
+    }
+
+    /// Skips data frames until a close frame; its code, or None if the socket ended
+    /// without one (what a client reports as 1006).
+    async fn close_code(&mut self) -> Option<u16> {
+        let read = async {
+            loop {
+                let mut hdr = [0u8; 2];
+                self.0.read_exact(&mut hdr).await.ok()?;
+                let len = match hdr[1] & 0x7f {
+                    126 => self.0.read_u16().await.ok()? as usize,
+                    127 => self.0.read_u64().await.ok()? as usize,
+                    n => n as usize,
+                };
+                let mut payload = vec![0u8; len];
+                self.0.read_exact(&mut payload).await.ok()?;
+                if hdr[0] & 0x0f == 0x8 {
+                    return Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
+                }
+            }
+        };
+        tokio::time::timeout(DEADLINE, read).await.ok().flatten()
+    }
+}
+
+fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason.as_bytes());
+    p
+}
+
+#[tokio::test]
+async fn websocket_protocol_edges_get_rfc6455_closes() {
+    let s = Server::start(json!({})).await;
+    let connect = json!({"token": token("1", json!({}))}).to_string();
+    let preset = format!("/connection/uni_websocket?cf_connect={}", urlencode(&connect));
+    let endpoints = ["/connection/websocket", "/connection/uni_websocket", preset.as_str()];
+    // (what, first byte, payload, masked, expected close code)
+    let cases: [(&str, u8, Vec<u8>, bool, u16); 6] = [
+        ("client close is echoed", 0x88, close_payload(4000, "bye"), true, 4000),
+        ("client close 1000 is echoed", 0x88, close_payload(1000, ""), true, 1000),
+        ("text that is not UTF-8", 0x81, vec![b'{', 0xff, 0xfe, b'}'], true, 1007),
+        ("unmasked client frame", 0x81, b"{}".to_vec(), false, 1002),
+        ("reserved data opcode", 0x83, b"{}".to_vec(), true, 1002),
+        ("reserved control opcode", 0x8b, Vec::new(), true, 1002),
+    ];
+    for endpoint in endpoints {
+        for (what, first, payload, masked, code) in &cases {
+            let mut ws = RawWs::open(&s, endpoint).await;
+            ws.send(*first, payload, *masked).await;
+            assert_eq!(ws.close_code().await, Some(*code), "{endpoint}: {what}");
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+#[tokio::test]
+async fn an_origin_that_is_not_ascii_is_refused() {
+    for allowed in [json!([]), json!(["*"])] {
+        let s = Server::start(json!({"client": {"allowed_origins": allowed}})).await;
+        for path in ["/connection/websocket", "/connection/uni_websocket"] {
+            let mut c = raw(&s).await;
+            let mut req = format!(
+                "GET {path} HTTP/1.1\r\nHost: rotor\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://"
+            )
+            .into_bytes();
+            req.extend_from_slice(b"\xffevil.test\r\n\r\n");
+            c.write_all(&req).await.unwrap();
+            let head = response_head(&mut c).await;
+            assert!(head.starts_with("HTTP/1.1 403"), "{path} with allowed_origins {allowed}: {head:?}");
+        }
+    }
 }
