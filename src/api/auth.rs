@@ -1,9 +1,27 @@
 //! API key authentication: `X-API-Key`, else `Authorization: apikey KEY`, else
 //! `?api_key=`; constant-time comparison; `401` with an empty body on failure (also
-//! when no key is configured, unless `http_api.insecure`).
+//! when no key is configured, unless `http_api.insecure`). It runs as middleware on
+//! the request's head alone: nothing may read a body before the key is checked, so a
+//! caller without the key cannot make the server buffer megabytes.
 
-use axum::http::{HeaderMap, Uri};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
+
+use crate::node::Node;
+
+/// Middleware: answers 401 from the headers and URI, before any extractor reads the body.
+pub async fn require_key(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let c = &node.config.http_api;
+    if !authorized(&c.key, c.insecure, req.headers(), req.uri()) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    next.run(req).await
+}
 
 pub fn authorized(key: &str, insecure: bool, headers: &HeaderMap, uri: &Uri) -> bool {
     if insecure {

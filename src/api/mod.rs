@@ -21,7 +21,8 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde::Serialize;
@@ -59,23 +60,21 @@ pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
         r = r
             .route(&format!("{prefix}/{{method}}"), any(handle))
             .route(if prefix.is_empty() { "/" } else { prefix }, any(handle_legacy))
+            .route_layer(middleware::from_fn_with_state(node.clone(), auth::require_key))
             .layer(DefaultBodyLimit::max(c.max_request_body_size));
     }
     r
 }
 
+/// `POST <prefix>/<method>`; the API key was checked by `auth::require_key`.
 async fn handle(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     method: Method,
-    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let c = &node.config.http_api;
-    if !auth::authorized(&c.key, c.insecure, &headers, &uri) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
@@ -94,18 +93,9 @@ async fn handle(
     }
 }
 
-/// `POST <prefix>`: the legacy newline-delimited `{method, params}` endpoint.
-async fn handle_legacy(
-    State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let c = &node.config.http_api;
-    if !auth::authorized(&c.key, c.insecure, &headers, &uri) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
+/// `POST <prefix>`: the legacy newline-delimited `{method, params}` endpoint (behind
+/// `auth::require_key` too).
+async fn handle_legacy(State(node): State<Arc<Node>>, method: Method, body: Bytes) -> Response {
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }

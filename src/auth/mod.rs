@@ -109,7 +109,7 @@ impl Verifier {
         if c.get("channel").is_some() {
             return Err(TokenError::Invalid("connection token has a channel claim".into()));
         }
-        let (exp, iat, expire_at) = token_times(&c)?;
+        let TokenTimes { exp, iat, expire_at } = token_times(&c)?;
         Ok(ConnectToken {
             user: user_of(&c, &keys.user_id_claim),
             exp,
@@ -130,7 +130,7 @@ impl Verifier {
         let c = verify(keys, token).await?;
         let channel = claims::string(&c, "channel").filter(|s| !s.is_empty());
         let channel = channel.ok_or_else(|| TokenError::Invalid("subscription token without channel".into()))?;
-        let (exp, iat, expire_at) = token_times(&c)?;
+        let TokenTimes { exp, iat, expire_at } = token_times(&c)?;
         Ok(SubscribeToken {
             user: user_of(&c, &keys.user_id_claim),
             channel,
@@ -145,9 +145,6 @@ impl Verifier {
         })
     }
 }
-
-/// `exp`, `iat` and the expiry a token gives its connection or subscription.
-type TokenTimes = (Option<i64>, Option<i64>, Option<i64>);
 
 /// `exp`, `iat` and the connection's expiry: the `expire_at` claim when present
 /// (`0` or `null` ⇒ never), else `exp`. An `expire_at` already past expires the token
@@ -166,7 +163,14 @@ fn token_times(c: &Value) -> Result<TokenTimes, TokenError> {
     if expire_at.is_some_and(|at| at <= now()) {
         return Err(TokenError::Expired);
     }
-    Ok((exp, iat, expire_at))
+    Ok(TokenTimes { exp, iat, expire_at })
+}
+
+/// A token's `exp`, `iat` and the connection's expiry (Unix seconds).
+struct TokenTimes {
+    exp: Option<i64>,
+    iat: Option<i64>,
+    expire_at: Option<i64>,
 }
 
 fn user_of(c: &Value, claim: &str) -> String {

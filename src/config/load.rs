@@ -240,4 +240,18 @@ mod tests {
         let bad = load_with_env(None, &Overrides::default(), &env(&[("ROTOR_HTTP_SERVER_PORT", "eighty")]));
         assert!(bad.unwrap_err().0.contains("ROTOR_HTTP_SERVER_PORT"));
     }
+
+    #[test]
+    fn http_server_read_limits() {
+        let d = parse_str("{}", "json").unwrap().config.http_server;
+        assert_eq!((d.read_header_timeout.std().as_secs(), d.read_body_timeout.std().as_secs()), (5, 10));
+        assert_eq!(d.max_pending_connections, 4096);
+        let e =
+            env(&[("ROTOR_HTTP_SERVER_READ_HEADER_TIMEOUT", "1500ms"), ("ROTOR_HTTP_SERVER_READ_BODY_TIMEOUT", "0")]);
+        let flags = Overrides { values: vec![("http_server.max_pending_connections".into(), "64".into())] };
+        let c = load_with_env(None, &flags, &e).unwrap().config.http_server;
+        assert_eq!(c.read_header_timeout.std().as_millis(), 1500);
+        assert!(c.read_body_timeout.is_zero());
+        assert_eq!(c.max_pending_connections, 64);
+    }
 }

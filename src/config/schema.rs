@@ -36,11 +36,27 @@ pub struct Config {
 pub struct HttpServer {
     pub address: String,
     pub port: u16,
+    /// Time a client has to send a request's headers: a new connection's first
+    /// request counts from accept, a kept-alive connection's next one from when the
+    /// server is ready to read it. `0` = no limit.
+    pub read_header_timeout: Duration,
+    /// Time a request body has to arrive in full, counted from its headers (server
+    /// API, `uni_http_stream`, `uni_sse` POST). `0` = no limit.
+    pub read_body_timeout: Duration,
+    /// Accepted connections whose first request's headers are not parsed yet; past
+    /// this, new connections are closed at once. `0` = no cap.
+    pub max_pending_connections: usize,
 }
 
 impl Default for HttpServer {
     fn default() -> Self {
-        Self { address: String::new(), port: 8000 }
+        Self {
+            address: String::new(),
+            port: 8000,
+            read_header_timeout: Duration::from_secs(5),
+            read_body_timeout: Duration::from_secs(10),
+            max_pending_connections: 4096,
+        }
     }
 }
 

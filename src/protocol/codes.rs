@@ -154,6 +154,14 @@ impl Disconnect {
     pub fn message_too_big() -> Self {
         Self::new(1009, "message too big")
     }
+    /// RFC 6455 1002: a frame broke the protocol (unmasked, reserved opcode or bits…).
+    pub fn protocol_error() -> Self {
+        Self::new(1002, "protocol error")
+    }
+    /// RFC 6455 1007: a text message that is not UTF-8.
+    pub fn invalid_payload() -> Self {
+        Self::new(1007, "invalid payload data")
+    }
 
     /// Whether SDKs reconnect after this code (reference §4.3).
     pub fn reconnect(&self) -> bool {

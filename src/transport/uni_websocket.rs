@@ -1,7 +1,9 @@
 //! `/connection/uni_websocket`: the ConnectRequest comes in `?cf_connect=` or as the
 //! first text message; then each Push is a text message (joined with `\n` when
 //! `join_push_messages`), and a disconnect is a disconnect push plus a close frame.
-//! Anything else the client sends is read and ignored.
+//! Anything else the client sends is read and ignored, except a Close (echoed) and a
+//! frame that breaks RFC 6455 (closed with 1002/1007/1009, as on the bidirectional
+//! endpoint).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use crate::node::{Conn, Node, Transport};
 use crate::protocol::{ConnectRequest, Disconnect};
 
 use super::uni::{decode_connect, disconnect_push};
-use super::websocket::{close, join_lines};
+use super::websocket::{close, echo_close, join_lines, violation};
 
 pub async fn handler(
     State(node): State<Arc<Node>>,
@@ -37,19 +39,38 @@ pub async fn handler(
     ws.read_buffer_size(1024).max_message_size(limit).on_upgrade(move |s| run(s, node, preset))
 }
 
-async fn first_request(socket: &mut WebSocket) -> Result<ConnectRequest, Disconnect> {
+/// The ConnectRequest sent as the first message; `Err(None)` when the session already
+/// ended (the client closed, or broke the protocol and was told so).
+async fn first_request(socket: &mut WebSocket, node: &Node) -> Result<ConnectRequest, Option<Disconnect>> {
     match socket.recv().await {
-        Some(Ok(Message::Text(t))) => decode_connect(t.as_bytes()).ok_or_else(Disconnect::bad_request),
-        _ => Err(Disconnect::bad_request()),
+        Some(Ok(Message::Text(t))) => decode_connect(t.as_bytes()).ok_or_else(|| Some(Disconnect::bad_request())),
+        Some(Ok(Message::Close(_))) => {
+            echo_close(socket, node.config.websocket.write_timeout.std()).await;
+            Err(None)
+        }
+        Some(Err(e)) => {
+            ended_by(socket, node, e).await;
+            Err(None)
+        }
+        Some(Ok(_)) => Err(Some(Disconnect::bad_request())),
+        None => Err(None),
+    }
+}
+
+/// Closes with the code a failed read calls for (see `websocket::violation`).
+async fn ended_by(socket: &mut WebSocket, node: &Node, e: axum::Error) {
+    if let Some(d) = violation(e) {
+        let _ = tokio::time::timeout(node.config.websocket.write_timeout.std(), close(socket, &d)).await;
     }
 }
 
 async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectRequest>) {
     let req = match preset {
         Some(r) => r,
-        None => match first_request(&mut socket).await {
+        None => match first_request(&mut socket, &node).await {
             Ok(r) => r,
-            Err(d) => return finish(&mut socket, &node, &d).await,
+            Err(Some(d)) => return finish(&mut socket, &node, &d).await,
+            Err(None) => return,
         },
     };
     let mut conn = Conn::new(node.clone(), Transport::UniWebSocket);
@@ -71,8 +92,16 @@ async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectReque
                 }
             }
             msg = socket.recv() => match msg {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) => {
+                    echo_close(&mut socket, node.config.websocket.write_timeout.std()).await;
+                    break;
+                }
+                Some(Err(e)) => {
+                    ended_by(&mut socket, &node, e).await;
+                    break;
+                }
                 Some(Ok(_)) => {}
+                None => break,
             },
             _ = tokio::time::sleep_until(conn.deadline()) => {
                 if let Err(d) = conn.on_deadline() {

@@ -1,7 +1,9 @@
 //! Bidirectional WebSocket (`/connection/websocket`), JSON protocol: text frames of
 //! newline-separated commands in, batched replies and pushes out as one text frame
-//! per drain of the queue. Disconnects are WebSocket close frames. One task per
-//! connection: it reads, writes and runs the connection's timers.
+//! per drain of the queue. Disconnects are WebSocket close frames; a client's Close is
+//! echoed, and a frame that breaks RFC 6455 gets 1002 (1007 for text that is not
+//! UTF-8, 1009 when too big). One task per connection: it reads, writes and runs the
+//! connection's timers.
 
 use std::sync::Arc;
 
@@ -10,6 +12,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 
 use crate::node::{Conn, Node, Transport};
 use crate::protocol::Disconnect;
@@ -62,14 +67,18 @@ async fn run(mut socket: WebSocket, node: Arc<Node>) {
                     }
                 }
                 Some(Ok(Message::Binary(_))) => queue.close(Disconnect::bad_request(), true),
-                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(Message::Close(_))) => {
+                    echo_close(&mut socket, write_timeout).await;
+                    break;
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    if is_too_big(&e) {
-                        let _ = close(&mut socket, &Disconnect::message_too_big()).await;
+                    if let Some(d) = violation(e) {
+                        let _ = tokio::time::timeout(write_timeout, close(&mut socket, &d)).await;
                     }
                     break;
                 }
+                None => break,
             },
             _ = tokio::time::sleep_until(conn.deadline()) => {
                 if let Err(d) = conn.on_deadline() {
@@ -98,7 +107,31 @@ pub(super) async fn close(socket: &mut WebSocket, d: &Disconnect) -> Result<(), 
     socket.send(Message::Close(Some(frame))).await
 }
 
-fn is_too_big(e: &axum::Error) -> bool {
-    let text = e.to_string();
-    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too big")
+/// Answers the client's Close frame with its own code: tungstenite queued the echo
+/// when it read the frame, and writes it on the next flush.
+pub(super) async fn echo_close(socket: &mut WebSocket, write_timeout: std::time::Duration) {
+    let _ = tokio::time::timeout(write_timeout, socket.flush()).await;
+}
+
+/// The close a failed read calls for (RFC 6455 §7.4.1): 1009 for a message over the
+/// size limit, 1007 for a text message that is not UTF-8, 1002 for any other broken
+/// frame (unmasked, reserved opcode or bits, bad fragmentation…). `None` when the peer
+/// is gone and there is no one to tell.
+pub(super) fn violation(e: axum::Error) -> Option<Disconnect> {
+    let Ok(e) = e.into_inner().downcast::<WsError>() else { return None };
+    match *e {
+        WsError::Capacity(_) => Some(Disconnect::message_too_big()),
+        WsError::Utf8(_) => Some(Disconnect::invalid_payload()),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some(Disconnect::protocol_error()),
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Io(_)
+        | WsError::Tls(_)
+        | WsError::WriteBufferFull(_)
+        | WsError::AttackAttempt
+        | WsError::Url(_)
+        | WsError::Http(_)
+        | WsError::HttpFormat(_) => None,
+    }
 }

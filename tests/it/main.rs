@@ -5,6 +5,7 @@ mod api_methods;
 mod bad_input;
 mod cluster;
 mod connections;
+mod hardening_io;
 mod harness;
 mod redis;
 mod seed;

@@ -1,0 +1,115 @@
+//! One accepted TCP connection: HTTP/1.1 or HTTP/2 (with upgrades) over hyper, under
+//! the server's read limits. Until its first request's headers are parsed a
+//! connection is *pending*: it holds a permit of the pending-connection cap and must
+//! finish those headers within `http_server.read_header_timeout` or be dropped.
+//! Later requests on a kept-alive HTTP/1 connection get the same header limit from
+//! hyper, and every body gets `http_server.read_body_timeout` (see `body.rs`).
+
+use std::convert::Infallible;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::body::DeadlineBody;
+
+/// The read limits every connection is served under (`http_server.*`); `None` = no limit.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub header: Option<Duration>,
+    pub body: Option<Duration>,
+}
+
+/// What the accept loop hands a connection task.
+pub struct Accepted {
+    pub stream: TcpStream,
+    /// A permit of the pending-connection cap, released when the first request's
+    /// headers have been parsed (`None` when the cap is off).
+    pub pending: Option<OwnedSemaphorePermit>,
+    /// Closed when the server starts shutting down.
+    pub shutdown: watch::Receiver<()>,
+}
+
+/// Serves one connection to completion (or to its upgrade).
+pub async fn serve(accepted: Accepted, app: Router, limits: Limits) {
+    let Accepted { stream, mut pending, mut shutdown } = accepted;
+    let first_headers = Arc::new(Notify::new());
+    let service = {
+        let first_headers = first_headers.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            first_headers.notify_one();
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(call(app, req, limits.body).await) }
+        })
+    };
+    let builder = builder(limits);
+    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+    let mut header_deadline = pin!(async {
+        match limits.header {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut awaiting_first = true;
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            biased;
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = first_headers.notified(), if awaiting_first => {
+                awaiting_first = false;
+                drop(pending.take());
+            }
+            _ = &mut header_deadline, if awaiting_first => {
+                tracing::debug!("no request headers within http_server.read_header_timeout; closing");
+                return;
+            }
+            _ = shutdown.changed(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+fn builder(limits: Limits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header);
+    // Extended CONNECT: WebSocket over HTTP/2.
+    builder.http2().enable_connect_protocol();
+    builder
+}
+
+/// Runs one request through the router with its body under the body deadline. A
+/// request whose body missed the deadline is answered 408 and the connection closed,
+/// whatever the handler made of the truncated read.
+async fn call(app: Router, req: Request<Incoming>, body_limit: Option<Duration>) -> Response {
+    let Some(limit) = body_limit else {
+        return app.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {});
+    };
+    let (parts, incoming) = req.into_parts();
+    let (body, expired) = DeadlineBody::new(incoming, Instant::now() + limit);
+    let response = app.oneshot(Request::from_parts(parts, Body::new(body))).await.unwrap_or_else(|e| match e {});
+    if !expired.get() {
+        return response;
+    }
+    let mut timeout = (StatusCode::REQUEST_TIMEOUT, "Request Timeout").into_response();
+    timeout.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    timeout
+}
