@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use crate::node::Node;
 
 pub use error::ApiError;
+pub use fleet::install as install_fleet;
 
 /// The methods this server answers at `POST <prefix>/<method>`.
 pub const METHODS: &[&str] = &[

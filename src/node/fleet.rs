@@ -334,7 +334,12 @@ impl Node {
         }
         match msg.body {
             Body::Node(info) => {
-                fleet.peers.lock().insert(msg.from, Peer { info, seen: Instant::now() });
+                let new = fleet.peers.lock().insert(msg.from, Peer { info, seen: Instant::now() }).is_none();
+                if new {
+                    // A newcomer learns of this node now rather than at its next beat.
+                    let node = self.clone();
+                    tokio::spawn(async move { heartbeat(&node).await });
+                }
             }
             Body::Leaving => {
                 fleet.peers.lock().remove(&msg.from);

@@ -38,6 +38,11 @@ pub struct Built {
 /// Builds a memory-engine node and registers `n` connections of `population`.
 pub fn build(n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
     let node = Node::new(Config::default()).map_err(|e| anyhow::anyhow!("node: {e}"))?;
+    populate(node, n, population, progress)
+}
+
+/// Registers `n` connections of `population` in `node`'s hub (any engine).
+pub fn populate(node: Arc<Node>, n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
     let queue_size = node.config.client.queue_max_size;
     let bar = if progress { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
     bar.set_style(

@@ -8,6 +8,7 @@
 //! executable so one hub's freed pages never flatter the next one's memory figure.
 
 mod build;
+mod fleet;
 mod plot;
 mod probes;
 
@@ -59,6 +60,17 @@ pub struct Args {
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Fleet mode: build this many nodes in this process on the Redis at `--redis`,
+    /// N connections each, and time fleet-wide `connections` surveys against one
+    /// node's own (see docs/capacity.md).
+    #[arg(long, value_name = "NODES")]
+    fleet: Option<usize>,
+    /// Fleet mode: the Redis to run the nodes on (loopback only).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Fleet mode: `limit` of each timed `connections` request (0 = no limit).
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
     /// Internal: measure exactly one N and print its JSON report (used per N).
     #[arg(long, hide = true)]
     worker: bool,
@@ -84,6 +96,10 @@ struct Summary<'a> {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     validate(&a)?;
+    if let Some(nodes) = a.fleet {
+        let p = population(&a);
+        return fleet::run(&a, nodes, &p, &specs(&a, &p));
+    }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let reports = if a.connections.len() == 1 {
         vec![measure(&a, a.connections[0], threads)?]

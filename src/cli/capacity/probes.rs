@@ -213,7 +213,7 @@ pub fn time(probe: &Probe, node: &Node, threads: usize, runs: usize) -> anyhow::
 
 /// p50, p90 (nearest rank) and max of `samples`, to 0.01 (0.0001 below 1 ns, where
 /// a user lookup amortised over a large hub lands).
-fn percentiles(samples: &mut [f64]) -> Percentiles {
+pub fn percentiles(samples: &mut [f64]) -> Percentiles {
     samples.sort_by(f64::total_cmp);
     let rank = |q: f64| {
         let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
