@@ -45,6 +45,9 @@ pub struct Shared {
     /// Connected clients whose connection ended before they were told to close.
     pub dropped: AtomicU64,
     pub drop_reasons: Mutex<ErrorTally>,
+    /// Send-to-receive time of stamped publications (publisher and subscribers share
+    /// this machine's clock).
+    pub delivery_latency: Mutex<super::report::Histogram>,
     /// uni_http_stream clients, one per source address bucket.
     http: Vec<reqwest::Client>,
 }
@@ -74,6 +77,7 @@ impl Shared {
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             drop_reasons: Mutex::new(ErrorTally::default()),
+            delivery_latency: Mutex::new(Default::default()),
             http,
         })
     }
@@ -214,6 +218,7 @@ async fn reply(ws: &mut Ws, id: u64, shared: &Shared, delivered: &mut u64) -> Re
             }
         });
         count(shared, delivered, scan.pubs);
+        record_latency(shared, text.as_bytes());
         if scan.ping {
             send(ws, "{}".into()).await?;
         }
@@ -252,6 +257,26 @@ fn is_publication(line: &[u8]) -> bool {
     memchr::memmem::find(line, b"\"pub\"").is_some()
 }
 
+/// Records the delivery latency of every stamped publication (`"t":<unix µs>`) in
+/// `frame`.
+fn record_latency(shared: &Shared, frame: &[u8]) {
+    let now = super::load::unix_us();
+    let mut stamps = memchr::memmem::find_iter(frame, b"\"t\":").peekable();
+    if stamps.peek().is_none() {
+        return;
+    }
+    let mut h = shared.delivery_latency.lock();
+    for at in stamps {
+        let digits = &frame[at + 4..];
+        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+        if let Some(sent) = std::str::from_utf8(&digits[..end]).ok().and_then(|d| d.parse::<u64>().ok())
+            && sent > 0
+        {
+            h.record(Duration::from_micros(now.saturating_sub(sent)));
+        }
+    }
+}
+
 fn count(shared: &Shared, delivered: &mut u64, pubs: u64) {
     if pubs > 0 {
         *delivered += pubs;
@@ -276,6 +301,7 @@ async fn ws_idle(mut ws: Box<Ws>, shared: &Shared, mut stop: watch::Receiver<boo
             Some(Ok(Message::Text(t))) => {
                 let scan = scan_frame(t.as_str(), |_| {});
                 count(shared, delivered, scan.pubs);
+                record_latency(shared, t.as_bytes());
                 if scan.ping && send(&mut ws, "{}".into()).await.is_err() {
                     return shared.dropped("pong could not be sent");
                 }
@@ -355,7 +381,10 @@ async fn uni_idle(mut uni: Uni, shared: &Shared, mut stop: watch::Receiver<bool>
             line = uni.next_line() => line,
         };
         match line {
-            Ok(Some(l)) if is_publication(&l) => count(shared, delivered, 1),
+            Ok(Some(l)) if is_publication(&l) => {
+                count(shared, delivered, 1);
+                record_latency(shared, &l);
+            }
             Ok(Some(l)) if memchr::memmem::find(&l, b"\"disconnect\"").is_some() => {
                 return shared.dropped(&format!("disconnect push: {}", String::from_utf8_lossy(&l)));
             }

@@ -105,6 +105,10 @@ impl Fleet {
     }
 
     /// Publication pushes received so far by all clients.
+    pub fn delivery_latency(&self) -> super::report::Latency {
+        self.shared.delivery_latency.lock().summary()
+    }
+
     pub fn delivered(&self) -> u64 {
         self.shared.delivered.load(Ordering::Relaxed)
     }

@@ -53,7 +53,10 @@ pub enum Expect {
 #[derive(Clone)]
 pub struct Spec {
     pub url: String,
+    /// The request body; with `stamp`, its first [`STAMP`] is replaced by the send
+    /// time (Unix microseconds) so subscribers can measure delivery latency.
     pub body: Bytes,
+    pub stamp: bool,
     pub api_key: Option<String>,
     pub pacing: Pacing,
     pub duration: Duration,
@@ -191,9 +194,25 @@ async fn call(client: &reqwest::Client, spec: &Spec) -> Result<(), String> {
     }
 }
 
+/// The placeholder a stamped body carries: `"t":0`, replaced by `"t":<unix µs>`.
+pub const STAMP: &str = "\"t\":0";
+
+/// Microseconds since the Unix epoch (publisher and subscribers share the clock).
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+fn stamped(body: &Bytes) -> Bytes {
+    let text = std::str::from_utf8(body).unwrap_or_default();
+    match text.find(STAMP) {
+        Some(at) => Bytes::from(format!("{}\"t\":{}{}", &text[..at], unix_us(), &text[at + STAMP.len()..])),
+        None => body.clone(),
+    }
+}
+
 async fn post(client: &reqwest::Client, spec: &Spec) -> Result<(reqwest::StatusCode, Bytes), String> {
-    let mut req =
-        client.post(&spec.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(spec.body.clone());
+    let body = if spec.stamp { stamped(&spec.body) } else { spec.body.clone() };
+    let mut req = client.post(&spec.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
     if let Some(key) = &spec.api_key {
         req = req.header("X-API-Key", key);
     }

@@ -240,7 +240,9 @@ fn credentials(a: &Args) -> anyhow::Result<(String, Option<String>)> {
 
 fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>) -> anyhow::Result<LoadPlan> {
     let channel = a.subscribe.clone().unwrap_or_else(|| "bench".into());
-    let data = json!({"p": "x".repeat(a.payload_size as usize)});
+    // Publications carry their send time (`"t"`, see `load::STAMP`) so subscribers
+    // measure delivery latency.
+    let data = json!({"t": 0, "p": "x".repeat(a.payload_size as usize)});
     let (method, body) = match kind {
         LoadKind::Publish => ("publish", json!({"channel": channel, "data": data})),
         LoadKind::Broadcast => ("broadcast", json!({"channels": [channel], "data": data})),
@@ -261,6 +263,7 @@ fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>)
     };
     let spec = load::Spec {
         url: target.api(method),
+        stamp: matches!(kind, LoadKind::Publish | LoadKind::Broadcast),
         body: Bytes::from(body.to_string()),
         api_key,
         pacing,

@@ -189,6 +189,7 @@ async fn delivery(
         seconds,
         per_sec: per_sec(delivered, seconds),
         min_per_client: None,
+        latency: fleet.delivery_latency(),
     }
 }
 

@@ -213,6 +213,8 @@ pub struct DeliveryReport {
     pub seconds: f64,
     pub per_sec: f64,
     pub min_per_client: Option<u64>,
+    /// Publish request sent → publication received by a subscriber.
+    pub latency: Latency,
 }
 
 #[derive(Debug, Serialize)]
@@ -273,6 +275,12 @@ impl Report {
                 out,
                 "delivery    {} of {} expected ({} publishes × {} subscribers) in {:.2}s: {:.0} msgs/s",
                 d.delivered, d.expected, d.publishes, d.subscribers, d.seconds, d.per_sec
+            );
+            let l = &d.latency;
+            let _ = writeln!(
+                out,
+                "            send → receive p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
             );
         }
         if let Some(b) = &self.baseline {
