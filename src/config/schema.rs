@@ -101,11 +101,15 @@ pub struct LabelLimits {
     pub max_count: usize,
     pub max_key_length: usize,
     pub max_value_length: usize,
+    /// Distinct label keys the node's live connections may have between them (each
+    /// costs a label column per shard); a connect that would add one more is refused
+    /// with 3500. 0 = no limit.
+    pub max_keys_per_node: usize,
 }
 
 impl Default for LabelLimits {
     fn default() -> Self {
-        Self { max_count: 32, max_key_length: 64, max_value_length: 256 }
+        Self { max_count: 32, max_key_length: 64, max_value_length: 256, max_keys_per_node: 1024 }
     }
 }
 

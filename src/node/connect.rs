@@ -76,7 +76,11 @@ impl Node {
         {
             return Err(ConnectError::Disconnect(Disconnect::connection_limit()));
         }
-        self.hub.add(session.clone());
+        if let Err(full) = self.hub.add(session.clone()) {
+            // Reported like the token's other label bounds (3500, no reconnect).
+            tracing::warn!(max = full.max, "connect refused: distinct label keys at client.labels.max_keys_per_node");
+            return Err(ConnectError::Disconnect(Disconnect::new(3500, format!("invalid token: {full}"))));
+        }
         if self.is_shutting_down() {
             // Shutdown started while this connect was in flight and may have missed it.
             session.queue.close(Disconnect::shutdown(), true);

@@ -66,8 +66,8 @@ impl Node {
         };
         Ok(Arc::new(Self {
             channels: ChannelRules::new(&config.channel),
+            hub: Hub::new().with_max_label_keys(config.client.labels.max_keys_per_node),
             config: Arc::new(config),
-            hub: Hub::new(),
             engine: MemoryEngine::default(),
             verifier,
             uid: uuid::Uuid::new_v4().to_string(),

@@ -64,7 +64,7 @@ pub fn build(n: usize, population: &Population, progress: bool) -> anyhow::Resul
         };
         let queue = Arc::new(Queue::new(queue_size));
         let session = node.new_session(&request, Transport::WebSocket, Some(&token), queue);
-        node.hub.add(Arc::new(session));
+        node.hub.add(Arc::new(session)).map_err(|e| anyhow::anyhow!("{e}"))?;
         if i % 4096 == 4095 {
             bar.inc(4096);
         }
