@@ -146,10 +146,13 @@ impl Verifier {
     }
 }
 
+/// `(exp, iat, expire_at)` as Unix seconds, each optional.
+type TokenTimes = (Option<i64>, Option<i64>, Option<i64>);
+
 /// `exp`, `iat` and the connection's expiry: the `expire_at` claim when present
 /// (`0` or `null` ⇒ never), else `exp`. An `expire_at` already past expires the token
 /// like a past `exp` (the signature and `exp` were checked in [`check_claims`]).
-fn token_times(c: &Value) -> Result<(Option<i64>, Option<i64>, Option<i64>), TokenError> {
+fn token_times(c: &Value) -> Result<TokenTimes, TokenError> {
     let exp = claims::numeric_date(c, "exp", Round::Down)?;
     let iat = claims::numeric_date(c, "iat", Round::Down)?;
     let expire_at = match c.get("expire_at") {
