@@ -385,11 +385,23 @@ pub struct Connections {
     pub filter_max_depth: usize,
     pub filter_max_nodes: usize,
     pub filter_max_values: usize,
+    /// Highest estimated per-connection cost of a CEL expression (nodes, `in`-list
+    /// lengths, macro bodies times their ranges); dearer expressions are refused (107).
+    pub cel_max_cost: u64,
+    /// Time one request may spend evaluating interpreted CEL; past it the request
+    /// stops with 106 (0 = no budget).
+    pub cel_time_budget: Duration,
 }
 
 impl Default for Connections {
     fn default() -> Self {
-        Self { filter_max_depth: 32, filter_max_nodes: 1024, filter_max_values: 1024 }
+        Self {
+            filter_max_depth: 32,
+            filter_max_nodes: 1024,
+            filter_max_values: 1024,
+            cel_max_cost: 20_000,
+            cel_time_budget: Duration::from_secs(5),
+        }
     }
 }
 
