@@ -53,7 +53,7 @@ fn hub() -> Hub<Fake, ()> {
             ("tier".into(), ["free", "pro", "enterprise"][(i / 5) % 3].into()),
         ];
         labels.sort();
-        hub.add(Arc::new(Fake { id: i as u128 + 1, user: (i % 1000).to_string(), labels }));
+        hub.add(Arc::new(Fake { id: i as u128 + 1, user: (i % 1000).to_string(), labels })).unwrap();
     }
     hub
 }

@@ -50,7 +50,7 @@ fn node_with_subscribers() -> (Arc<Node>, Vec<Arc<Session>>) {
     let sessions: Vec<Arc<Session>> = (0..SUBSCRIBERS)
         .map(|i| {
             let s = Arc::new(session(i as u128 + 1, node.config.client.queue_max_size));
-            node.hub.add(s.clone());
+            node.hub.add(s.clone()).unwrap();
             s
         })
         .collect();

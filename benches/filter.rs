@@ -84,7 +84,7 @@ fn small_hub() -> Hub<Fake, ()> {
             (Arc::from("plan"), Arc::from(if i % 2 == 0 { "trial" } else { "paid" })),
         ];
         labels.sort();
-        hub.add(Arc::new(Fake { id: i as u128 + 1, labels }));
+        hub.add(Arc::new(Fake { id: i as u128 + 1, labels })).unwrap();
     }
     hub
 }

@@ -46,7 +46,7 @@ fn hub(n: usize) -> Hub<Fake, ()> {
             labels.push(("beta".into(), "1".into()));
         }
         labels.sort();
-        hub.add(Arc::new(Fake { id: i as u128 + 1, user: (i % 1000).to_string(), labels }));
+        hub.add(Arc::new(Fake { id: i as u128 + 1, user: (i % 1000).to_string(), labels })).unwrap();
     }
     hub
 }

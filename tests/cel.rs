@@ -500,7 +500,7 @@ fn limits_are_enforced() {
     let many: Vec<String> = (0..180).map(|i| format!("has(labels.k{i})")).collect();
     assert_eq!(error(&many.join(" || ")), "expression has more than 512 nodes");
 
-    let tight = CelLimits { max_len: 20, max_depth: 3, max_nodes: 5 };
+    let tight = CelLimits { max_len: 20, max_depth: 3, max_nodes: 5, ..CelLimits::default() };
     assert!(plan("labels.a == \"x\"", &tight).is_ok());
     assert_eq!(plan("labels.a == \"x\" && true", &tight).unwrap_err().message, "expression is longer than 20 bytes");
     assert_eq!(plan("((((true))))", &tight).unwrap_err().message, "expression is nested deeper than 3 levels");
@@ -515,6 +515,31 @@ fn cost_rules_are_enforced() {
     assert!(error("user.matches(\"(\")").contains("pattern"));
     assert!(error("matches(user, \"a{1000}{1000}\")").contains("pattern"));
     assert!(plan("matches(user, \"^4\")", &CelLimits::default()).is_ok());
+}
+
+/// Regression: two nested `exists` over 200-element lists passed every cap and took
+/// tens of seconds over a few thousand connections. Nested macros multiply their
+/// ranges' sizes in the cost estimate; the product is refused before anything runs.
+#[test]
+fn nested_macros_over_long_lists_are_too_expensive() {
+    let list = format!("[{}]", (0..200).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let src = format!("{list}.exists(x, {list}.exists(y, x == y + 100000))");
+    assert!(src.len() <= 4096);
+    let m = error(&src);
+    assert!(m.starts_with("expression is too expensive: estimated cost"), "{m}");
+    assert!(m.contains("at most 20000") && m.contains("nested macros multiply"), "{m}");
+    // One level over the same list, or two over connection-sized ranges, is fine.
+    assert!(plan(&format!("{list}.exists(x, x == connected_at)"), &CelLimits::default()).is_ok());
+    assert!(plan("channels.exists(a, labels.exists(k, a == k))", &CelLimits::default()).is_ok());
+    // `in` a long list inside a macro counts the list once per element.
+    let big = format!("[{}]", (0..150).map(|i| format!("\"c{i}\"")).collect::<Vec<_>>().join(","));
+    let src = format!("channels.exists(c, c in {big}) && labels.exists(k, k in {big})");
+    assert!(plan(&src, &CelLimits::default()).is_ok(), "32 × 150 twice is under the cap");
+    let m = error(&format!("channels.exists(c, labels.exists(k, (c + k) in {big}))"));
+    assert!(m.contains("too expensive"), "{m}");
+    let cheap = CelLimits { max_cost: 10, ..CelLimits::default() };
+    assert!(plan("user == \"1\" || meta.x == 2", &cheap).is_ok());
+    assert!(plan("channels.exists(c, c == user)", &cheap).unwrap_err().message.contains("too expensive"));
 }
 
 /// Worst shapes at the default length cap parse (and are rejected) on a 2 MiB stack,

@@ -512,7 +512,7 @@ pub fn filter_vm_vs_reference(data: &[u8]) {
     let half = conns.len() / 2;
     let gone = |i: usize| i < half && i < 16 && removed >> i & 1 == 1;
     for c in &conns[..half] {
-        hub.add(c.clone());
+        hub.add(c.clone()).expect("uncapped hub");
     }
     for (i, c) in conns[..half].iter().enumerate() {
         if gone(i) {
@@ -520,7 +520,7 @@ pub fn filter_vm_vs_reference(data: &[u8]) {
         }
     }
     for c in &conns[half..] {
-        hub.add(c.clone());
+        hub.add(c.clone()).expect("uncapped hub");
     }
     // Every label value is interned before compiling, as in the hub.
     let interned = compile(&node, "label_filter", &limits, hub.label_values());

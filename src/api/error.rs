@@ -24,6 +24,11 @@ impl ApiError {
         Self { code: 107, message: message.into() }
     }
 
+    /// A limit was reached (106) while serving the request; the message names it.
+    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self { code: 106, message: message.into() }
+    }
+
     pub fn not_found() -> Self {
         Self { code: 104, message: "not found".into() }
     }

@@ -1,6 +1,7 @@
 //! The server HTTP API: `POST <prefix>/<method>` with API-key auth, JSON in, and
 //! `{"result":…}` / `{"error":…}` out (or HTTP statuses in transport error mode).
-//! One file per method; this file routes and turns results into responses.
+//! One file per method; this file routes and turns results into responses, and
+//! schedules requests that may survey (see [`SurveyTurns`]).
 
 mod auth;
 mod batch;
@@ -18,15 +19,16 @@ mod targets;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use serde::Serialize;
+use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::node::Node;
 
@@ -53,6 +55,11 @@ pub const METHODS: &[&str] = &[
 ];
 
 pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
+    router_with_turns(node, Arc::new(SurveyTurns::for_cores()))
+}
+
+/// The API router with its own survey turns (tests hold turns to stage contention).
+fn router_with_turns(node: &Arc<Node>, turns: Arc<SurveyTurns>) -> Router<Arc<Node>> {
     fleet::install(node);
     let c = &node.config.http_api;
     let mut r = Router::new();
@@ -62,7 +69,8 @@ pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
             .route(&format!("{prefix}/{{method}}"), any(handle))
             .route(if prefix.is_empty() { "/" } else { prefix }, any(handle_legacy))
             .route_layer(middleware::from_fn_with_state(node.clone(), auth::require_key))
-            .layer(DefaultBodyLimit::max(c.max_request_body_size));
+            .layer(DefaultBodyLimit::max(c.max_request_body_size))
+            .layer(Extension(turns));
     }
     r
 }
@@ -70,6 +78,7 @@ pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
 /// `POST <prefix>/<method>`; the API key was checked by `auth::require_key`.
 async fn handle(
     State(node): State<Arc<Node>>,
+    Extension(turns): Extension<Arc<SurveyTurns>>,
     Path(name): Path<String>,
     method: Method,
     headers: HeaderMap,
@@ -84,7 +93,7 @@ async fn handle(
     }
     let transport_mode = c.error_mode == "transport"
         || headers.get("x-centrifugo-error-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"transport"));
-    match call(&node, &name, &body).await {
+    match TURNS.scope(turns, call(&node, &name, &body)).await {
         Err(Undecodable) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
         // batch answers at the top level, as `cent` expects.
         Ok(Ok(result)) if name == "batch" => json_response(StatusCode::OK, &result),
@@ -96,14 +105,19 @@ async fn handle(
 
 /// `POST <prefix>`: the legacy newline-delimited `{method, params}` endpoint (behind
 /// `auth::require_key` too).
-async fn handle_legacy(State(node): State<Arc<Node>>, method: Method, body: Bytes) -> Response {
+async fn handle_legacy(
+    State(node): State<Arc<Node>>,
+    Extension(turns): Extension<Arc<SurveyTurns>>,
+    method: Method,
+    body: Bytes,
+) -> Response {
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     if node.is_shutting_down() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    match legacy::handle(&node, &body).await {
+    match TURNS.scope(turns, legacy::handle(&node, &body)).await {
         Ok(out) => {
             let mut resp = (StatusCode::OK, out).into_response();
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -131,19 +145,90 @@ pub(crate) async fn local<T: Send + 'static>(
     if !may_survey(body) {
         return Ok(f(node));
     }
+    let turns = TURNS.try_with(Arc::clone).unwrap_or_else(|_| default_turns());
+    let _turn = turns.take(pool_for(node, "connections", body)).await;
     let node = node.clone();
-    let _turn = survey_turn().await;
     tokio::task::spawn_blocking(move || f(&node)).await.map_err(|_| ApiError::new(crate::protocol::ErrorCode::Internal))
 }
 
-/// Survey requests in flight at once: one per core. A survey already uses every core,
-/// so more would only multiply threads and the memory of half-built results; the rest
-/// wait their turn (asynchronously, holding no thread).
-async fn survey_turn() -> tokio::sync::SemaphorePermit<'static> {
-    static TURNS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    let turns =
-        TURNS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
-    turns.acquire().await.expect("the survey semaphore is never closed")
+tokio::task_local! {
+    /// The survey turns of the router serving the current request.
+    static TURNS: Arc<SurveyTurns>;
+}
+
+/// Turns for surveys outside a request of the router: a fleet peer's survey answers,
+/// in-process callers of [`call`].
+fn default_turns() -> Arc<SurveyTurns> {
+    static DEFAULT: OnceLock<Arc<SurveyTurns>> = OnceLock::new();
+    DEFAULT.get_or_init(|| Arc::new(SurveyTurns::for_cores())).clone()
+}
+
+/// Which queue a request that may survey waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pool {
+    /// Bytecode surveys (`label_filter`, CEL translated to bytecode) and user lookups:
+    /// cheap per connection.
+    Bytecode,
+    /// Interpreted CEL: up to `connections.cel_max_cost` per connection, for up to
+    /// `connections.cel_time_budget`.
+    Cel,
+}
+
+/// Turns for requests that may survey, in two pools so that an expensive interpreted
+/// CEL survey never makes a cheap `label_filter` listing wait: bytecode surveys get one
+/// turn per core (a survey already uses every core, so more would only multiply
+/// threads and half-built results), interpreted CEL half as many (at least one), drawn
+/// from a separate semaphore. The two pools share the cores, so a CEL survey slows a
+/// concurrent listing down but never queues it. Waiters wait asynchronously, holding
+/// no thread, first come first served within their pool.
+pub struct SurveyTurns {
+    bytecode: Semaphore,
+    cel: Semaphore,
+}
+
+impl SurveyTurns {
+    fn new(cores: usize) -> SurveyTurns {
+        SurveyTurns { bytecode: Semaphore::new(cores.max(1)), cel: Semaphore::new(cores.div_ceil(2).max(1)) }
+    }
+
+    fn for_cores() -> SurveyTurns {
+        SurveyTurns::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
+    async fn take(&self, pool: Pool) -> SemaphorePermit<'_> {
+        let sem = match pool {
+            Pool::Bytecode => &self.bytecode,
+            Pool::Cel => &self.cel,
+        };
+        sem.acquire().await.expect("survey semaphores are never closed")
+    }
+}
+
+/// The pool of a request [`may_survey`] flagged. A `connections` call whose expression
+/// plans to the interpreter goes to [`Pool::Cel`] (planning is bounded by the CEL caps:
+/// microseconds, here on the runtime thread; the call plans again on the blocking pool).
+/// A batch or legacy body mentioning `expression` goes there too, conservatively;
+/// everything else is [`Pool::Bytecode`].
+fn pool_for(node: &Node, method: &str, body: &[u8]) -> Pool {
+    if memchr::memmem::find(body, b"expression").is_none() {
+        return Pool::Bytecode;
+    }
+    if method != "connections" {
+        return if method == "batch" || method.is_empty() { Pool::Cel } else { Pool::Bytecode };
+    }
+    #[derive(Deserialize)]
+    struct ExpressionOnly {
+        #[serde(default)]
+        expression: String,
+    }
+    let Ok(ExpressionOnly { expression }) = serde_json::from_slice(body) else { return Pool::Bytecode };
+    if expression.trim().is_empty() {
+        return Pool::Bytecode;
+    }
+    match crate::filter::cel::plan(&expression, &select::cel_limits(node)) {
+        Ok(crate::filter::cel::CelPlan::Interpreted(_)) => Pool::Cel,
+        _ => Pool::Bytecode,
+    }
 }
 
 /// The body could not be decoded as the method's request.
@@ -199,4 +284,127 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
 /// `GET /health` → `{}`.
 pub async fn health() -> Response {
     json_response(StatusCode::OK, &serde_json::json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::auth::ConnectToken;
+    use crate::config::Config;
+    use crate::node::{Queue, Transport};
+    use crate::protocol::ConnectRequest;
+
+    /// A node with `n` registered sessions, half of them `region=eu`, and its router.
+    fn node_with_sessions(config: Config, n: usize, turns: Arc<SurveyTurns>) -> (Arc<Node>, Router) {
+        let node = Node::new(config).unwrap();
+        for i in 0..n {
+            let region = if i % 2 == 0 { "eu" } else { "us" };
+            let token = ConnectToken {
+                user: format!("u{i}"),
+                exp: None,
+                iat: None,
+                jti: None,
+                expire_at: None,
+                info: None,
+                channels: Vec::new(),
+                subs: HashMap::new(),
+                meta: None,
+                labels: vec![("region".into(), region.into())],
+                claims: Value::Null,
+            };
+            let queue = Arc::new(Queue::new(1 << 16));
+            let s = node.new_session(&ConnectRequest::default(), Transport::WebSocket, Some(&token), queue);
+            node.hub.add(Arc::new(s)).unwrap();
+        }
+        let app = router_with_turns(&node, turns).with_state(node.clone());
+        (node, app)
+    }
+
+    fn insecure() -> Config {
+        let mut c = Config::default();
+        c.http_api.insecure = true;
+        c
+    }
+
+    async fn connections(app: &Router, body: Value) -> Value {
+        let req = Request::post("/api/connections").body(Body::from(body.to_string())).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    const INTERPRETED: &str = r#"labels.region == "eu" && size(user) > 1"#;
+
+    /// Regression: cheap `label_filter` listings waited behind expensive interpreted-CEL
+    /// surveys in one queue. With every interpreted-CEL turn taken (as by long CEL
+    /// surveys in flight), label filters and translated CEL still complete, while an
+    /// interpreted request waits for a turn and completes once one is free.
+    #[tokio::test]
+    async fn bytecode_surveys_never_wait_behind_interpreted_cel() {
+        let turns = Arc::new(SurveyTurns::new(2));
+        let (_node, app) = node_with_sessions(insecure(), 10, turns.clone());
+        assert_eq!(
+            pool_for(&_node, "connections", json!({"expression": INTERPRETED}).to_string().as_bytes()),
+            Pool::Cel
+        );
+        let held = turns.cel.acquire_many(1).await.unwrap();
+        assert_eq!(turns.cel.available_permits(), 0);
+
+        let listed = connections(&app, json!({"label_filter": {"key": "region", "cmp": "eq", "val": "eu"}})).await;
+        assert_eq!(listed["result"]["connections"].as_object().unwrap().len(), 5, "{listed}");
+        let translated = connections(&app, json!({"expression": "labels.region == \"us\""})).await;
+        assert_eq!(translated["result"]["connections"].as_object().unwrap().len(), 5, "{translated}");
+
+        let waiting = tokio::spawn({
+            let app = app.clone();
+            async move { connections(&app, json!({"expression": INTERPRETED})).await }
+        });
+        // It cannot finish without a CEL turn; give it every chance to run meanwhile.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "an interpreted CEL survey ran without a CEL turn");
+        drop(held);
+        let done = waiting.await.unwrap();
+        assert_eq!(done["result"]["connections"].as_object().unwrap().len(), 5, "{done}");
+    }
+
+    /// An interpreted expression that outruns `connections.cel_time_budget` stops between
+    /// connections with 106 naming the budget; the same request within budget lists.
+    #[tokio::test]
+    async fn interpreted_cel_stops_at_its_time_budget() {
+        let mut config = insecure();
+        config.connections.cel_time_budget = crate::config::Duration(std::time::Duration::from_nanos(1));
+        let (_node, app) = node_with_sessions(config, 50, Arc::new(SurveyTurns::new(2)));
+        let r = connections(&app, json!({"expression": INTERPRETED})).await;
+        assert_eq!(r["error"]["code"], 106, "{r}");
+        let msg = r["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("time budget") && msg.contains("connections.cel_time_budget"), "{msg}");
+        // Label filters and translated CEL never run the interpreter: no budget applies.
+        let r = connections(&app, json!({"expression": "labels.region == \"eu\""})).await;
+        assert_eq!(r["result"]["connections"].as_object().unwrap().len(), 25, "{r}");
+
+        let (_node, app) = node_with_sessions(insecure(), 50, Arc::new(SurveyTurns::new(2)));
+        let r = connections(&app, json!({"expression": INTERPRETED})).await;
+        assert_eq!(r["result"]["connections"].as_object().unwrap().len(), 25, "{r}");
+    }
+
+    /// The pathological nested expression of the hardening issue is refused at compile
+    /// time with 107, before any connection is evaluated.
+    #[tokio::test]
+    async fn nested_macros_over_long_lists_are_refused() {
+        let (_node, app) = node_with_sessions(insecure(), 10, Arc::new(SurveyTurns::new(2)));
+        let list = format!("[{}]", (0..200).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        let src = format!("{list}.exists(x, {list}.exists(y, x == y + 100000))");
+        let r = connections(&app, json!({"expression": src})).await;
+        assert_eq!(r["error"]["code"], 107, "{r}");
+        assert!(r["error"]["message"].as_str().unwrap().starts_with("expression: expression is too expensive"), "{r}");
+    }
 }

@@ -11,8 +11,14 @@
 //! What remains (a label program on a user's connections, an interpreted expression
 //! after a survey) is checked per connection. Surveys are blocking work: the HTTP layer
 //! runs requests that may survey off the async runtime's worker threads.
+//!
+//! Interpreted CEL is bounded twice: its estimated cost per connection at compile time
+//! (`connections.cel_max_cost`, 107), and the request's total evaluation time
+//! (`connections.cel_time_budget`, checked between connections, 106).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -33,6 +39,42 @@ pub struct Selector {
     cel: Option<CelProgram>,
     /// The parts contradict each other (two different users): nothing matches.
     nothing: bool,
+    /// Time the interpreted expression may take over the whole run (None = unbounded).
+    budget: Option<Duration>,
+}
+
+/// The CEL caps of this node's configuration.
+pub fn cel_limits(node: &Node) -> CelLimits {
+    CelLimits { max_cost: node.config.connections.cel_max_cost, ..CelLimits::default() }
+}
+
+/// A run's time budget, checked between connections; once passed it stays passed, so
+/// the rest of a scan skips its connections for the price of one atomic load each.
+struct Deadline {
+    at: Option<Instant>,
+    passed: AtomicBool,
+}
+
+impl Deadline {
+    fn start(budget: Option<Duration>) -> Deadline {
+        Deadline { at: budget.map(|b| Instant::now() + b), passed: AtomicBool::new(false) }
+    }
+
+    /// Whether some connection went unevaluated because the budget was spent.
+    fn stopped(&self) -> bool {
+        self.passed.load(Ordering::Relaxed)
+    }
+
+    fn passed(&self) -> bool {
+        if self.passed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now_passed = self.at.is_some_and(|at| Instant::now() >= at);
+        if now_passed {
+            self.passed.store(true, Ordering::Relaxed);
+        }
+        now_passed
+    }
 }
 
 /// Threads a survey may use: one per core.
@@ -73,10 +115,11 @@ impl Selector {
         expression: &str,
         label_filter: &Option<Value>,
     ) -> Result<Selector, ApiError> {
-        let mut sel = Selector { user: user.map(str::to_owned), program: None, cel: None, nothing: false };
+        let budget = Some(node.config.connections.cel_time_budget.std()).filter(|b| !b.is_zero());
+        let mut sel = Selector { user: user.map(str::to_owned), program: None, cel: None, nothing: false, budget };
         let mut exprs: Vec<Expr> = label_expr(label_filter)?.into_iter().collect();
         if !expression.trim().is_empty() {
-            let plan = crate::filter::cel::plan(expression, &CelLimits::default())
+            let plan = crate::filter::cel::plan(expression, &cel_limits(node))
                 .map_err(|e| ApiError::bad_request(format!("expression: {}", e.message)))?;
             match plan {
                 CelPlan::Translated { user: cel_user, labels } => {
@@ -100,16 +143,24 @@ impl Selector {
         Ok(sel)
     }
 
+    /// Whether running this selection evaluates interpreted CEL.
+    pub fn interprets(&self) -> bool {
+        self.cel.is_some()
+    }
+
     /// The selected live connections, sorted by client id.
-    pub fn run(&self, node: &Node) -> Vec<Arc<Session>> {
+    pub fn run(&self, node: &Node) -> Result<Vec<Arc<Session>>, ApiError> {
         self.run_after(node, 0)
     }
 
     /// The selected live connections with client id above `after`, sorted by client id.
-    pub fn run_after(&self, node: &Node, after: u128) -> Vec<Arc<Session>> {
+    /// Fails with 106 when interpreted CEL outruns the time budget.
+    pub fn run_after(&self, node: &Node, after: u128) -> Result<Vec<Arc<Session>>, ApiError> {
         if self.nothing {
-            return Vec::new();
+            return Ok(Vec::new());
         }
+        let deadline = Deadline::start(self.budget.filter(|_| self.cel.is_some()));
+        let in_time = |cel: &CelProgram, s: &Session| !deadline.passed() && cel_matches(cel, s);
         let mut out = match (&self.user, &self.program) {
             (Some(user), _) => {
                 let mut conns = node.hub.user_connections(user);
@@ -123,17 +174,28 @@ impl Selector {
                 node.hub.resolve(&ids)
             }
             (None, None) => match &self.cel {
-                Some(cel) => node.hub.scan(survey_threads(), |s| s.id > after && cel_matches(cel, s)),
+                Some(cel) => node.hub.scan(survey_threads(), |s| s.id > after && in_time(cel, s)),
                 None => Vec::new(),
             },
         };
         if let Some(cel) = &self.cel
             && (self.user.is_some() || self.program.is_some())
         {
-            out.retain(|s| cel_matches(cel, s));
+            out.retain(|s| in_time(cel, s));
+        }
+        if deadline.stopped() {
+            return Err(self.over_budget());
         }
         out.sort_unstable_by_key(|s| s.id);
-        out
+        Ok(out)
+    }
+
+    fn over_budget(&self) -> ApiError {
+        let budget = self.budget.unwrap_or_default();
+        ApiError::limit_exceeded(format!(
+            "expression: evaluation stopped at its time budget of {budget:?} (connections.cel_time_budget); \
+             narrow the selection with user or label_filter, or use the label subset"
+        ))
     }
 
     fn labels_match(&self, s: &Session) -> bool {
@@ -183,7 +245,7 @@ pub fn op_targets(
     let mut sessions = if filter_is_empty(label_filter) {
         node.hub.user_connections(user.unwrap_or_default())
     } else {
-        Selector::compile(node, user, "", label_filter)?.run(node)
+        Selector::compile(node, user, "", label_filter)?.run(node)?
     };
     sessions.retain(|s| (client.is_empty() || s.client == client) && (session.is_empty() || s.session == session));
     Ok(sessions)

@@ -168,11 +168,15 @@ pub struct LabelLimits {
     pub max_count: usize,
     pub max_key_length: usize,
     pub max_value_length: usize,
+    /// Distinct label keys the node's live connections may have between them (each
+    /// costs a label column per shard); a connect that would add one more is refused
+    /// with 3500. 0 = no limit.
+    pub max_keys_per_node: usize,
 }
 
 impl Default for LabelLimits {
     fn default() -> Self {
-        Self { max_count: 32, max_key_length: 64, max_value_length: 256 }
+        Self { max_count: 32, max_key_length: 64, max_value_length: 256, max_keys_per_node: 1024 }
     }
 }
 
@@ -448,11 +452,23 @@ pub struct Connections {
     pub filter_max_depth: usize,
     pub filter_max_nodes: usize,
     pub filter_max_values: usize,
+    /// Highest estimated per-connection cost of a CEL expression (nodes, `in`-list
+    /// lengths, macro bodies times their ranges); dearer expressions are refused (107).
+    pub cel_max_cost: u64,
+    /// Time one request may spend evaluating interpreted CEL; past it the request
+    /// stops with 106 (0 = no budget).
+    pub cel_time_budget: Duration,
 }
 
 impl Default for Connections {
     fn default() -> Self {
-        Self { filter_max_depth: 32, filter_max_nodes: 1024, filter_max_values: 1024 }
+        Self {
+            filter_max_depth: 32,
+            filter_max_nodes: 1024,
+            filter_max_values: 1024,
+            cel_max_cost: 20_000,
+            cel_time_budget: Duration::from_secs(5),
+        }
     }
 }
 

@@ -25,15 +25,32 @@ use super::program::{ConstSet, Inner, Instr, Program};
 ///
 /// A program resolves its constants once: a value first interned after compilation is
 /// not recognised by that program's id comparisons (the hub accepts this for
-/// connections that arrive during a survey).
+/// connections that arrive during a survey). A table that frees and reuses ids hands
+/// out a [`Hold`] from [`Symbols::hold`], taken before the first lookup and kept by the
+/// program for its lifetime, so an id it resolved never comes to mean another string.
 pub trait Symbols {
     /// The id of `s`, if the table knows it.
     fn value_id(&self, s: &str) -> Option<u32>;
+
+    /// A guard keeping ids looked up from now on meaningful while it lives (None: ids
+    /// are never reused).
+    fn hold(&self) -> Option<Hold> {
+        None
+    }
 
     /// Whether ids from this table are meaningful. `false` makes a string-mode
     /// program, which compares strings even on interned sources.
     fn interned(&self) -> bool {
         true
+    }
+}
+
+/// Whatever a symbol table needs kept alive while a program uses its ids.
+pub struct Hold(pub Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hold")
     }
 }
 
@@ -69,6 +86,7 @@ pub fn compile(
 /// by the caller, as [`parse`] bounds it.
 pub fn compile_expr(expr: &Expr, root: &str, symbols: &(impl Symbols + ?Sized)) -> Result<Program, FilterError> {
     let mut cg = Codegen::new(symbols);
+    cg.inner.hold = symbols.hold();
     cg.inner.interned = symbols.interned();
     cg.emit(expr).map_err(|limit| FilterError::limit(FilterErrorKind::TooManyKeys, root.to_owned(), limit))?;
     thread_jumps(&mut cg.inner.code);

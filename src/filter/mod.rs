@@ -28,7 +28,7 @@ pub mod reference;
 pub mod vm;
 
 pub use ast::{Cmp, FilterNode, Op};
-pub use compile::{NoSymbols, Symbols, compile, compile_expr};
+pub use compile::{Hold, NoSymbols, Symbols, compile, compile_expr};
 pub use decimal::{Decimal, DecimalRef};
 pub use error::{FilterError, FilterErrorKind};
 pub use ir::{Expr, NumOp, Test, ValueSet};

@@ -72,6 +72,8 @@ pub(super) struct Inner {
     pub(super) nums: Vec<Decimal>,
     /// Compiled against a real symbol table: `eq`/`in` may compare ids.
     pub(super) interned: bool,
+    /// Keeps the symbol table from reusing the ids above while the program lives.
+    pub(super) hold: Option<super::compile::Hold>,
 }
 
 /// A compiled filter. Clone is an `Arc` bump; `Send + Sync`; evaluation with

@@ -14,11 +14,14 @@ mod shard;
 mod survey;
 mod user_index;
 
+use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 pub use channel_index::ChannelIndex;
-pub use labels::{Interner, LabelColumns};
+pub use labels::{Interner, InternerStats, LabelColumns, Lease};
 pub use shard::Shard;
 pub use survey::SortedLabels;
 pub use user_index::UserIndex;
@@ -37,7 +40,23 @@ pub struct Hub<C, S> {
     channels: ChannelIndex<S>,
     keys: Interner,
     values: Interner,
+    /// Most distinct label keys the live connections may have between them.
+    max_keys: usize,
 }
+
+/// A connection would bring the hub past its cap on distinct label keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyLabelKeys {
+    pub max: usize,
+}
+
+impl fmt::Display for TooManyLabelKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "labels: node is at its limit of {} distinct label keys (max_keys_per_node)", self.max)
+    }
+}
+
+impl std::error::Error for TooManyLabelKeys {}
 
 impl<C: Member, S> Hub<C, S> {
     /// A hub with one shard per available core (at least two).
@@ -54,27 +73,53 @@ impl<C: Member, S> Hub<C, S> {
             channels: ChannelIndex::default(),
             keys: Interner::default(),
             values: Interner::default(),
+            max_keys: usize::MAX,
         }
+    }
+
+    /// Caps the distinct label keys of live connections (0 = no cap): a connection that
+    /// would bring a new key past it is refused by [`Hub::add`]. Each key costs a
+    /// column per shard that has it.
+    pub fn with_max_label_keys(mut self, max: usize) -> Self {
+        self.max_keys = if max == 0 { usize::MAX } else { max };
+        self
     }
 
     fn shard_of(&self, id: u128) -> &Shard<C> {
         &self.shards[(self.shard_hasher.hash_one(id) as usize) % self.shards.len()]
     }
 
-    /// Registers a connection: map entry, label row, user index.
-    pub fn add(&self, conn: Arc<C>) {
-        let labels: Vec<(u32, u32)> =
-            conn.labels().iter().map(|(k, v)| (self.keys.intern(k), self.values.intern(v))).collect();
-        self.shard_of(conn.client_id()).insert(conn.client_id(), conn.clone(), &labels);
+    /// Registers a connection: references on its label keys and values, map entry,
+    /// label row, user index. Refused, with nothing changed, when its labels would bring
+    /// a new key past the cap.
+    pub fn add(&self, conn: Arc<C>) -> Result<(), TooManyLabelKeys> {
+        let labels = conn.labels();
+        let keys = self
+            .keys
+            .acquire(labels.iter().map(|(k, _)| k), self.max_keys)
+            .map_err(|full| TooManyLabelKeys { max: full.max })?;
+        let values = self.values.acquire(labels.iter().map(|(_, v)| v), usize::MAX).expect("values are not capped");
+        let ids: SmallVec<[(u32, u32); 8]> = keys.into_iter().zip(values).collect();
+        self.shard_of(conn.client_id()).insert(conn.client_id(), conn.clone(), &ids);
         let user = conn.user().to_string();
         self.users.add(&user, conn);
+        Ok(())
     }
 
-    /// Unregisters a connection; returns it if it was present.
+    /// Unregisters a connection; returns it if it was present. Its label references
+    /// are dropped after its row is freed, so no live row ever holds a freed id.
     pub fn remove(&self, id: u128) -> Option<Arc<C>> {
-        let conn = self.shard_of(id).remove(id)?;
+        let conn = self.shard_of(id).remove(id, |c| self.ids(&self.keys, c.labels().iter().map(|(k, _)| k)))?;
         self.users.remove(conn.user(), &conn);
+        let labels = conn.labels();
+        self.keys.release(&self.ids(&self.keys, labels.iter().map(|(k, _)| k)));
+        self.values.release(&self.ids(&self.values, labels.iter().map(|(_, v)| v)));
         Some(conn)
+    }
+
+    /// The ids of strings a registered connection holds references on (so they are live).
+    fn ids<'a>(&self, interner: &Interner, strs: impl Iterator<Item = &'a Arc<str>>) -> SmallVec<[u32; 8]> {
+        strs.map(|s| interner.lookup(s).unwrap_or(0)).collect()
     }
 
     pub fn get(&self, id: u128) -> Option<Arc<C>> {
@@ -124,13 +169,18 @@ impl<C: Member, S> Hub<C, S> {
         &self.values
     }
 
-    /// A connection's labels as the interners' own strings, so that a million
-    /// connections with `region=eu` share one allocation instead of holding a million.
-    /// Keys and values are interned here as [`Hub::add`] would intern them anyway.
+    /// A connection's labels as the interners' own strings where they are interned, so
+    /// that a million connections with `region=eu` share one allocation instead of
+    /// holding a million; a new string gets its own allocation, which [`Hub::add`] then
+    /// interns. Nothing is referenced here: a connection never added leaks nothing.
     pub fn shared_labels(&self, labels: &[(String, String)]) -> Vec<(Arc<str>, Arc<str>)> {
-        let shared =
-            |interner: &Interner, s: &str| interner.resolve(interner.intern(s)).unwrap_or_else(|| Arc::from(s));
+        let shared = |interner: &Interner, s: &str| interner.shared(s).unwrap_or_else(|| Arc::from(s));
         labels.iter().map(|(k, v)| (shared(&self.keys, k), shared(&self.values, v))).collect()
+    }
+
+    /// Label columns over all shards (each a key some live connection of that shard has).
+    pub fn num_label_columns(&self) -> usize {
+        self.shards.iter().map(|s| s.with_labels(LabelColumns::num_columns)).sum()
     }
 }
 
@@ -171,7 +221,7 @@ mod tests {
         let hub: Hub<Fake, ()> = Hub::with_shards(4);
         // Client ids are never zero (zero marks a free label row).
         for i in 1..=100u128 {
-            hub.add(fake(i, if i % 2 == 0 { "42" } else { "7" }, if i % 3 == 0 { "eu" } else { "us" }));
+            hub.add(fake(i, if i % 2 == 0 { "42" } else { "7" }, if i % 3 == 0 { "eu" } else { "us" })).unwrap();
         }
         assert_eq!(hub.len(), 100);
         assert_eq!(hub.num_users(), 2);
@@ -189,6 +239,87 @@ mod tests {
             .map(|s| s.with_labels(|t| t.column(region).map_or(0, |c| c.iter().filter(|v| **v == eu).count())))
             .sum();
         assert_eq!(matched, 33);
+    }
+
+    fn labelled(id: u128, labels: &[(&str, &str)]) -> Arc<Fake> {
+        let mut labels: Vec<(Arc<str>, Arc<str>)> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        labels.sort();
+        Arc::new(Fake { id, user: "u".into(), labels })
+    }
+
+    fn label_bytes(hub: &Hub<Fake, ()>) -> usize {
+        hub.shards().iter().map(|s| s.with_labels(LabelColumns::heap_bytes)).sum()
+    }
+
+    /// Regression: unique label keys and values were never freed — a column per key per
+    /// shard and an interner entry per string stayed after their connections left.
+    #[test]
+    fn label_churn_returns_to_baseline() {
+        let hub: Hub<Fake, ()> = Hub::with_shards(4);
+        for i in 1..=100u128 {
+            hub.add(fake(i, "u", if i % 2 == 0 { "eu" } else { "us" })).unwrap();
+        }
+        let baseline = (hub.num_label_columns(), hub.label_keys().len(), hub.label_values().len());
+        let bytes = label_bytes(&hub);
+        // 10k connections with a unique key and a unique value each, 50 alive at a time.
+        let mut live = std::collections::VecDeque::new();
+        for i in 0..10_000u128 {
+            let id = 1_000_000 + i;
+            hub.add(labelled(id, &[(&format!("k{i}"), &format!("v{i}")), ("region", &format!("r{i}"))])).unwrap();
+            live.push_back(id);
+            if live.len() > 50 {
+                hub.remove(live.pop_front().unwrap()).unwrap();
+            }
+        }
+        assert!(hub.num_label_columns() > baseline.0 + 40, "columns grow with live keys");
+        for id in live {
+            hub.remove(id).unwrap();
+        }
+        assert_eq!((hub.num_label_columns(), hub.label_keys().len(), hub.label_values().len()), baseline);
+        // Freed ids are reused: the id space tracks the peak of live strings, not the churn.
+        assert!(hub.label_keys().stats().high_water < 100, "{:?}", hub.label_keys().stats());
+        assert!(hub.label_values().stats().high_water < 200, "{:?}", hub.label_values().stats());
+        // Rows are reused; columns are dropped: the tables hold what they held before
+        // (plus rows the 50 extra connections needed).
+        assert!(
+            label_bytes(&hub) <= bytes + 4 * 64 * 16 * 2,
+            "{} bytes after churn, {bytes} before",
+            label_bytes(&hub)
+        );
+    }
+
+    #[test]
+    fn distinct_label_keys_are_capped() {
+        let hub: Hub<Fake, ()> = Hub::with_shards(2).with_max_label_keys(3);
+        hub.add(labelled(1, &[("a", "1"), ("b", "1")])).unwrap();
+        hub.add(labelled(2, &[("c", "1"), ("a", "2")])).unwrap();
+        assert_eq!(hub.add(labelled(3, &[("d", "1")])), Err(TooManyLabelKeys { max: 3 }));
+        assert!(hub.get(3).is_none(), "a refused connection is not registered");
+        assert_eq!((hub.label_keys().len(), hub.label_values().len()), (3, 2), "nor referenced");
+        hub.add(labelled(4, &[("a", "3"), ("b", "3")])).unwrap();
+        hub.remove(2).unwrap();
+        hub.add(labelled(3, &[("d", "1")])).unwrap();
+        assert_eq!(hub.label_keys().len(), 3);
+    }
+
+    /// A program compiled before a value's last connection left must not match the
+    /// connection whose new value would otherwise reuse the freed id.
+    #[test]
+    fn a_compiled_program_never_sees_a_reused_id() {
+        use crate::filter::{FilterNode, Limits, compile};
+        let hub: Hub<Fake, ()> = Hub::with_shards(1);
+        hub.add(labelled(1, &[("k", "a")])).unwrap();
+        let node: FilterNode = serde_json::from_str(r#"{"key":"k","cmp":"eq","val":"a"}"#).unwrap();
+        let program = compile(&node, "label_filter", &Limits::default(), hub.label_values()).unwrap();
+        let a = hub.label_values().lookup("a").unwrap();
+        hub.remove(1).unwrap();
+        hub.add(labelled(2, &[("k", "b")])).unwrap();
+        assert_ne!(hub.label_values().lookup("b"), Some(a));
+        assert!(hub.survey(&program, 1).is_empty());
+        drop(program);
+        hub.add(labelled(3, &[("k", "c")])).unwrap();
+        assert_eq!(hub.label_values().lookup("c"), Some(a), "reused once no program holds it");
+        assert_eq!(hub.label_values().stats().leases, 0);
     }
 
     #[test]

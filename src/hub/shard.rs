@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 
 use super::labels::LabelColumns;
 
@@ -37,9 +38,12 @@ impl<C: Send + Sync + 'static> Shard<C> {
         self.clients.pin().insert(id, Entry { conn, row });
     }
 
-    pub(super) fn remove(&self, id: u128) -> Option<Arc<C>> {
+    /// Removes connection `id`; `keys` gives the key ids of its labels so only those
+    /// columns are touched.
+    pub(super) fn remove(&self, id: u128, keys: impl FnOnce(&C) -> SmallVec<[u32; 8]>) -> Option<Arc<C>> {
         let entry = self.clients.pin().remove(&id).cloned()?;
-        self.labels.write().remove(entry.row);
+        let keys = keys(&entry.conn);
+        self.labels.write().remove(entry.row, &keys);
         Some(entry.conn)
     }
 

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::filter::{BlockSource, LabelSource, Mask, Program, Symbols};
+use crate::filter::{BlockSource, Hold, LabelSource, Mask, Program, Symbols};
 
-use super::labels::{FREE, Interner, LabelColumns};
+use super::labels::{FREE, Interner, LabelColumns, Lease};
 use super::{Hub, Member, Shard};
 
 /// Rows scanned per lock acquisition.
@@ -33,9 +33,15 @@ const PARALLEL_MIN: usize = 200_000;
 #[cfg(test)]
 const PARALLEL_MIN: usize = 1;
 
+/// A program compiled against the hub's value interner holds a [`Lease`] on it, so a
+/// value id it resolved is not reused for another string while the program lives.
 impl Symbols for Interner {
     fn value_id(&self, s: &str) -> Option<u32> {
         self.lookup(s)
+    }
+
+    fn hold(&self) -> Option<Hold> {
+        Some(Hold(Box::new(self.lease())))
     }
 }
 
@@ -75,6 +81,9 @@ impl<C: Member, S> Hub<C, S> {
         if program.constant() == Some(false) {
             return Vec::new();
         }
+        // Key ids are looked up once; the lease keeps them naming the same keys (a
+        // column found by id in a later chunk is that key's, or absent).
+        let _lease: Lease = self.label_keys().lease();
         let key_ids: SmallVec<[Option<u32>; 8]> = program.keys().iter().map(|k| self.label_keys().lookup(k)).collect();
         let values = self.label_values();
         self.par_shards(threads, |shard| {
@@ -253,7 +262,7 @@ mod tests {
     fn survey_matches_labels_on_every_thread_count() {
         let hub: Hub<Fake, ()> = Hub::with_shards(4);
         for i in 1..=1000u128 {
-            hub.add(fake(i, "u", ["eu", "us", "asia"][(i % 3) as usize]));
+            hub.add(fake(i, "u", ["eu", "us", "asia"][(i % 3) as usize])).unwrap();
         }
         let p = program(&hub, r#"{"key":"region","cmp":"eq","val":"eu"}"#);
         for threads in [1, 2, 3, 8] {
@@ -277,7 +286,7 @@ mod tests {
         // Chunks of 16k rows: use enough rows that a survey takes several lock turns.
         let stable: Vec<u128> = (1..=40_000).collect();
         for &id in &stable {
-            hub.add(fake(id, "stable", "eu"));
+            hub.add(fake(id, "stable", "eu")).unwrap();
         }
         let p = program(&hub, r#"{"key":"region","cmp":"eq","val":"eu"}"#);
         let stop = AtomicBool::new(false);
@@ -294,7 +303,7 @@ mod tests {
                         f.labels.push((format!("k{}", next % 50).into(), "v".into()));
                         f.labels.sort();
                     }
-                    hub.add(Arc::new(f));
+                    hub.add(Arc::new(f)).unwrap();
                     live.push_back(next);
                     next += 1;
                     if live.len() > 2_000 {

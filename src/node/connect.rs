@@ -79,7 +79,12 @@ impl Node {
             return Err(ConnectError::Disconnect(Disconnect::connection_limit()));
         }
         let streams = self.prepare_planned(&planned).await?;
-        self.hub.add(session.clone());
+        if let Err(full) = self.hub.add(session.clone()) {
+            // Reported like the token's other label bounds (3500, no reconnect).
+            tracing::warn!(max = full.max, "connect refused: distinct label keys at client.labels.max_keys_per_node");
+            self.unprepare_planned(&planned, &streams);
+            return Err(ConnectError::Disconnect(Disconnect::new(3500, format!("invalid token: {full}"))));
+        }
         if self.is_shutting_down() {
             // Shutdown started while this connect was in flight and may have missed it.
             session.queue.close(Disconnect::shutdown(), true);
@@ -260,6 +265,15 @@ impl Node {
             }
         }
         Ok(out)
+    }
+
+    /// Gives back what `prepare_planned` took when the connect fails after it.
+    fn unprepare_planned(&self, planned: &[Planned], streams: &[Option<SubscribeResult>]) {
+        for (p, r) in planned.iter().zip(streams) {
+            if r.is_some() {
+                self.unprepare(&p.channel);
+            }
+        }
     }
 
     fn subscribe_planned(

@@ -98,8 +98,8 @@ impl Node {
         };
         Ok(Self {
             channels: ChannelRules::new(&config.channel),
+            hub: Hub::new().with_max_label_keys(config.client.labels.max_keys_per_node),
             config: Arc::new(config),
-            hub: Hub::new(),
             engine,
             fleet,
             verifier,

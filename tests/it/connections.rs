@@ -239,3 +239,44 @@ async fn targeted_ops_by_labels() {
     let left = f.list(json!({"label_filter": {"key": "region", "cmp": "ex"}})).await;
     assert_eq!(left, f.expect(|_, r, _| r != "us"));
 }
+
+/// Waits (with a deadline) until `user` has no connection left on the server.
+async fn until_gone(s: &Server, user: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, r) = s.api("connections", json!({"user": user})).await;
+        if r["result"]["connections"].as_object().is_some_and(|c| c.is_empty()) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{user}'s connections never left: {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Regression (label keys were never freed): under a cap of 4 distinct keys, a fifth
+/// key is refused with 3500 naming the limit while four are live, and 40 clients with a
+/// unique key each, connecting one after another, all get in — a key leaves the node
+/// with its last connection.
+#[tokio::test]
+async fn label_keys_are_capped_and_freed() {
+    let s = Server::start(json!({"client": {"labels": {"max_keys_per_node": 4}}})).await;
+    let labelled = |key: String| token("churn", json!({"labels": {key: "v"}}));
+    let mut live = Vec::new();
+    for i in 0..4 {
+        live.push(Ws::connect(&s, &labelled(format!("k{i}"))).await.0);
+    }
+    let mut refused = Ws::open(&s.ws_url()).await;
+    refused.send_text(&json!({"id": 1, "connect": {"token": labelled("k4".into())}}).to_string()).await;
+    match refused.closed().await {
+        Closed::Code(3500, reason) => assert!(reason.contains("max_keys_per_node"), "{reason}"),
+        other => panic!("a fifth distinct key should be refused with 3500, got {other:?}"),
+    }
+    live.push(Ws::connect(&s, &labelled("k0".into())).await.0);
+    drop(live);
+    until_gone(&s, "churn").await;
+    for i in 0..40 {
+        let (ws, _) = Ws::connect(&s, &labelled(format!("unique{i}"))).await;
+        drop(ws);
+        until_gone(&s, "churn").await;
+    }
+}

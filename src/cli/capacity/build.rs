@@ -69,7 +69,7 @@ pub fn populate(node: Arc<Node>, n: usize, population: &Population, progress: bo
         };
         let queue = Arc::new(Queue::new(queue_size));
         let session = node.new_session(&request, Transport::WebSocket, Some(&token), queue);
-        node.hub.add(Arc::new(session));
+        node.hub.add(Arc::new(session)).map_err(|e| anyhow::anyhow!("{e}"))?;
         if i % 4096 == 4095 {
             bar.inc(4096);
         }

@@ -8,14 +8,17 @@
 //! tree, and the cost rules the cel crate does not enforce itself: comprehensions
 //! (`all exists exists_one map filter`) nest at most [`MAX_COMPREHENSION_NESTING`] deep,
 //! `matches` takes a string literal that compiles as a small regex (cel 0.15 compiles the
-//! pattern at every evaluation), and every identifier is a known variable, a
-//! comprehension variable or a type name (a typo is a 107, not a silent mismatch).
+//! pattern at every evaluation), every identifier is a known variable, a
+//! comprehension variable or a type name (a typo is a 107, not a silent mismatch), and
+//! the estimated work per connection ([`cost`]) stays under [`CelLimits::max_cost`]:
+//! each node costs one, `x in [list]` the list's length, and a comprehension's body
+//! is counted once per element of its range — so nested comprehensions multiply.
 //!
 //! This module owns validation only. It never evaluates and never recurses deeper than
 //! the effective depth limit (at most [`DEPTH_CAP`]).
 
 use ::cel::IdedExpr;
-use ::cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue};
+use ::cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, operators};
 
 use super::CelError;
 use super::CelLimits;
@@ -32,6 +35,10 @@ const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 /// of a left-associative chain, with large frames (a 2,000-long `a.a.a…` overflows a
 /// 2 MiB stack in a debug build; 800 does not).
 const MAX_CHAINED: usize = 256;
+
+/// Elements assumed for a range whose size is not visible in the source (`labels`,
+/// `channels`, `meta.x`, …): the default cap on labels per connection.
+pub const ASSUMED_RANGE: u64 = 32;
 
 /// Identifiers that name types or function namespaces of the standard environment.
 const TYPE_NAMES: &[&str] =
@@ -182,7 +189,67 @@ fn skip_string(b: &[u8], start: usize) -> usize {
 /// The caps on the parsed, macro-expanded tree.
 pub fn tree(root: &IdedExpr, limits: &CelLimits) -> Result<(), CelError> {
     let mut walker = Walker { limits, max_depth: max_depth(limits), nodes: 0, scope: Vec::new(), comprehensions: 0 };
-    walker.walk(root, 1)
+    walker.walk(root, 1)?;
+    let estimate = cost(root);
+    if estimate > limits.max_cost {
+        return Err(CelError::new(format!(
+            "expression is too expensive: estimated cost {estimate} per connection, at most {} \
+             (each node counts 1, `in` a list its length, a macro's body once per element of its range, \
+             so nested macros multiply)",
+            limits.max_cost
+        )));
+    }
+    Ok(())
+}
+
+/// Estimated evaluation steps of `e` against one connection (saturating). Recursion
+/// follows a tree [`tree`] has already bounded in depth.
+pub fn cost(e: &IdedExpr) -> u64 {
+    let sum = |es: &mut dyn Iterator<Item = &IdedExpr>| es.fold(0u64, |acc, e| acc.saturating_add(cost(e)));
+    let own = match &e.expr {
+        Ast::Unspecified | Ast::Literal(_) | Ast::Ident(_) => 0,
+        Ast::Select(s) => cost(&s.operand),
+        Ast::Call(call) => {
+            let scan = match (call.func_name.as_str(), call.args.last()) {
+                (operators::IN, Some(IdedExpr { expr: Ast::List(l), .. })) => l.elements.len() as u64,
+                _ => 0,
+            };
+            sum(&mut call.target.iter().map(|t| &**t).chain(&call.args)).saturating_add(scan)
+        }
+        Ast::List(list) => sum(&mut list.elements.iter()),
+        Ast::Map(map) => sum(&mut map.entries.iter().flat_map(entry_exprs)),
+        Ast::Struct(s) => sum(&mut s.entries.iter().flat_map(entry_exprs)),
+        Ast::Comprehension(c) => {
+            let body = cost(&c.loop_cond).saturating_add(cost(&c.loop_step));
+            cost(&c.iter_range)
+                .saturating_add(cost(&c.accu_init))
+                .saturating_add(range_size(&c.iter_range).saturating_mul(body))
+                .saturating_add(cost(&c.result))
+        }
+    };
+    own.saturating_add(1)
+}
+
+/// The expressions of a map or struct entry.
+fn entry_exprs(entry: &::cel::common::ast::IdedEntryExpr) -> Vec<&IdedExpr> {
+    match &entry.expr {
+        EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+        EntryExpr::StructField(f) => vec![&f.value],
+    }
+}
+
+/// Elements a comprehension over `e` iterates: a literal's own size, a macro's range
+/// (`map`/`filter` never grow it), the sum for `a + b`, else [`ASSUMED_RANGE`].
+fn range_size(e: &IdedExpr) -> u64 {
+    match &e.expr {
+        Ast::List(l) => l.elements.len() as u64,
+        Ast::Map(m) => m.entries.len() as u64,
+        Ast::Comprehension(c) => range_size(&c.iter_range),
+        Ast::Call(call) if call.func_name == operators::ADD && call.target.is_none() => {
+            call.args.iter().fold(0u64, |acc, a| acc.saturating_add(range_size(a)))
+        }
+        _ => ASSUMED_RANGE,
+    }
 }
 
 struct Walker<'a> {

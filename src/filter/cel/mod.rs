@@ -33,11 +33,15 @@ pub struct CelLimits {
     pub max_depth: usize,
     /// Most nodes in the parsed tree (after macro expansion).
     pub max_nodes: usize,
+    /// Highest estimated cost of one evaluation (see `check::cost`: nodes, `in` list
+    /// lengths, macro bodies times their ranges), so nested macros over long lists are
+    /// refused before they run.
+    pub max_cost: u64,
 }
 
 impl Default for CelLimits {
     fn default() -> CelLimits {
-        CelLimits { max_len: 4096, max_depth: 32, max_nodes: 512 }
+        CelLimits { max_len: 4096, max_depth: 32, max_nodes: 512, max_cost: 20_000 }
     }
 }
 
