@@ -206,7 +206,8 @@ pub fn connections(node: &Node, req: ConnectionsRequest) -> Result<ConnectionsRe
     let after = if req.cursor.is_empty() { 0 } else { decode_cursor(&req.cursor)? };
     let user = (!req.user.is_empty()).then_some(req.user.as_str());
     let selector = Selector::compile(node, user, &req.expression, &req.label_filter)?;
-    let mut sessions = selector.run_after(node, after)?;
+    let want = (req.limit > 0).then(|| usize::try_from(req.limit).unwrap_or(usize::MAX).saturating_add(1));
+    let mut sessions = selector.run_page(node, after, want)?;
     let mut next_cursor = String::new();
     if req.limit > 0 && sessions.len() as u64 > req.limit {
         sessions.truncate(req.limit as usize);

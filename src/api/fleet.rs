@@ -180,8 +180,10 @@ pub async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest)
         return to_value(r.and_then(|r| r));
     }
     let limit = req.limit;
-    let here = local(node, body, move |n| super::connections::page(n, req)).await??;
-    let outcome = survey(node, "connections", body).await?.expect("fleet");
+    // This node's page is computed while the peers compute theirs.
+    let (here, outcome) =
+        tokio::join!(local(node, body, move |n| super::connections::page(n, req)), survey(node, "connections", body));
+    let (here, outcome) = (here??, outcome?.expect("fleet"));
     let mut more = here.more;
     let mut items = here.items;
     let mut missing = outcome.missing;

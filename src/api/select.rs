@@ -156,6 +156,13 @@ impl Selector {
     /// The selected live connections with client id above `after`, sorted by client id.
     /// Fails with 106 when interpreted CEL outruns the time budget.
     pub fn run_after(&self, node: &Node, after: u128) -> Result<Vec<Arc<Session>>, ApiError> {
+        self.run_page(node, after, None)
+    }
+
+    /// Like [`Selector::run_after`], but a survey resolves only the first `want`
+    /// matching ids (more if some left meanwhile) into sessions: a page of a broad
+    /// listing never pays for the rows it will not return.
+    pub fn run_page(&self, node: &Node, after: u128, want: Option<usize>) -> Result<Vec<Arc<Session>>, ApiError> {
         if self.nothing {
             return Ok(Vec::new());
         }
@@ -171,7 +178,10 @@ impl Selector {
                 let mut ids = node.hub.survey(program, survey_threads());
                 ids.retain(|&id| id > after);
                 ids.sort_unstable();
-                node.hub.resolve(&ids)
+                match want.filter(|_| self.cel.is_none()) {
+                    Some(want) => resolve_first(node, &ids, want),
+                    None => node.hub.resolve(&ids),
+                }
             }
             (None, None) => match &self.cel {
                 Some(cel) => node.hub.scan(survey_threads(), |s| s.id > after && in_time(cel, s)),
@@ -249,4 +259,16 @@ pub fn op_targets(
     };
     sessions.retain(|s| (client.is_empty() || s.client == client) && (session.is_empty() || s.session == session));
     Ok(sessions)
+}
+
+/// Sessions of the first `want` ids (sorted) that are still connected.
+fn resolve_first(node: &Node, ids: &[u128], want: usize) -> Vec<Arc<Session>> {
+    let mut out = Vec::with_capacity(want.min(ids.len()));
+    let mut start = 0;
+    while out.len() < want && start < ids.len() {
+        let end = (start + want - out.len()).min(ids.len());
+        out.extend(node.hub.resolve(&ids[start..end]));
+        start = end;
+    }
+    out
 }
