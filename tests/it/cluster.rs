@@ -295,3 +295,51 @@ async fn unreachable_redis_fails_at_start() {
     assert!(err.contains("Redis") && err.contains(&port.to_string()), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Several `address` entries shard channels over independent Redis servers by a
+/// stable hash: every node agrees on each channel's shard, and both shards get keys.
+#[tokio::test]
+async fn channels_are_sharded_over_several_redis() {
+    let (r1, r2) = (Redis::start(), Redis::start());
+    let config = json!({"engine": {"type": "redis", "redis": {"address": [r1.url(), r2.url()]}}});
+    let n1 = Server::start(config.clone()).await;
+    let n2 = Server::start(config).await;
+    until("both nodes in info", || async { node_count(&n1).await == 2 && node_count(&n2).await == 2 }).await;
+    let (mut ws, _) = Ws::connect(&n1, &token("1", json!({}))).await;
+    let channels: Vec<String> = (0..12).map(|i| format!("shard-{i}")).collect();
+    for ch in &channels {
+        ws.call("subscribe", json!({"channel": ch})).await;
+    }
+    for ch in &channels {
+        let r = n2.publish(ch, json!({"ch": ch})).await;
+        assert_eq!(r["offset"], 1, "{ch}: {r}");
+        let p = ws.push_where(|p| p["channel"] == *ch).await;
+        assert_eq!(p["pub"]["data"]["ch"], *ch);
+    }
+    let keys = |port: u16| {
+        let out = std::process::Command::new("redis-cli").args(["-p", &port.to_string(), "dbsize"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap_or(0)
+    };
+    assert!(keys(r1.port) > 0 && keys(r2.port) > 0, "both shards hold streams: {} / {}", keys(r1.port), keys(r2.port));
+}
+
+/// Server-side subscribe and refresh by user, sent to one node, act on the user's
+/// connections on every node.
+#[tokio::test]
+async fn targeted_ops_by_user_reach_every_node() {
+    let redis = Redis::start();
+    let nodes = fleet(&redis, 2).await;
+    let (mut a, _) = Ws::connect(&nodes[0], &token("7", json!({}))).await;
+    let (mut b, _) = Ws::connect(&nodes[1], &token("7", json!({}))).await;
+    let (_, r) = nodes[0].api("subscribe", json!({"user": "7", "channel": "srv"})).await;
+    assert_eq!(r["result"], json!({}), "{r}");
+    a.push_where(|p| p["channel"] == "srv" && p.get("subscribe").is_some()).await;
+    b.push_where(|p| p["channel"] == "srv" && p.get("subscribe").is_some()).await;
+    nodes[1].publish("srv", json!("to both")).await;
+    a.push_where(|p| p["channel"] == "srv" && p.get("pub").is_some()).await;
+    b.push_where(|p| p["channel"] == "srv" && p.get("pub").is_some()).await;
+    let (_, r) = nodes[1].api("refresh", json!({"user": "7", "expired": true})).await;
+    assert_eq!(r["result"], json!({}), "{r}");
+    assert!(matches!(a.closed().await, Closed::Code(3005, _)));
+    assert!(matches!(b.closed().await, Closed::Code(3005, _)));
+}
