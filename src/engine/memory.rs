@@ -14,6 +14,9 @@ use super::{HistoryError, HistoryQuery, HistoryResult, new_epoch};
 
 const SHARDS: usize = 64;
 
+/// How long an idempotency key remembers its publish (Centrifugo: 5 minutes).
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(300);
+
 struct Stream {
     epoch: String,
     top: u64,
@@ -41,10 +44,14 @@ impl Stream {
 /// Presence entries of one channel: client id → info.
 type PresenceMap = HashMap<String, ClientInfo>;
 
+/// Publish results remembered by idempotency key: (channel, key) → (position, until).
+type Results = HashMap<(String, String), (StreamPosition, Instant)>;
+
 pub struct MemoryEngine {
     hasher: std::collections::hash_map::RandomState,
     streams: Box<[Mutex<HashMap<String, Stream>>]>,
     presence: Box<[Mutex<HashMap<String, PresenceMap>>]>,
+    results: Mutex<Results>,
 }
 
 impl Default for MemoryEngine {
@@ -53,6 +60,7 @@ impl Default for MemoryEngine {
             hasher: Default::default(),
             streams: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             presence: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            results: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -92,6 +100,25 @@ impl MemoryEngine {
         stream.trim(now);
         stream.meta_expires = now + opts.meta_ttl;
         (publication, stream.position())
+    }
+
+    /// The position a publish with this idempotency key got within the last
+    /// [`IDEMPOTENCY_TTL`], if any.
+    pub fn idempotent_result(&self, channel: &str, key: &str) -> Option<StreamPosition> {
+        let results = self.results.lock();
+        let (pos, until) = results.get(&(channel.to_string(), key.to_string()))?;
+        (*until > Instant::now()).then(|| pos.clone())
+    }
+
+    /// Remembers a publish's position under its idempotency key; expired entries are
+    /// dropped on the way, so the map holds at most the last 5 minutes' keys.
+    pub fn remember_result(&self, channel: &str, key: &str, pos: StreamPosition) {
+        let now = Instant::now();
+        let mut results = self.results.lock();
+        if results.len() >= 1024 {
+            results.retain(|_, (_, until)| *until > now);
+        }
+        results.insert((channel.to_string(), key.to_string()), (pos, now + IDEMPOTENCY_TTL));
     }
 
     /// The stream's current top (creating the stream and its epoch if new).

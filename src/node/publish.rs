@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::engine::{Engine, HistoryOptions};
-use crate::protocol::{ClientInfo, ErrorCode, Publication, PublishRequest, Raw, one_line};
+use crate::protocol::{ClientInfo, ErrorCode, Publication, PublishRequest, Raw, StreamPosition, one_line};
 
 use super::channels::Asker;
 use super::{Node, Session, internal};
@@ -14,7 +14,8 @@ pub struct PublishOptions {
     pub skip_history: bool,
     pub tags: HashMap<String, String>,
     pub info: Option<ClientInfo>,
-    /// Redis engine: a repeat of this key within 5 minutes is not published again.
+    /// A repeat of this key within 5 minutes is not published again; it returns the
+    /// first publish's position.
     pub idempotency_key: String,
 }
 
@@ -28,8 +29,8 @@ pub struct PublishOutcome {
 impl Node {
     /// Publishes into a channel: history (when the namespace keeps it) then fan-out.
     /// With the Redis engine the publication reaches subscribers (this node's too)
-    /// through Redis PUB/SUB; `idempotency_key` then makes a repeat within 5 minutes
-    /// return the first publish's position without publishing again.
+    /// through Redis PUB/SUB. `idempotency_key` makes a repeat within 5 minutes return
+    /// the first publish's position without publishing again (both engines).
     pub async fn publish(&self, channel: &str, data: Raw, opts: PublishOptions) -> Result<PublishOutcome, ErrorCode> {
         let name = self.channels.resolve(channel)?;
         let o = name.options;
@@ -41,6 +42,12 @@ impl Node {
         });
         match &self.engine {
             Engine::Memory(m) => {
+                let key = &opts.idempotency_key;
+                if !key.is_empty()
+                    && let Some(pos) = m.idempotent_result(channel, key)
+                {
+                    return Ok(PublishOutcome { offset: pos.offset, epoch: pos.epoch });
+                }
                 let (publication, outcome) = match history {
                     Some(h) => {
                         let (p, pos) = m.add_history(channel, publication, h);
@@ -49,6 +56,10 @@ impl Node {
                     None => (publication, PublishOutcome::default()),
                 };
                 self.fan_out(channel, &publication);
+                if !key.is_empty() {
+                    let pos = StreamPosition { offset: outcome.offset, epoch: outcome.epoch.clone() };
+                    m.remember_result(channel, key, pos);
+                }
                 Ok(outcome)
             }
             Engine::Redis(r) => {

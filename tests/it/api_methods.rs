@@ -211,3 +211,21 @@ async fn legacy(s: &Server, body: &str) -> (u16, String) {
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
+
+/// Memory engine: a publish repeated with the same idempotency key returns the first
+/// position and is not delivered or stored again.
+#[tokio::test]
+async fn idempotent_publish() {
+    let s = Server::start(json!({})).await;
+    let (mut ws, _) = Ws::connect(&s, &token("1", json!({}))).await;
+    ws.call("subscribe", json!({"channel": "once"})).await;
+    let body = json!({"channel": "once", "data": {"n": 1}, "idempotency_key": "k"});
+    let (_, first) = s.api("publish", body.clone()).await;
+    let (_, again) = s.api("publish", body).await;
+    assert_eq!(first["result"]["offset"], 1, "{first}");
+    assert_eq!(first["result"], again["result"]);
+    s.publish("once", json!({"n": 2})).await;
+    let p1 = ws.push_where(|p| p.get("pub").is_some()).await;
+    let p2 = ws.push_where(|p| p.get("pub").is_some()).await;
+    assert_eq!((p1["pub"]["data"]["n"].clone(), p2["pub"]["data"]["n"].clone()), (json!(1), json!(2)));
+}

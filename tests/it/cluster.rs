@@ -343,3 +343,24 @@ async fn targeted_ops_by_user_reach_every_node() {
     assert!(matches!(a.closed().await, Closed::Code(3005, _)));
     assert!(matches!(b.closed().await, Closed::Code(3005, _)));
 }
+
+/// An idempotency key makes a repeated publish (to any node) return the first
+/// publish's position without publishing again.
+#[tokio::test]
+async fn idempotent_publish_across_nodes() {
+    let redis = Redis::start();
+    let nodes = fleet(&redis, 2).await;
+    let (mut ws, _) = Ws::connect(&nodes[0], &token("1", json!({}))).await;
+    ws.call("subscribe", json!({"channel": "once"})).await;
+    let body = json!({"channel": "once", "data": {"n": 1}, "idempotency_key": "k-1"});
+    let (_, first) = nodes[0].api("publish", body.clone()).await;
+    let (_, again) = nodes[1].api("publish", body).await;
+    assert_eq!(first["result"]["offset"], 1, "{first}");
+    assert_eq!(first["result"], again["result"], "a repeat returns the first position");
+    nodes[1].publish("once", json!({"n": 2})).await;
+    let p1 = ws.push_where(|p| p.get("pub").is_some()).await;
+    let p2 = ws.push_where(|p| p.get("pub").is_some()).await;
+    assert_eq!((p1["pub"]["data"]["n"].clone(), p2["pub"]["data"]["n"].clone()), (json!(1), json!(2)));
+    let (_, h) = nodes[0].api("history", json!({"channel": "once", "limit": -1})).await;
+    assert_eq!(h["result"]["publications"].as_array().unwrap().len(), 2, "{h}");
+}
