@@ -989,15 +989,13 @@ fn expect_subscribe(c: &Value, now: i64) -> Option<bool> {
 /// uncertainty around now. `exp`, `nbf`, `iat` and `expire_at` are NumericDates: a
 /// number (integer or not, rounded toward the stricter second) within ±year 9999;
 /// any other JSON type makes the token invalid (`expire_at` may also be null or 0,
-/// meaning "no expiry", and otherwise must be in the future too). None as well when
-/// `sub` is an array or object: the JWT library then fails to read its registered
-/// claims and rejects the token, which is a safe answer but not one the claims rules
-/// themselves predict.
+/// meaning "no expiry", and otherwise must be in the future too). The user claim
+/// `sub` must be a string, `null` or absent: any other type makes the token invalid.
 fn expect_times(c: &Value, now: i64) -> Option<bool> {
     const MARGIN: i64 = 5;
     const MAX: f64 = 253_402_300_799.0;
-    if matches!(c.get("sub"), Some(Value::Array(_) | Value::Object(_))) {
-        return None;
+    if !matches!(c.get("sub"), None | Some(Value::String(_) | Value::Null)) {
+        return Some(false);
     }
     // Some(Err(())) = present but not a NumericDate.
     let date = |name: &str, up: bool| -> Option<Result<i64, ()>> {

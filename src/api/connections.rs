@@ -189,11 +189,16 @@ pub(super) fn encode_cursor(id: u128) -> String {
     format!("{id:032x}")
 }
 
+/// The client id a cursor of [`encode_cursor`] names: exactly 32 lowercase hex digits.
+/// Anything else (another length, a sign, upper case, other characters) was not issued
+/// by this server and is a bad request.
 fn decode_cursor(cursor: &str) -> Result<u128, ApiError> {
-    if cursor.len() != 32 {
-        return Err(ApiError::bad_request("cursor: not a cursor returned by connections"));
+    let issued = cursor.len() == 32 && cursor.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let invalid = || ApiError::bad_request("cursor: not a cursor returned by connections");
+    if !issued {
+        return Err(invalid());
     }
-    u128::from_str_radix(cursor, 16).map_err(|_| ApiError::bad_request("cursor: not a cursor returned by connections"))
+    u128::from_str_radix(cursor, 16).map_err(|_| invalid())
 }
 
 pub fn connections(node: &Node, req: ConnectionsRequest) -> Result<ConnectionsResult, ApiError> {

@@ -53,6 +53,15 @@ fn api_message(code: ErrorCode) -> &'static str {
     }
 }
 
+impl From<crate::node::PublishError> for ApiError {
+    fn from(e: crate::node::PublishError) -> Self {
+        match e {
+            crate::node::PublishError::Code(code) => ApiError::new(code),
+            too_large => ApiError { code: too_large.code().code(), message: too_large.to_string() },
+        }
+    }
+}
+
 impl From<ErrorCode> for ApiError {
     fn from(c: ErrorCode) -> Self {
         ApiError::new(c)

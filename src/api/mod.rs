@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::node::Node;
+use crate::protocol::nesting;
 
 pub use error::ApiError;
 pub use fleet::install as install_fleet;
@@ -256,7 +257,14 @@ fn to_value<T: Serialize>(r: Result<T, ApiError>) -> Result<Encoded, ApiError> {
 /// Runs one method on a JSON body. With the Redis engine, `channels`, `info`,
 /// `connections` and `rpc getUserConnections` answer for the whole fleet and the
 /// targeted operations act on every node (see `fleet.rs`).
+///
+/// A body nested deeper than [`nesting::MAX_DEPTH`] is refused with 107 naming the
+/// path where it crossed the limit, for every method alike (a publication's raw `data`
+/// included), before the parser could refuse it with a bare 400.
 pub async fn call(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
+    if let Err(too_deep) = nesting::check(body, nesting::MAX_DEPTH) {
+        return Ok(Err(ApiError::bad_request(too_deep.to_string())));
+    }
     Ok(match name {
         "publish" => to_value(publish::call(node, decode(body)?).await),
         "broadcast" => to_value(broadcast::call(node, decode(body)?).await),
@@ -406,5 +414,100 @@ mod tests {
         let r = connections(&app, json!({"expression": src})).await;
         assert_eq!(r["error"]["code"], 107, "{r}");
         assert!(r["error"]["message"].as_str().unwrap().starts_with("expression: expression is too expensive"), "{r}");
+    }
+
+    async fn post(app: &Router, method: &str, body: String) -> (StatusCode, Value) {
+        let req = Request::post(format!("/api/{method}")).body(Body::from(body)).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// Regression: valid JSON nested past serde_json's recursion limit got a bare 400,
+    /// and `publish` let raw `data` nest without any limit while `batch` refused it.
+    /// Every method now answers 107 naming where the body crossed
+    /// `nesting::MAX_DEPTH`; `data` as deep as the limit allows still publishes.
+    #[tokio::test]
+    async fn json_nested_past_the_limit_is_107_with_its_path() {
+        let (_node, app) = node_with_sessions(insecure(), 0, Arc::new(SurveyTurns::new(2)));
+        let deep = nested(200);
+        let cases = [
+            ("publish", format!(r#"{{"channel":"c","data":{{"a":{deep}}}}}"#), "data.a[0]"),
+            ("broadcast", format!(r#"{{"channels":["c"],"data":{deep}}}"#), "data[0]"),
+            (
+                "batch",
+                format!(r#"{{"commands":[{{"info":{{}}}},{{"publish":{{"channel":"c","data":{deep}}}}}]}}"#),
+                "commands[1].publish.data[0]",
+            ),
+            ("info", deep.clone(), "[0]"),
+        ];
+        for (method, body, path) in cases {
+            let (status, r) = post(&app, method, body).await;
+            assert_eq!(status, StatusCode::OK, "{method}: {r}");
+            assert_eq!(r["error"]["code"], 107, "{method}: {r}");
+            let message = r["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with(path), "{method}: {message}");
+            assert!(message.ends_with(&format!("JSON nested deeper than {} levels", nesting::MAX_DEPTH)), "{message}");
+        }
+        // The deepest `data` a publish body may carry (the body itself is one level).
+        let (_, r) =
+            post(&app, "publish", format!(r#"{{"channel":"c","data":{}}}"#, nested(nesting::MAX_DEPTH - 1))).await;
+        assert!(r["result"].is_object(), "{r}");
+        let (_, r) = post(&app, "publish", format!(r#"{{"channel":"c","data":{}}}"#, nested(nesting::MAX_DEPTH))).await;
+        assert_eq!(r["error"]["code"], 107, "{r}");
+        // Shallow but malformed JSON stays a plain 400, as in Centrifugo.
+        let (status, _) = post(&app, "publish", "{\"channel\":".into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    /// Regression: a publication larger than `client.queue_max_size` was accepted and
+    /// then disconnected every subscriber with 3008. It is refused at publish time with
+    /// 107 naming the limit (publish and each channel of a broadcast); one that fits
+    /// is published.
+    #[tokio::test]
+    async fn publication_past_the_queue_limit_is_refused() {
+        let mut config = insecure();
+        config.client.queue_max_size = 1024;
+        let (_node, app) = node_with_sessions(config, 0, Arc::new(SurveyTurns::new(2)));
+        let big = json!({"blob": "x".repeat(1000)});
+        let (_, r) = post(&app, "publish", json!({"channel": "c", "data": big}).to_string()).await;
+        assert_eq!(r["error"]["code"], 107, "{r}");
+        assert!(r["error"]["message"].as_str().unwrap().contains("client.queue_max_size (1024 bytes)"), "{r}");
+        let (_, r) = post(&app, "broadcast", json!({"channels": ["a", "b"], "data": big}).to_string()).await;
+        assert_eq!(r["result"]["responses"][1]["error"]["code"], 107, "{r}");
+        let (_, r) =
+            post(&app, "publish", json!({"channel": "c", "data": {"blob": "x".repeat(900)}}).to_string()).await;
+        assert!(r["result"].is_object(), "{r}");
+    }
+
+    /// A cursor is exactly what `connections` hands out (32 lowercase hex digits);
+    /// anything else is 107, never read as some position.
+    #[tokio::test]
+    async fn cursors_not_issued_by_the_server_are_107() {
+        let (_node, app) = node_with_sessions(insecure(), 4, Arc::new(SurveyTurns::new(2)));
+        let all = json!({"key": "region", "cmp": "ex"});
+        let page = connections(&app, json!({"label_filter": all, "limit": 2})).await;
+        let cursor = page["result"]["next_cursor"].as_str().unwrap().to_owned();
+        let next = connections(&app, json!({"label_filter": all, "limit": 2, "cursor": cursor})).await;
+        assert_eq!(next["result"]["connections"].as_object().unwrap().len(), 2, "{next}");
+        let forged = [
+            "garbage".to_string(),
+            "0".repeat(31),
+            "0".repeat(33),
+            format!("+{}", "0".repeat(31)),
+            "A".repeat(32),
+            format!("{}g", &cursor[..31]),
+            format!("{}\u{e9}", &cursor[..30]),
+        ];
+        for bad in forged {
+            let r = connections(&app, json!({"label_filter": all, "cursor": bad})).await;
+            assert_eq!(r["error"]["code"], 107, "cursor {bad:?}: {r}");
+            assert_eq!(r["error"]["message"], "cursor: not a cursor returned by connections");
+        }
     }
 }

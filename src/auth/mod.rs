@@ -111,7 +111,7 @@ impl Verifier {
         }
         let TokenTimes { exp, iat, expire_at } = token_times(&c)?;
         Ok(ConnectToken {
-            user: user_of(&c, &keys.user_id_claim),
+            user: user_of(&c, &keys.user_id_claim)?,
             exp,
             iat,
             jti: claims::string(&c, "jti"),
@@ -132,7 +132,7 @@ impl Verifier {
         let channel = channel.ok_or_else(|| TokenError::Invalid("subscription token without channel".into()))?;
         let TokenTimes { exp, iat, expire_at } = token_times(&c)?;
         Ok(SubscribeToken {
-            user: user_of(&c, &keys.user_id_claim),
+            user: user_of(&c, &keys.user_id_claim)?,
             channel,
             exp,
             iat,
@@ -173,17 +173,25 @@ struct TokenTimes {
     expire_at: Option<i64>,
 }
 
-fn user_of(c: &Value, claim: &str) -> String {
+/// The user id claim (`sub` unless configured): a string; absent or `null` is the
+/// anonymous user `""`. Any other JSON type (a number, an object…) makes the token
+/// invalid rather than being coerced into some user id.
+fn user_of(c: &Value, claim: &str) -> Result<String, TokenError> {
     match c.get(claim) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(_) => Err(TokenError::Invalid(format!("{claim} must be a string"))),
     }
 }
 
 /// Signature, algorithm, time and audience/issuer checks; returns the claims.
 async fn verify(keys: &KeySet, token: &str) -> Result<Value, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(format!("header: {e}")))?;
+    // RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` names an extension
+    // it does not understand; this server understands none, so any `crit` is refused.
+    if let Some(crit) = &header.crit {
+        return Err(TokenError::Invalid(format!("header: unsupported critical extensions {crit:?}")));
+    }
     let now = now();
     let candidates = keys.keys_for(header.alg, header.kid.as_deref(), now).await.map_err(TokenError::Invalid)?;
     let mut v = Validation::new(header.alg);

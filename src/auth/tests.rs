@@ -217,3 +217,42 @@ fn subscription_tokens() {
     let no_channel = sign_hs256(&json!({"sub": "42"}), SECRET);
     assert!(block_on(v.verify_subscribe(&no_channel)).is_err());
 }
+
+/// Regression: a numeric `sub` was read as a user id. Only a string (or nothing, the
+/// anonymous user) is a user id; any other type makes connection and subscription
+/// tokens invalid.
+#[test]
+fn user_id_claim_must_be_a_string() {
+    let v = Verifier::new(&client()).unwrap();
+    for sub in [json!(42), json!(4.2), json!(true), json!(["42"]), json!({"id": "42"})] {
+        let t = sign_hs256(&claims(json!({"sub": sub})), SECRET);
+        assert!(matches!(connect(&client(), &t), Err(TokenError::Invalid(_))), "connect with sub {sub}");
+        let t = sign_hs256(&claims(json!({"sub": sub, "channel": "$x"})), SECRET);
+        assert!(matches!(block_on(v.verify_subscribe(&t)), Err(TokenError::Invalid(_))), "subscribe with sub {sub}");
+    }
+    let anonymous = sign_hs256(&json!({"exp": now() + 60}), SECRET);
+    assert_eq!(connect(&client(), &anonymous).unwrap().user, "");
+    let null = sign_hs256(&claims(json!({"sub": null})), SECRET);
+    assert_eq!(connect(&client(), &null).unwrap().user, "");
+}
+
+/// Regression: a `crit` header was ignored. This server understands no JWS extension,
+/// so a token marking any as critical is invalid (RFC 7515 §4.1.11), however signed.
+#[test]
+fn critical_header_extensions_are_refused() {
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    for crit in [vec!["exp".to_string()], vec!["b64".to_string()], vec![]] {
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(crit.clone());
+        let t = jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap();
+        assert!(matches!(connect(&client(), &t), Err(TokenError::Invalid(_))), "crit {crit:?}");
+    }
+    // A crit that is not even a list of names is refused as a malformed header.
+    let body = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = body.encode(br#"{"alg":"HS256","typ":"JWT","crit":"exp"}"#);
+    let payload = body.encode(claims(json!({})).to_string());
+    let signed = sign_hs256(&claims(json!({})), SECRET);
+    let signature = signed.rsplit('.').next().unwrap();
+    let t = format!("{header}.{payload}.{signature}");
+    assert!(matches!(connect(&client(), &t), Err(TokenError::Invalid(_))));
+}

@@ -33,7 +33,7 @@ pub use channels::{Asker, ChannelName, ChannelRules};
 pub use conn::Conn;
 pub use connect::ConnectError;
 pub use ops::{ServerSubscribe, Target};
-pub use publish::{PublishOptions, PublishOutcome};
+pub use publish::{PublishError, PublishOptions, PublishOutcome};
 pub use queue::Queue;
 pub use session::{MutableState, Session, SubSource, SubState, Subscriber, TokenInfo, Transport};
 

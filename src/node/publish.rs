@@ -19,6 +19,44 @@ pub struct PublishOptions {
     pub idempotency_key: String,
 }
 
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// A protocol error (unknown channel, engine failure…).
+    Code(ErrorCode),
+    /// The push a subscriber would receive (`size` bytes, framing included) exceeds
+    /// `client.queue_max_size` (`limit`): queued, it would disconnect every subscriber
+    /// with 3008, however fast it reads, so it is refused at publish time (107).
+    TooLarge { size: usize, limit: usize },
+}
+
+impl PublishError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PublishError::Code(code) => *code,
+            PublishError::TooLarge { .. } => ErrorCode::BadRequest,
+        }
+    }
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::Code(code) => f.write_str(code.message()),
+            PublishError::TooLarge { size, limit } => write!(
+                f,
+                "publication of {size} bytes as pushed to subscribers exceeds client.queue_max_size ({limit} bytes)"
+            ),
+        }
+    }
+}
+
+impl From<ErrorCode> for PublishError {
+    fn from(code: ErrorCode) -> Self {
+        PublishError::Code(code)
+    }
+}
+
 /// Where the publication landed in the channel's stream (zero/empty without history).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PublishOutcome {
@@ -31,10 +69,21 @@ impl Node {
     /// With the Redis engine the publication reaches subscribers (this node's too)
     /// through Redis PUB/SUB. `idempotency_key` makes a repeat within 5 minutes return
     /// the first publish's position without publishing again (both engines).
-    pub async fn publish(&self, channel: &str, data: Raw, opts: PublishOptions) -> Result<PublishOutcome, ErrorCode> {
+    /// A publication whose push could not fit an empty subscriber queue is refused
+    /// before it is stored or sent ([`PublishError::TooLarge`]).
+    pub async fn publish(
+        &self,
+        channel: &str,
+        data: Raw,
+        opts: PublishOptions,
+    ) -> Result<PublishOutcome, PublishError> {
         let name = self.channels.resolve(channel)?;
         let o = name.options;
         let publication = Publication { data: one_line(data), info: opts.info, offset: 0, tags: opts.tags };
+        let (size, limit) = (push_size(channel, &publication), self.config.client.queue_max_size);
+        if size > limit {
+            return Err(PublishError::TooLarge { size, limit });
+        }
         let history = (o.history_enabled() && !opts.skip_history).then(|| HistoryOptions {
             size: o.history_size,
             ttl: o.history_ttl.std(),
@@ -80,6 +129,28 @@ impl Node {
         }
         let data = req.data.ok_or(ErrorCode::BadRequest)?;
         let opts = PublishOptions { info: Some(s.client_info(chan_info)), ..Default::default() };
-        self.publish(&req.channel, data, opts).await.map(|_| ())
+        self.publish(&req.channel, data, opts).await.map(|_| ()).map_err(|e| e.code())
     }
+}
+
+/// Bytes of the largest push of `publication` any subscriber gets: the bidirectional
+/// framing `{"push":{"channel":…,"pub":…}}` with the longest offset history can give.
+/// Counted, not encoded: publishing stays one encoding per transport family.
+fn push_size(channel: &str, publication: &Publication) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, publication).expect("publications encode");
+    serde_json::to_writer(&mut count, channel).expect("strings encode");
+    // The offset history assigns later (absent while it is 0).
+    let offset = r#","offset":18446744073709551615"#.len();
+    count.0 + offset + r#"{"push":{"channel":,"pub":}}"#.len()
 }

@@ -165,3 +165,19 @@ async fn binary_and_unknown_namespace_in_uni_subs() {
     assert!(uni.next().await.is_none());
     still_serving(&s).await;
 }
+
+/// Regression: a publication larger than `client.queue_max_size` was queued for every
+/// subscriber and disconnected each with 3008 "slow", however fast it read. Now the
+/// publish is refused (107) and the subscriber stays connected and gets the next one.
+#[tokio::test]
+async fn publication_past_the_queue_limit_is_refused_not_3008() {
+    let s = Server::start(json!({"client": {"queue_max_size": 4096}})).await;
+    let (mut ws, _) = Ws::connect(&s, &token("fast", json!({}))).await;
+    ws.call("subscribe", json!({"channel": "big"})).await;
+    let (status, r) = s.api("publish", json!({"channel": "big", "data": {"blob": "x".repeat(5000)}})).await;
+    assert_eq!((status, &r["error"]["code"]), (200, &json!(107)), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("client.queue_max_size"), "{r}");
+    s.publish("big", json!({"blob": "y".repeat(3000)})).await;
+    let push = ws.push_where(|p| p["channel"] == "big").await;
+    assert_eq!(push["pub"]["data"]["blob"].as_str().unwrap().len(), 3000, "{push}");
+}

@@ -225,12 +225,16 @@ async fn stale_connection_is_closed() {
 
 #[tokio::test]
 async fn slow_client_is_disconnected() {
-    let s = Server::start(json!({"client": {"queue_max_size": 2000}})).await;
+    let s = Server::start(json!({"client": {"queue_max_size": 2000}, "websocket": {"write_timeout": "30s"}})).await;
     let (mut ws, _) = Ws::connect(&s, &token("1", json!({}))).await;
     ws.call("subscribe", json!({"channel": "flood"})).await;
-    // A single publication larger than the queue overflows it at once.
-    let big = "x".repeat(4000);
-    s.publish("flood", json!({"big": big})).await;
+    // Publications that each fit the queue (a bigger one is refused at publish time),
+    // pushed back to back by one batch: two queued at once overflow it. A writer that
+    // kept up with the batch would still fill the socket buffers of a client that does
+    // not read, and the long write timeout leaves the 3008 to the queue.
+    let one = json!({"publish": {"channel": "flood", "data": {"big": "x".repeat(1500)}}});
+    let (status, r) = s.api("batch", json!({"commands": vec![one; 1000]})).await;
+    assert_eq!(status, 200, "{r}");
     assert_eq!(ws.closed().await, Closed::Code(3008, "slow".into()));
     let (mut other, _) = Ws::connect(&s, &token("2", json!({}))).await;
     assert!(other.call("subscribe", json!({"channel": "flood"})).await.get("subscribe").is_some());

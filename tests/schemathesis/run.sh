@@ -9,7 +9,9 @@
 # schema. Bounded: SCHEMATHESIS_MAX_EXAMPLES (default 30) cases per operation and a hard
 # SCHEMATHESIS_TIMEOUT (default 300 s) for the whole run; a fixed seed and no example
 # database keep runs repeatable. A run also fails when an operation refuses most of its
-# valid requests with 400 (see schemathesis.toml). Needs: pip install -r tests/schemathesis/requirements.txt
+# valid requests with 400 (see schemathesis.toml). Needs schemathesis on PATH:
+# `cargo test --test schemathesis` installs it (tests/schemathesis/requirements.txt) into
+# a virtual environment under target/ and runs this script with it.
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then

@@ -203,7 +203,7 @@ pub fn tool_works(program: &str, args: &[&str]) -> bool {
 /// with ROTOR_HTTP, ROTOR_WS, ROTOR_API_KEY and ROTOR_SECRET set plus `env`; panics with
 /// the script's output and the server's log when the script fails or the server died.
 /// The scripts stop themselves well before the 150 s backstop.
-pub fn run_script(program: &str, script: &Path, server: &mut Rotor, env: &[(&str, &str)]) {
+pub fn run_script(program: impl AsRef<std::ffi::OsStr>, script: &Path, server: &mut Rotor, env: &[(&str, &str)]) {
     let mut cmd = Command::new(program);
     cmd.arg(script)
         .current_dir(script.parent().unwrap())
