@@ -210,6 +210,7 @@ impl Node {
                 return Err(ErrorCode::LimitExceeded.into());
             }
         }
+        let sub_data = token.as_ref().and_then(|t| t.data.clone()).map(|d| crate::protocol::one_line(Arc::from(d)));
         let attach = match &token {
             Some(t) => Attach {
                 source: SubSource::Client,
@@ -238,7 +239,8 @@ impl Node {
             return Err(ErrorCode::AlreadySubscribed.into());
         }
         let mut q = s.queue.hold();
-        let (result, join) = self.attach(s, &req.channel, &name, attach, stream);
+        let (mut result, join) = self.attach(s, &req.channel, &name, attach, stream);
+        result.data = sub_data;
         q.push(crate::protocol::codec::encode_reply(id, "subscribe", &result));
         drop(q);
         s.queue.wake();
@@ -258,6 +260,9 @@ impl Node {
         if !req.token.is_empty() {
             let t = self.verify_sub_token(s, &req.channel, &req.token).await?;
             return Ok(Some(t));
+        }
+        if name.options.subscribe_proxy_enabled {
+            return self.subscribe_proxy(s, req).await.map(Some);
         }
         if name.private {
             return Err(ErrorCode::PermissionDenied.into());
