@@ -243,12 +243,20 @@ impl Conn {
             .expire_at
             .filter(|_| !self.server_refreshed(s))
             .map(|e| e.saturating_add(c.expired_close_delay.std().as_secs() as i64));
+        let busy = self.refresh.subs_busy.lock();
         let subs = st
             .subs
-            .values()
-            .filter_map(|x| x.expire_at)
-            .min()
-            .map(|e| e.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64));
+            .iter()
+            .filter_map(|(ch, x)| {
+                let at = x.expire_at?;
+                // The sub_refresh proxy is due at the expiry itself; others get the grace.
+                match self.node.server_refreshes_sub(ch) {
+                    true if busy.contains(ch) => None,
+                    true => Some(at),
+                    false => Some(at.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64)),
+                }
+            })
+            .min();
         let at = [conn, subs].into_iter().flatten().min()?;
         let secs = at.saturating_sub(now_secs()).saturating_add(1).max(0) as u64;
         // An expiry too far away for an Instant is no deadline at all.
@@ -272,6 +280,7 @@ impl Conn {
             self.refresh.busy.store(true, std::sync::atomic::Ordering::Release);
             self.node.spawn_refresh(s.clone(), self.refresh.busy.clone());
         }
+        self.spawn_sub_refreshes(&s);
         let grace = self.node.config.client.expired_close_delay.std().as_secs() as i64;
         let expired = s.state.lock().expire_at.is_some_and(|e| e.saturating_add(grace) < now_secs());
         if expired && !self.server_refreshed(&s) {
@@ -296,6 +305,24 @@ impl Conn {
         let at = s.state.lock().expire_at?;
         let secs = at.saturating_sub(now_secs()).max(0) as u64;
         Instant::now().checked_add(Duration::from_secs(secs))
+    }
+
+    /// Starts the sub_refresh proxy for every subscription it extends that expired.
+    fn spawn_sub_refreshes(&self, s: &Arc<Session>) {
+        let now = now_secs();
+        let due: Vec<String> = s
+            .state
+            .lock()
+            .subs
+            .iter()
+            .filter(|(_, x)| x.expire_at.is_some_and(|at| at <= now))
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        for ch in due {
+            if self.node.server_refreshes_sub(&ch) && self.refresh.subs_busy.lock().insert(ch.clone()) {
+                self.node.spawn_sub_refresh(s.clone(), ch, self.refresh.subs_busy.clone());
+            }
+        }
     }
 
     fn refresh_due(&self) -> bool {

@@ -112,6 +112,8 @@ impl Node {
                 }
             }
             busy.store(false, Ordering::Release);
+            // Wake the connection so it schedules the next refresh.
+            s.queue.wake();
         });
     }
 
@@ -133,6 +135,67 @@ impl Node {
         }
         let at = (r.expire_at != 0).then(|| r.expire_at.min(now_secs() + 365 * 24 * 3600));
         s.state.lock().expire_at = at;
+        Ok(())
+    }
+
+    /// The sub_refresh proxy extends subscriptions with an expiry in this channel's
+    /// namespace (`sub_refresh_proxy_enabled`).
+    pub fn server_refreshes_sub(&self, channel: &str) -> bool {
+        self.proxies.sub_refresh.is_some()
+            && self.channels.resolve(channel).is_ok_and(|n| n.options.sub_refresh_proxy_enabled)
+    }
+
+    /// Refreshes one subscription in the background until the backend answers: a
+    /// new expiry (and channel info), `expired` (unsubscribe 2501) or a disconnect.
+    /// Errors are retried; the subscription stays meanwhile.
+    pub(super) fn spawn_sub_refresh(
+        self: &Arc<Self>,
+        s: Arc<Session>,
+        channel: String,
+        busy: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
+    ) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            while !s.queue.is_closed() && s.is_subscribed(&channel) {
+                match node.sub_refresh_once(&s, &channel).await {
+                    Ok(()) => break,
+                    Err(Some(d)) => {
+                        s.queue.close(d, true);
+                        break;
+                    }
+                    Err(None) => tokio::time::sleep(REFRESH_RETRY).await,
+                }
+            }
+            busy.lock().remove(&channel);
+            // Wake the connection so it schedules the next refresh.
+            s.queue.wake();
+        });
+    }
+
+    async fn sub_refresh_once(&self, s: &Session, channel: &str) -> Result<(), Option<Disconnect>> {
+        let Some(ep) = &self.proxies.sub_refresh else { return Ok(()) };
+        let body = proxy::SubRefreshRequest { base: session_base(ep, s), channel: channel.to_string() };
+        let r = match self.proxies.call::<proxy::SubRefreshResult>(ep, &s.proxy_headers, &body).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(None),
+            Err(ProxyError::Disconnect(d)) => return Err(Some(d)),
+            Err(e) => {
+                tracing::debug!(client = %s.client, channel, error = ?e, "sub_refresh proxy failed; will retry");
+                return Err(None);
+            }
+        };
+        if r.expired || (r.expire_at != 0 && r.expire_at <= now_secs()) {
+            self.unsubscribe_session(s, channel, crate::protocol::codes::unsubscribe::EXPIRED);
+            return Ok(());
+        }
+        let info = proxy::payload(r.info, r.b64info.as_deref()).map_err(|_| None)?;
+        let mut st = s.state.lock();
+        if let Some(sub) = st.subs.get_mut(channel) {
+            sub.expire_at = (r.expire_at != 0).then_some(r.expire_at);
+            if info.is_some() {
+                sub.chan_info = info;
+            }
+        }
         Ok(())
     }
 
@@ -213,9 +276,11 @@ impl Node {
     }
 }
 
-/// When a proxy-issued connection is refreshed next (owned by its `Conn`).
+/// Background refreshes of one connection (owned by its `Conn`).
 #[derive(Default)]
 pub struct RefreshTimer {
-    /// A refresh task is running; its result lands in the session's `expire_at`.
+    /// A connection refresh task is running; its result lands in the session's `expire_at`.
     pub busy: Arc<AtomicBool>,
+    /// Channels whose sub_refresh task is running.
+    pub subs_busy: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
 }

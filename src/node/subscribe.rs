@@ -84,7 +84,9 @@ impl Node {
             // position in the result still covers them.
             result.publications.retain(|p| tf.matches_map(&p.tags));
         }
-        if let Some(exp) = a.expire_at.filter(|_| a.source == SubSource::Client) {
+        // A subscription the sub_refresh proxy extends is not the client's to refresh.
+        let client_refresh = a.source == SubSource::Client && !self.server_refreshes_sub(channel);
+        if let Some(exp) = a.expire_at.filter(|_| client_refresh) {
             result.expires = true;
             result.ttl = ttl_until(exp);
         }
@@ -326,6 +328,7 @@ impl Node {
             .subs
             .iter()
             .filter(|(_, sub)| sub.expire_at.is_some_and(|e| e.saturating_add(grace) < now))
+            .filter(|(ch, _)| !self.server_refreshes_sub(ch))
             .map(|(ch, sub)| (ch.clone(), sub.server_side()))
             .collect();
         for (ch, server_side) in expired {

@@ -358,3 +358,37 @@ async fn rpc_proxy_answers_and_forwards_headers() {
     assert_eq!(ws.call("rpc", json!({"method": "off:x"})).await["error"]["code"], 104);
     assert_eq!(ws.call("rpc", json!({"method": "unknown:x"})).await["error"]["code"], 104);
 }
+
+#[tokio::test]
+async fn sub_refresh_proxy_extends_then_unsubscribes() {
+    let b = Backend::start(|path, _, nth| match (path, nth) {
+        ("/subscribe", _) => (200, json!({"result": {"expire_at": now_secs() + 1}}), 0),
+        ("/sub_refresh", 0) => (500, json!({}), 0),
+        ("/sub_refresh", 1) => (200, json!({"result": {"expire_at": now_secs() + 1, "info": {"v": 2}}}), 0),
+        _ => (200, json!({"result": {"expired": true}}), 0),
+    })
+    .await;
+    let cfg = json!({
+        "channel": {
+            "proxy": {"subscribe": {"endpoint": b.at("/subscribe")}, "sub_refresh": {"endpoint": b.at("/sub_refresh")}},
+            "namespaces": [{"name": "sr", "subscribe_proxy_enabled": true, "sub_refresh_proxy_enabled": true}]
+        }
+    });
+    let s = Server::start(cfg).await;
+    let (mut ws, _) = Ws::connect(&s, &token("9", json!({}))).await;
+    let r = ws.call("subscribe", json!({"channel": "sr:room"})).await;
+    assert!(r["subscribe"].get("expires").is_none(), "the server refreshes it: {r}");
+    // error (retried after 3 s), extension by 1 s, then expired: about 6 s in all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let unsub = loop {
+        if let Some(p) = ws.take_push(|p| p["channel"] == "sr:room" && p.get("unsubscribe").is_some()) {
+            break p;
+        }
+        ws.read_frame(deadline).await.unwrap_or_else(|c| panic!("{c:?}; calls {:?}", b.calls("/sub_refresh")));
+    };
+    assert_eq!(unsub["unsubscribe"]["code"], 2501, "{unsub}");
+    let calls = b.calls("/sub_refresh");
+    assert!(calls.len() >= 3, "{calls:?}");
+    assert_eq!(calls[0].body["channel"], "sr:room");
+    assert_eq!(calls[0].body["user"], "9");
+}
