@@ -131,7 +131,7 @@ impl Verifier {
     pub fn proxy_credentials(&self, r: &Value) -> Result<ConnectToken, TokenError> {
         let expire_at = match claims::numeric_date(r, "expire_at", Round::Down)? {
             Some(0) | None => None,
-            Some(at) if at <= now() => return Err(TokenError::Expired),
+            Some(at) if at < now() => return Err(TokenError::Expired),
             at => at,
         };
         Ok(ConnectToken {

@@ -73,12 +73,13 @@ impl Node {
         let headers =
             crate::proxy::Headers { transport: forwarded, emulated: self.proxies.capture_emulated(&req.headers) };
         let id = uuid::Uuid::new_v4();
-        let (token, data) = if req.token.is_empty() && self.proxies.connect.is_some() {
-            self.connect_proxy(&req, transport, &id.to_string(), &headers).await?
+        let (token, data, proxied) = if req.token.is_empty() && self.proxies.connect.is_some() {
+            let (t, data) = self.connect_proxy(&req, transport, &id.to_string(), &headers).await?;
+            let proxied = t.is_some();
+            (t, data, proxied)
         } else {
-            (self.authenticate(&req.token).await?, None)
+            (self.authenticate(&req.token).await?, None, false)
         };
-        let proxied = token.as_ref().is_some_and(|t| t.claims.is_null());
         let planned = self.plan_subscriptions(token.as_ref(), &req, transport)?;
         let mut session = self.new_session(&req, transport, token.as_ref(), queue);
         (session.id, session.client) = (id.as_u128(), id.to_string());

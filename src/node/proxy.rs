@@ -123,14 +123,15 @@ impl Node {
         let body = proxy::RefreshRequest { base: session_base(ep, s) };
         let r = match self.proxies.call::<proxy::RefreshResult>(ep, &s.proxy_headers, &body).await {
             Ok(Some(r)) => r,
-            Ok(None) => return Err(None),
+            // No result: the backend no longer vouches for it (as Centrifugo does).
+            Ok(None) => proxy::RefreshResult { expired: true, ..Default::default() },
             Err(ProxyError::Disconnect(d)) => return Err(Some(d)),
             Err(e) => {
                 tracing::debug!(client = %s.client, error = ?e, "refresh proxy failed; will retry");
                 return Err(None);
             }
         };
-        if r.expired || (r.expire_at != 0 && r.expire_at <= now_secs()) {
+        if r.expired || (r.expire_at != 0 && r.expire_at < now_secs()) {
             return Err(Some(Disconnect::expired()));
         }
         let at = (r.expire_at != 0).then(|| r.expire_at.min(now_secs() + 365 * 24 * 3600));
@@ -177,14 +178,14 @@ impl Node {
         let body = proxy::SubRefreshRequest { base: session_base(ep, s), channel: channel.to_string() };
         let r = match self.proxies.call::<proxy::SubRefreshResult>(ep, &s.proxy_headers, &body).await {
             Ok(Some(r)) => r,
-            Ok(None) => return Err(None),
+            Ok(None) => proxy::SubRefreshResult { expired: true, ..Default::default() },
             Err(ProxyError::Disconnect(d)) => return Err(Some(d)),
             Err(e) => {
                 tracing::debug!(client = %s.client, channel, error = ?e, "sub_refresh proxy failed; will retry");
                 return Err(None);
             }
         };
-        if r.expired || (r.expire_at != 0 && r.expire_at <= now_secs()) {
+        if r.expired || (r.expire_at != 0 && r.expire_at < now_secs()) {
             self.unsubscribe_session(s, channel, crate::protocol::codes::unsubscribe::EXPIRED);
             return Ok(());
         }
@@ -217,7 +218,7 @@ impl Node {
             b64data,
         };
         let r = self.proxies.call::<proxy::SubscribeResult>(ep, &s.proxy_headers, &body).await?.unwrap_or_default();
-        if r.expire_at != 0 && r.expire_at <= now_secs() {
+        if r.expire_at != 0 && r.expire_at < now_secs() {
             return Err(ErrorCode::Expired.into());
         }
         let raw = |r: Option<Raw>| r.map(|r| serde_json::value::to_raw_value(&r).expect("raw JSON is JSON"));

@@ -69,3 +69,14 @@ fn status_transforms_pick_disconnect_then_error() {
     assert!(matches!(status_error(&ep, 401), ProxyError::Disconnect(d) if d.code == 4501));
     assert!(matches!(status_error(&ep, 500), ProxyError::Unavailable(_)));
 }
+
+#[test]
+fn binary_encoding_sends_base64() {
+    let data: Raw = Raw::from(serde_json::value::to_raw_value(&serde_json::json!({"a": 1})).unwrap());
+    let plain = outgoing_data(&config::Proxy::default(), Some(&data));
+    assert_eq!((plain.0.unwrap().get(), plain.1), (r#"{"a":1}"#, None));
+    let binary = config::Proxy { binary_encoding: true, ..Default::default() };
+    let (d, b64) = outgoing_data(&binary, Some(&data));
+    assert!(d.is_none());
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64.unwrap()).unwrap(), br#"{"a":1}"#);
+}
