@@ -243,18 +243,16 @@ impl Conn {
             .expire_at
             .filter(|_| !self.server_refreshed(s))
             .map(|e| e.saturating_add(c.expired_close_delay.std().as_secs() as i64));
-        let busy = self.refresh.subs_busy.lock();
         let subs = st
             .subs
             .iter()
             .filter_map(|(ch, x)| {
                 let at = x.expire_at?;
                 // The sub_refresh proxy is due at the expiry itself; others get the grace.
-                match self.node.server_refreshes_sub(ch) {
-                    true if busy.contains(ch) => None,
-                    true => Some(at),
-                    false => Some(at.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64)),
+                if self.node.server_refreshes_sub(ch) {
+                    return (!self.refresh.subs_busy.lock().contains(ch)).then_some(at);
                 }
+                Some(at.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64))
             })
             .min();
         let at = [conn, subs].into_iter().flatten().min()?;

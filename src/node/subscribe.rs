@@ -263,11 +263,14 @@ impl Node {
             let t = self.verify_sub_token(s, &req.channel, &req.token).await?;
             return Ok(Some(t));
         }
-        if name.options.subscribe_proxy_enabled {
-            return self.subscribe_proxy(s, req).await.map(Some);
-        }
         if name.private {
             return Err(ErrorCode::PermissionDenied.into());
+        }
+        // As in Centrifugo: private channels need a token, user-limited channels are
+        // decided by their user list, everything else in the namespace by the proxy.
+        let user_limited = name.options.allow_user_limited_channels && !name.allowed_users.is_empty();
+        if name.options.subscribe_proxy_enabled && !user_limited {
+            return self.subscribe_proxy(s, req).await.map(Some);
         }
         let asker = Asker { user: &s.user, subscribed: false, insecure: self.config.client.insecure };
         if !asker.may_subscribe(name) {
