@@ -76,6 +76,8 @@ fn session(id: u128, queue_max_size: usize) -> Session {
         token: None,
         queue: Arc::new(Queue::new(queue_max_size)),
         state: Mutex::new(MutableState { subs: HashMap::new(), expire_at: None }),
+        proxy_headers: Arc::default(),
+        proxied: false,
     }
 }
 

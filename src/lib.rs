@@ -26,5 +26,6 @@ pub mod glob;
 pub mod hub;
 pub mod node;
 pub mod protocol;
+pub mod proxy;
 pub mod server;
 pub mod transport;

@@ -2,7 +2,7 @@
 //! `info`/`b64info`, `channels`, `subs` with overrides, `meta` (an object), `labels`
 //! (string → string, checked against the configured bounds, never truncated).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -28,6 +28,13 @@ pub struct SubOptions {
     pub info: Option<Box<RawValue>>,
     pub data: Option<Box<RawValue>>,
     pub overrides: ChannelOverrides,
+}
+
+impl ChannelOverrides {
+    /// From an `override` object (`{"presence":{"value":true},…}`).
+    pub fn from_value(v: Option<&Value>) -> Self {
+        overrides(v)
+    }
 }
 
 pub fn overrides(v: Option<&Value>) -> ChannelOverrides {
@@ -123,29 +130,65 @@ pub fn meta(claims: &Value) -> Result<Option<Box<RawValue>>, TokenError> {
     }
 }
 
-/// Labels sorted by key, within the configured bounds.
+/// Labels sorted by key, within the configured bounds: those derived from the claims
+/// `client.labels.from_claims` names, then the `labels` claim (which wins on a clash).
 pub fn labels(claims: &Value, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
-    let map = match claims.get("labels") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+    let mut out = derived_labels(claims, &limits.from_claims)?;
+    out.extend(label_object(claims.get("labels"))?);
+    bounded(out, limits)
+}
+
+/// Labels given as one object (the connect proxy's `labels`), within the bounds.
+pub fn labels_in(v: Option<&Value>, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
+    bounded(label_object(v)?, limits)
+}
+
+fn label_object(v: Option<&Value>) -> Result<BTreeMap<String, String>, TokenError> {
+    let map = match v {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(TokenError::Labels("labels must be an object of strings".into())),
     };
-    if map.len() > limits.max_count {
-        return Err(TokenError::Labels(format!("{} labels, at most {} allowed", map.len(), limits.max_count)));
-    }
-    let mut out = Vec::with_capacity(map.len());
+    let mut out = BTreeMap::new();
     for (k, v) in map {
         let Some(v) = v.as_str() else {
             return Err(TokenError::Labels(format!("label {k:?} must be a string")));
         };
+        out.insert(k.clone(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// Scalar claims at dotted paths (`org.region`), each a label named by its path.
+/// An absent or `null` claim gives no label; an object or array is an error.
+fn derived_labels(claims: &Value, paths: &[String]) -> Result<BTreeMap<String, String>, TokenError> {
+    let mut out = BTreeMap::new();
+    for path in paths {
+        let found = path.split('.').try_fold(claims, |v, part| v.get(part));
+        let value = match found {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            Some(_) => {
+                return Err(TokenError::Labels(format!("claim {path:?} is not a string, number or boolean")));
+            }
+        };
+        out.insert(path.clone(), value);
+    }
+    Ok(out)
+}
+
+fn bounded(map: BTreeMap<String, String>, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
+    if map.len() > limits.max_count {
+        return Err(TokenError::Labels(format!("{} labels, at most {} allowed", map.len(), limits.max_count)));
+    }
+    for (k, v) in &map {
         if k.is_empty() || k.len() > limits.max_key_length {
             return Err(TokenError::Labels(format!("label key {k:?} must be 1..={} bytes", limits.max_key_length)));
         }
         if v.len() > limits.max_value_length {
             return Err(TokenError::Labels(format!("label {k:?} value is over {} bytes", limits.max_value_length)));
         }
-        out.push((k.clone(), v.to_string()));
     }
-    out.sort();
-    Ok(out)
+    Ok(map.into_iter().collect())
 }

@@ -125,6 +125,30 @@ impl Verifier {
         })
     }
 
+    /// Credentials from a connect proxy result (reference §7.2): the same claim rules
+    /// as a token (`info`/`b64info`, `channels`, `subs`, `meta` an object, label
+    /// bounds), `user` for the user and `expire_at` (0 = never, past = expired).
+    pub fn proxy_credentials(&self, r: &Value) -> Result<ConnectToken, TokenError> {
+        let expire_at = match claims::numeric_date(r, "expire_at", Round::Down)? {
+            Some(0) | None => None,
+            Some(at) if at < now() => return Err(TokenError::Expired),
+            at => at,
+        };
+        Ok(ConnectToken {
+            user: user_of(r, "user")?,
+            exp: None,
+            iat: None,
+            jti: None,
+            expire_at,
+            info: claims::info(r, "info", "b64info"),
+            channels: claims::channels(r)?,
+            subs: claims::subs(r)?,
+            meta: claims::meta(r)?,
+            labels: claims::labels_in(r.get("labels"), &self.0.labels)?,
+            claims: Value::Null,
+        })
+    }
+
     pub async fn verify_subscribe(&self, token: &str) -> Result<SubscribeToken, TokenError> {
         let keys = self.0.subscribe.as_ref().unwrap_or(&self.0.connect);
         let c = verify(keys, token).await?;

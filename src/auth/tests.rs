@@ -256,3 +256,38 @@ fn critical_header_extensions_are_refused() {
     let t = format!("{header}.{payload}.{signature}");
     assert!(matches!(connect(&client(), &t), Err(TokenError::Invalid(_))));
 }
+
+#[test]
+fn labels_from_claim_paths() {
+    let mut c = client();
+    c.labels.from_claims = vec!["tenant".into(), "org.region".into(), "tier".into(), "missing".into(), "n".into()];
+    let extra = json!({"tenant": "acme", "org": {"region": "eu"}, "tier": "free", "n": 7,
+                       "labels": {"tier": "pro", "x": "y"}});
+    let t = connect(&c, &sign_hs256(&claims(extra), SECRET)).unwrap();
+    let want: Vec<(String, String)> =
+        [("n", "7"), ("org.region", "eu"), ("tenant", "acme"), ("tier", "pro"), ("x", "y")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    assert_eq!(t.labels, want, "the labels claim wins; absent claims give no label");
+    // An object is no label value; derived labels count against the bounds.
+    let t = sign_hs256(&claims(json!({"org": {"region": {"deep": 1}}})), SECRET);
+    assert!(matches!(connect(&c, &t), Err(TokenError::Labels(_))));
+    c.labels.max_count = 1;
+    let t = sign_hs256(&claims(json!({"tenant": "a", "tier": "b"})), SECRET);
+    assert!(matches!(connect(&c, &t), Err(TokenError::Labels(_))));
+}
+
+#[test]
+fn proxy_credentials_follow_token_rules() {
+    let mut c = client();
+    c.labels.max_count = 1;
+    let v = Verifier::new(&c).unwrap();
+    let t = v.proxy_credentials(&json!({"user": "5", "expire_at": 0, "labels": {"a": "b"}, "meta": {"m": 1}})).unwrap();
+    assert_eq!((t.user.as_str(), t.expire_at), ("5", None));
+    assert!(t.claims.is_null());
+    assert_eq!(v.proxy_credentials(&json!({"expire_at": now() - 1})).unwrap_err(), TokenError::Expired);
+    assert!(matches!(v.proxy_credentials(&json!({"labels": {"a": "1", "b": "2"}})), Err(TokenError::Labels(_))));
+    assert!(matches!(v.proxy_credentials(&json!({"meta": [1]})), Err(TokenError::Invalid(_))));
+    assert!(matches!(v.proxy_credentials(&json!({"expire_at": "soon"})), Err(TokenError::Invalid(_))));
+}

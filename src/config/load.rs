@@ -126,6 +126,14 @@ fn find_unknown(v: &Value, known: &Value, prefix: &str, out: &mut Vec<String>) {
         let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match known_map.get(k) {
             None => out.push(path),
+            // Free-form maps: any key is the user's.
+            Some(_) if path.ends_with(".static_headers") => {}
+            Some(_) if path == "rpc.namespaces" => {
+                let ns = serde_json::to_value(super::schema::RpcNamespace::default()).expect("serializes");
+                for (i, item) in child.as_array().into_iter().flatten().enumerate() {
+                    find_unknown(item, &ns, &format!("{path}[{i}]"), out);
+                }
+            }
             Some(_) if path == "channel.namespaces" => {
                 let ns = serde_json::to_value(Namespace::default()).expect("serializes");
                 for (i, item) in child.as_array().into_iter().flatten().enumerate() {

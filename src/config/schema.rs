@@ -172,12 +172,113 @@ pub struct LabelLimits {
     /// costs a label column per shard); a connect that would add one more is refused
     /// with 3500. 0 = no limit.
     pub max_keys_per_node: usize,
+    /// Claim paths of the connection token (`tenant`, `org.region` — dots walk into
+    /// objects) whose scalar values become labels named by the path, so tokens already
+    /// issued need not carry a `labels` claim. The `labels` claim wins on a clash.
+    pub from_claims: Vec<String>,
 }
 
 impl Default for LabelLimits {
     fn default() -> Self {
-        Self { max_count: 32, max_key_length: 64, max_value_length: 256, max_keys_per_node: 1024 }
+        Self {
+            max_count: 32,
+            max_key_length: 64,
+            max_value_length: 256,
+            max_keys_per_node: 1024,
+            from_claims: Vec::new(),
+        }
     }
+}
+
+/// One HTTP proxy to the application backend (Centrifugo v6 `Proxy`; gRPC endpoints
+/// are not supported).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Proxy {
+    /// `http://` or `https://` URL the JSON request is POSTed to.
+    pub endpoint: String,
+    pub timeout: Duration,
+    /// Headers of the client's HTTP request (upgrade or stream request) forwarded.
+    pub http_headers: Vec<String>,
+    /// Keys of the connect command's `headers` map forwarded as HTTP headers; a
+    /// transport header of the same name wins.
+    pub emulated_headers: Vec<String>,
+    /// Send `b64data` (base64) instead of `data` and expect base64 back.
+    pub binary_encoding: bool,
+    /// Add the connection's `meta` to every request but connect.
+    pub include_connection_meta: bool,
+    pub http: ProxyHttp,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            timeout: Duration::from_secs(1),
+            http_headers: Vec::new(),
+            emulated_headers: Vec::new(),
+            binary_encoding: false,
+            include_connection_meta: false,
+            http: ProxyHttp::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyHttp {
+    /// Headers added to every request; forwarded client headers win.
+    pub static_headers: std::collections::BTreeMap<String, String>,
+    pub status_to_code_transforms: Vec<StatusToCode>,
+}
+
+/// A backend HTTP status turned into a protocol error or disconnect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusToCode {
+    pub status_code: u16,
+    pub to_error: TransformError,
+    pub to_disconnect: TransformDisconnect,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TransformError {
+    pub code: u32,
+    pub message: String,
+    pub temporary: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TransformDisconnect {
+    pub code: u32,
+    pub reason: String,
+}
+
+/// `client.proxy.connect` / `client.proxy.refresh`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientProxy {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub proxy: Proxy,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientProxies {
+    pub connect: ClientProxy,
+    pub refresh: ClientProxy,
+}
+
+/// `channel.proxy`: the proxies namespaces switch on with `*_proxy_enabled`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelProxies {
+    pub subscribe: Proxy,
+    pub publish: Proxy,
+    pub sub_refresh: Proxy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +303,7 @@ pub struct Client {
     pub insecure: bool,
     pub connect_include_server_time: bool,
     pub labels: LabelLimits,
+    pub proxy: ClientProxies,
 }
 
 impl Default for Client {
@@ -225,6 +327,7 @@ impl Default for Client {
             insecure: false,
             connect_include_server_time: false,
             labels: LabelLimits::default(),
+            proxy: ClientProxies::default(),
         }
     }
 }
@@ -256,6 +359,12 @@ pub struct ChannelOptions {
     pub allow_user_limited_channels: bool,
     pub allow_tags_filter: bool,
     pub channel_regex: String,
+    /// Ask `channel.proxy.subscribe` whether a client without a subscription token may subscribe.
+    pub subscribe_proxy_enabled: bool,
+    /// Send client publications through `channel.proxy.publish` (it decides and may rewrite data).
+    pub publish_proxy_enabled: bool,
+    /// Refresh proxy-issued subscriptions through `channel.proxy.sub_refresh`.
+    pub sub_refresh_proxy_enabled: bool,
 }
 
 impl ChannelOptions {
@@ -276,6 +385,7 @@ pub struct Namespace {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Channel {
+    pub proxy: ChannelProxies,
     pub without_namespace: ChannelOptions,
     pub namespaces: Vec<Namespace>,
     pub max_length: usize,
@@ -289,6 +399,7 @@ pub struct Channel {
 impl Default for Channel {
     fn default() -> Self {
         Self {
+            proxy: ChannelProxies::default(),
             without_namespace: ChannelOptions::default(),
             namespaces: Vec::new(),
             max_length: 255,
@@ -314,10 +425,41 @@ impl Default for RpcPing {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Rpc {
     pub ping: RpcPing,
+    /// The RPC proxy; methods go to it when their namespace has `proxy_enabled`.
+    pub proxy: Proxy,
+    pub without_namespace: RpcOptions,
+    pub namespaces: Vec<RpcNamespace>,
+    pub namespace_boundary: String,
+}
+
+impl Default for Rpc {
+    fn default() -> Self {
+        Self {
+            ping: RpcPing::default(),
+            proxy: Proxy::default(),
+            without_namespace: RpcOptions::default(),
+            namespaces: Vec::new(),
+            namespace_boundary: ":".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcOptions {
+    pub proxy_enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcNamespace {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: RpcOptions,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -37,7 +37,40 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         }
         channel_options(&format!("namespace {:?}", ns.name), &ns.options)?;
     }
+    proxies(c)?;
     crate::auth::Verifier::new(&c.client).map(|_| ()).map_err(|e| ConfigError(format!("client.token: {e}")))
+}
+
+/// Every proxy in use needs an `http(s)://` endpoint (gRPC proxies are not supported).
+fn proxies(c: &Config) -> Result<(), ConfigError> {
+    let all = std::iter::once(&c.channel.without_namespace).chain(c.channel.namespaces.iter().map(|n| &n.options));
+    let (mut sub, mut publ, mut refresh) = (false, false, false);
+    for o in all {
+        sub |= o.subscribe_proxy_enabled;
+        publ |= o.publish_proxy_enabled;
+        refresh |= o.sub_refresh_proxy_enabled;
+    }
+    let rpc = c.rpc.without_namespace.proxy_enabled || c.rpc.namespaces.iter().any(|n| n.options.proxy_enabled);
+    let used = [
+        ("client.proxy.connect", c.client.proxy.connect.enabled, &c.client.proxy.connect.proxy),
+        ("client.proxy.refresh", c.client.proxy.refresh.enabled, &c.client.proxy.refresh.proxy),
+        ("channel.proxy.subscribe", sub, &c.channel.proxy.subscribe),
+        ("channel.proxy.publish", publ, &c.channel.proxy.publish),
+        ("channel.proxy.sub_refresh", refresh, &c.channel.proxy.sub_refresh),
+        ("rpc.proxy", rpc, &c.rpc.proxy),
+    ];
+    for (key, on, p) in used {
+        let e = &p.endpoint;
+        if on && !(e.starts_with("http://") || e.starts_with("https://")) {
+            return err(format!(
+                "{key}.endpoint must be an http:// or https:// URL when the proxy is enabled, not {e:?}"
+            ));
+        }
+        if on && p.timeout.std().is_zero() {
+            return err(format!("{key}.timeout must be above zero"));
+        }
+    }
+    Ok(())
 }
 
 fn channel_options(what: &str, o: &ChannelOptions) -> Result<(), ConfigError> {

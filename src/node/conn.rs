@@ -11,7 +11,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::protocol::codec::{self, PING, decode_frame, encode_error, encode_reply};
-use crate::protocol::{Command, ConnectRequest, Disconnect, Empty, ErrorCode, ErrorReply, Method, RpcResult};
+use crate::protocol::{Command, ConnectRequest, Disconnect, Empty, ErrorCode, ErrorReply, Method};
 
 use super::{ConnectError, Node, Session, Transport, now_secs};
 
@@ -49,13 +49,33 @@ pub struct Conn {
     stale_at: Option<Instant>,
     next_ping: Option<Instant>,
     pong_due: Option<Instant>,
+    /// Transport headers the proxies may forward (see `Proxies::capture`).
+    forwarded: Vec<(String, String)>,
+    /// Next call of the refresh proxy for a proxy-issued connection (see `proxy.rs`).
+    refresh: super::proxy::RefreshTimer,
 }
 
 impl Conn {
     pub fn new(node: Arc<Node>, transport: Transport) -> Self {
         let queue = Arc::new(super::Queue::new(node.config.client.queue_max_size));
         let stale_at = Some(Instant::now() + node.config.client.stale_close_delay.std());
-        Self { node, queue, transport, state: State::New, stale_at, next_ping: None, pong_due: None }
+        Self {
+            node,
+            queue,
+            transport,
+            state: State::New,
+            stale_at,
+            next_ping: None,
+            pong_due: None,
+            forwarded: Vec::new(),
+            refresh: Default::default(),
+        }
+    }
+
+    /// Keeps the client request's headers some proxy forwards.
+    pub fn with_headers(mut self, forwarded: Vec<(String, String)>) -> Self {
+        self.forwarded = forwarded;
+        self
     }
 
     pub fn queue(&self) -> &Arc<super::Queue> {
@@ -120,7 +140,11 @@ impl Conn {
 
     async fn connect_bidi(&mut self, id: u32, req: ConnectRequest) -> Result<(), Disconnect> {
         let reply = |r: &crate::protocol::ConnectResult| encode_reply(id, "connect", r);
-        match self.node.connect(req, self.transport, self.queue.clone(), reply).await {
+        match self
+            .node
+            .connect(req, self.transport, self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
+            .await
+        {
             Ok(s) => {
                 self.on_connected(s);
                 Ok(())
@@ -137,7 +161,11 @@ impl Conn {
     /// Connects a unidirectional client: the first message is the `connect` push.
     pub async fn connect_uni(&mut self, req: ConnectRequest) -> Result<(), Disconnect> {
         let reply = |r: &crate::protocol::ConnectResult| codec::encode_push(true, "", "connect", r);
-        match self.node.connect(req, self.transport, self.queue.clone(), reply).await {
+        match self
+            .node
+            .connect(req, self.transport, self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
+            .await
+        {
             Ok(s) => {
                 self.on_connected(s);
                 Ok(())
@@ -180,7 +208,7 @@ impl Conn {
                 let h = node.history(Some(s), &req.channel, limit, req.since, req.reverse).await?;
                 encode_reply(id, "history", &h)
             }
-            Method::Rpc(req) => encode_reply(id, "rpc", &self.rpc(&req.method)?),
+            Method::Rpc(req) => encode_reply(id, "rpc", &node.client_rpc(s, req).await?),
             Method::Send(_) => return Err(Disconnect::not_available().into()),
             Method::Refresh(req) => encode_reply(id, "refresh", &node.client_refresh(s, &req.token).await?),
             Method::SubRefresh(req) => {
@@ -192,19 +220,13 @@ impl Conn {
         Ok(Some(reply))
     }
 
-    /// RPC: only the built-in ping method exists; anything else is 104.
-    fn rpc(&self, method: &str) -> Result<RpcResult, ErrorCode> {
-        let ping = &self.node.config.rpc.ping;
-        if ping.enabled && method == ping.method {
-            return Ok(RpcResult { data: None });
-        }
-        Err(ErrorCode::MethodNotFound)
-    }
-
     /// When the transport should call [`Conn::on_deadline`] next.
     pub fn deadline(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
         let mut d = [self.stale_at, self.next_ping, self.pong_due].into_iter().flatten().min().unwrap_or(far);
+        if let Some(at) = self.refresh_deadline() {
+            d = d.min(at);
+        }
         if let Some(exp) = self.expiry_deadline() {
             d = d.min(exp);
         }
@@ -216,13 +238,23 @@ impl Conn {
         let s = self.session()?;
         let c = &self.node.config.client;
         let st = s.state.lock();
-        let conn = st.expire_at.map(|e| e.saturating_add(c.expired_close_delay.std().as_secs() as i64));
+        // A connection the refresh proxy extends is closed only when the backend says so.
+        let conn = st
+            .expire_at
+            .filter(|_| !self.server_refreshed(s))
+            .map(|e| e.saturating_add(c.expired_close_delay.std().as_secs() as i64));
         let subs = st
             .subs
-            .values()
-            .filter_map(|x| x.expire_at)
-            .min()
-            .map(|e| e.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64));
+            .iter()
+            .filter_map(|(ch, x)| {
+                let at = x.expire_at?;
+                // The sub_refresh proxy is due at the expiry itself; others get the grace.
+                if self.node.server_refreshes_sub(ch) {
+                    return (!self.refresh.subs_busy.lock().contains(ch)).then_some(at);
+                }
+                Some(at.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64))
+            })
+            .min();
         let at = [conn, subs].into_iter().flatten().min()?;
         let secs = at.saturating_sub(now_secs()).saturating_add(1).max(0) as u64;
         // An expiry too far away for an Instant is no deadline at all.
@@ -242,11 +274,58 @@ impl Conn {
             self.send_ping(now);
         }
         let Some(s) = self.session().cloned() else { return Ok(()) };
+        if self.refresh_due() {
+            self.refresh.busy.store(true, std::sync::atomic::Ordering::Release);
+            self.node.spawn_refresh(s.clone(), self.refresh.busy.clone());
+        }
+        self.spawn_sub_refreshes(&s);
         let grace = self.node.config.client.expired_close_delay.std().as_secs() as i64;
-        if s.state.lock().expire_at.is_some_and(|e| e.saturating_add(grace) < now_secs()) {
+        let expired = s.state.lock().expire_at.is_some_and(|e| e.saturating_add(grace) < now_secs());
+        if expired && !self.server_refreshed(&s) {
             return Err(Disconnect::expired());
         }
         self.node.expire_subscriptions(&s)
+    }
+
+    /// The session's credentials came from the connect proxy and the refresh proxy
+    /// extends them (clients never refresh such connections themselves).
+    fn server_refreshed(&self, s: &Session) -> bool {
+        s.proxied && self.node.proxies.refresh.is_some()
+    }
+
+    /// When the refresh proxy is due: at the connection's expiry, unless a refresh
+    /// is already running.
+    fn refresh_deadline(&self) -> Option<Instant> {
+        let s = self.session()?;
+        if !self.server_refreshed(s) || self.refresh.busy.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let at = s.state.lock().expire_at?;
+        let secs = at.saturating_sub(now_secs()).max(0) as u64;
+        Instant::now().checked_add(Duration::from_secs(secs))
+    }
+
+    /// Starts the sub_refresh proxy for every subscription it extends that expired.
+    fn spawn_sub_refreshes(&self, s: &Arc<Session>) {
+        let now = now_secs();
+        let due: Vec<String> = s
+            .state
+            .lock()
+            .subs
+            .iter()
+            .filter(|(_, x)| x.expire_at.is_some_and(|at| at <= now))
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        for ch in due {
+            if self.node.server_refreshes_sub(&ch) && self.refresh.subs_busy.lock().insert(ch.clone()) {
+                self.node.spawn_sub_refresh(s.clone(), ch, self.refresh.subs_busy.clone());
+            }
+        }
+    }
+
+    fn refresh_due(&self) -> bool {
+        self.refresh_deadline().is_some()
+            && self.session().and_then(|s| s.state.lock().expire_at).is_some_and(|at| at <= now_secs())
     }
 
     fn send_ping(&mut self, now: Instant) {

@@ -64,14 +64,31 @@ impl Node {
         req: ConnectRequest,
         transport: Transport,
         queue: Arc<Queue>,
+        forwarded: Vec<(String, String)>,
         reply: impl FnOnce(&ConnectResult) -> Bytes,
     ) -> Result<Arc<Session>, ConnectError> {
         if self.is_shutting_down() {
             return Err(ConnectError::Disconnect(Disconnect::shutdown()));
         }
-        let token = self.authenticate(&req.token).await?;
+        let headers =
+            crate::proxy::Headers { transport: forwarded, emulated: self.proxies.capture_emulated(&req.headers) };
+        let id = uuid::Uuid::new_v4();
+        let (token, data, proxied) = if req.token.is_empty() && self.proxies.connect.is_some() {
+            let (t, data) = self.connect_proxy(&req, transport, &id.to_string(), &headers).await?;
+            let proxied = t.is_some();
+            (t, data, proxied)
+        } else {
+            (self.authenticate(&req.token).await?, None, false)
+        };
         let planned = self.plan_subscriptions(token.as_ref(), &req, transport)?;
-        let session = Arc::new(self.new_session(&req, transport, token.as_ref(), queue));
+        let mut session = self.new_session(&req, transport, token.as_ref(), queue);
+        (session.id, session.client) = (id.as_u128(), id.to_string());
+        session.proxy_headers = Arc::new(headers);
+        if proxied {
+            session.proxied = true;
+            session.token = None;
+        }
+        let session = Arc::new(session);
         if self.config.client.user_connection_limit > 0
             && !session.user.is_empty()
             && self.hub.user_connections(&session.user).len() >= self.config.client.user_connection_limit
@@ -89,14 +106,14 @@ impl Node {
             // Shutdown started while this connect was in flight and may have missed it.
             session.queue.close(Disconnect::shutdown(), true);
         }
-        let joins = self.subscribe_planned(&session, planned, streams, transport, reply);
+        let joins = self.subscribe_planned(&session, planned, streams, data, reply);
         for j in joins {
             self.emit_join_leave(&j.channel, "join", &j.info);
         }
         Ok(session)
     }
 
-    async fn authenticate(&self, token: &str) -> Result<Option<ConnectToken>, ConnectError> {
+    pub(super) async fn authenticate(&self, token: &str) -> Result<Option<ConnectToken>, ConnectError> {
         let c = &self.config.client;
         if token.is_empty() {
             if c.insecure || c.allow_anonymous_connect_without_token {
@@ -151,6 +168,8 @@ impl Node {
                 subs: HashMap::new(),
                 expire_at: t.and_then(|t| t.expire_at).map(|e| e.min(now_secs() + 365 * 24 * 3600)),
             }),
+            proxy_headers: Arc::default(),
+            proxied: false,
         }
     }
 
@@ -281,10 +300,11 @@ impl Node {
         s: &Arc<Session>,
         planned: Vec<Planned>,
         streams: Vec<Option<SubscribeResult>>,
-        transport: Transport,
+        data: Option<crate::protocol::Raw>,
         reply: impl FnOnce(&ConnectResult) -> Bytes,
     ) -> Vec<PendingJoin> {
-        let mut result = self.connect_result(s, transport);
+        let mut result = self.connect_result(s);
+        result.data = data;
         let mut joins = Vec::new();
         let mut q = s.queue.hold();
         for (p, stream) in planned.iter().zip(streams) {
@@ -310,7 +330,8 @@ impl Node {
         joins
     }
 
-    fn connect_result(&self, s: &Session, transport: Transport) -> ConnectResult {
+    fn connect_result(&self, s: &Session) -> ConnectResult {
+        let transport = s.transport;
         let c = &self.config.client;
         let mut r = ConnectResult {
             client: s.client.clone(),
@@ -320,7 +341,10 @@ impl Node {
             ..Default::default()
         };
         r.session = s.session.clone();
-        if let Some(exp) = s.state.lock().expire_at {
+        // With the refresh proxy the server extends the connection itself: the client
+        // is not told to refresh.
+        let server_refresh = s.proxied && self.proxies.refresh.is_some();
+        if let Some(exp) = s.state.lock().expire_at.filter(|_| !server_refresh) {
             r.expires = true;
             r.ttl = ttl_until(exp);
         }

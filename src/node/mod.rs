@@ -11,6 +11,7 @@ pub mod fleet;
 mod history;
 mod ops;
 mod presence;
+mod proxy;
 mod publish;
 mod queue;
 mod refresh;
@@ -47,6 +48,8 @@ pub struct Node {
     /// Set with the Redis engine: peers, surveys and the channels this node listens to.
     pub fleet: Option<Arc<fleet::Fleet>>,
     pub verifier: Verifier,
+    /// HTTP proxies to the application backend.
+    pub proxies: crate::proxy::Proxies,
     pub channels: ChannelRules,
     /// This node's unique id and display name.
     pub uid: String,
@@ -97,6 +100,7 @@ impl Node {
             config.node.name.clone()
         };
         Ok(Self {
+            proxies: crate::proxy::Proxies::new(&config),
             channels: ChannelRules::new(&config.channel),
             hub: Hub::new().with_max_label_keys(config.client.labels.max_keys_per_node),
             config: Arc::new(config),

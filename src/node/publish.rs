@@ -119,17 +119,23 @@ impl Node {
     }
 
     /// The client `publish` command.
-    pub(super) async fn client_publish(&self, s: &Session, req: PublishRequest) -> Result<(), ErrorCode> {
+    pub(super) async fn client_publish(&self, s: &Session, req: PublishRequest) -> Result<(), super::conn::Fail> {
         let name = self.channels.resolve(&req.channel)?;
         let chan_info = s.state.lock().subs.get(&req.channel).and_then(|sub| sub.chan_info.clone());
+        if name.options.publish_proxy_enabled {
+            let data = req.data.ok_or(ErrorCode::BadRequest)?;
+            let (data, opts) = self.publish_proxy(s, &req.channel, &data).await?;
+            let opts = PublishOptions { info: Some(s.client_info(chan_info)), ..opts };
+            return self.publish(&req.channel, data, opts).await.map(|_| ()).map_err(|e| e.code().into());
+        }
         let asker =
             Asker { user: &s.user, subscribed: s.is_subscribed(&req.channel), insecure: self.config.client.insecure };
         if !asker.may_publish(name.options) {
-            return Err(ErrorCode::PermissionDenied);
+            return Err(ErrorCode::PermissionDenied.into());
         }
         let data = req.data.ok_or(ErrorCode::BadRequest)?;
         let opts = PublishOptions { info: Some(s.client_info(chan_info)), ..Default::default() };
-        self.publish(&req.channel, data, opts).await.map(|_| ()).map_err(|e| e.code())
+        self.publish(&req.channel, data, opts).await.map(|_| ()).map_err(|e| e.code().into())
     }
 }
 

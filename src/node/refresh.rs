@@ -8,7 +8,7 @@ use super::{Node, Session, now_secs, ttl_until};
 
 impl Node {
     pub(super) async fn client_refresh(&self, s: &Session, token: &str) -> Result<RefreshResult, Disconnect> {
-        if token.is_empty() {
+        if token.is_empty() || (s.proxied && self.proxies.refresh.is_some()) {
             return Err(Disconnect::bad_request());
         }
         let t = match self.verifier.verify_connect(token).await {

@@ -100,6 +100,10 @@ pub struct Session {
     pub token: Option<TokenInfo>,
     pub queue: Arc<Queue>,
     pub state: Mutex<MutableState>,
+    /// Client headers the proxies may forward (captured at connect).
+    pub proxy_headers: Arc<crate::proxy::Headers>,
+    /// Credentials came from the connect proxy: the refresh proxy extends them.
+    pub proxied: bool,
 }
 
 impl Session {

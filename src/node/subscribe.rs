@@ -84,7 +84,9 @@ impl Node {
             // position in the result still covers them.
             result.publications.retain(|p| tf.matches_map(&p.tags));
         }
-        if let Some(exp) = a.expire_at.filter(|_| a.source == SubSource::Client) {
+        // A subscription the sub_refresh proxy extends is not the client's to refresh.
+        let client_refresh = a.source == SubSource::Client && !self.server_refreshes_sub(channel);
+        if let Some(exp) = a.expire_at.filter(|_| client_refresh) {
             result.expires = true;
             result.ttl = ttl_until(exp);
         }
@@ -210,6 +212,7 @@ impl Node {
                 return Err(ErrorCode::LimitExceeded.into());
             }
         }
+        let sub_data = token.as_ref().and_then(|t| t.data.clone()).map(|d| crate::protocol::one_line(Arc::from(d)));
         let attach = match &token {
             Some(t) => Attach {
                 source: SubSource::Client,
@@ -238,7 +241,8 @@ impl Node {
             return Err(ErrorCode::AlreadySubscribed.into());
         }
         let mut q = s.queue.hold();
-        let (result, join) = self.attach(s, &req.channel, &name, attach, stream);
+        let (mut result, join) = self.attach(s, &req.channel, &name, attach, stream);
+        result.data = sub_data;
         q.push(crate::protocol::codec::encode_reply(id, "subscribe", &result));
         drop(q);
         s.queue.wake();
@@ -261,6 +265,12 @@ impl Node {
         }
         if name.private {
             return Err(ErrorCode::PermissionDenied.into());
+        }
+        // As in Centrifugo: private channels need a token, user-limited channels are
+        // decided by their user list, everything else in the namespace by the proxy.
+        let user_limited = name.options.allow_user_limited_channels && !name.allowed_users.is_empty();
+        if name.options.subscribe_proxy_enabled && !user_limited {
+            return self.subscribe_proxy(s, req).await.map(Some);
         }
         let asker = Asker { user: &s.user, subscribed: false, insecure: self.config.client.insecure };
         if !asker.may_subscribe(name) {
@@ -321,6 +331,7 @@ impl Node {
             .subs
             .iter()
             .filter(|(_, sub)| sub.expire_at.is_some_and(|e| e.saturating_add(grace) < now))
+            .filter(|(ch, _)| !self.server_refreshes_sub(ch))
             .map(|(ch, sub)| (ch.clone(), sub.server_side()))
             .collect();
         for (ch, server_side) in expired {

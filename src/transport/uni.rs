@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -49,8 +49,15 @@ pub fn decode_connect(body: &[u8]) -> Option<ConnectRequest> {
 }
 
 /// Connects and streams. A failed connect is still a 200 with a disconnect push.
-pub async fn serve(node: Arc<Node>, req: ConnectRequest, transport: Transport, framing: Framing) -> Response {
-    let mut conn = Conn::new(node.clone(), transport);
+pub async fn serve(
+    node: Arc<Node>,
+    req: ConnectRequest,
+    headers: &HeaderMap,
+    transport: Transport,
+    framing: Framing,
+) -> Response {
+    let forwarded = node.proxies.capture(headers);
+    let mut conn = Conn::new(node.clone(), transport).with_headers(forwarded);
     let prefix: &[u8] = if matches!(framing, Framing::Sse) { b"\r\n" } else { b"" };
     let mut first = BytesMut::from(prefix);
     if let Err(d) = conn.connect_uni(req).await {

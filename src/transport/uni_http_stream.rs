@@ -21,7 +21,7 @@ pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, body: By
     let Some(req) = uni::decode_connect(&body) else {
         return (StatusCode::BAD_REQUEST, "Bad Request").into_response();
     };
-    uni::serve(node, req, Transport::UniHttpStream, Framing::Lines).await
+    uni::serve(node, req, &headers, Transport::UniHttpStream, Framing::Lines).await
 }
 
 /// CORS preflight: 204 with the allowed methods.

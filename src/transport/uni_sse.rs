@@ -29,5 +29,5 @@ pub async fn handler(
     let Some(req) = uni::decode_connect(raw) else {
         return (StatusCode::BAD_REQUEST, "Bad Request").into_response();
     };
-    uni::serve(node, req, Transport::UniSse, Framing::Sse).await
+    uni::serve(node, req, &headers, Transport::UniSse, Framing::Sse).await
 }

@@ -35,8 +35,9 @@ pub async fn handler(
         },
         None => None,
     };
+    let forwarded = node.proxies.capture(&headers);
     let limit = node.config.uni_websocket.message_size_limit;
-    ws.read_buffer_size(1024).max_message_size(limit).on_upgrade(move |s| run(s, node, preset))
+    ws.read_buffer_size(1024).max_message_size(limit).on_upgrade(move |s| run(s, node, preset, forwarded))
 }
 
 /// The ConnectRequest sent as the first message; `Err(None)` when the session already
@@ -64,7 +65,7 @@ async fn ended_by(socket: &mut WebSocket, node: &Node, e: axum::Error) {
     }
 }
 
-async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectRequest>) {
+async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectRequest>, forwarded: Vec<(String, String)>) {
     let req = match preset {
         Some(r) => r,
         None => match first_request(&mut socket, &node).await {
@@ -73,7 +74,7 @@ async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectReque
             Err(None) => return,
         },
     };
-    let mut conn = Conn::new(node.clone(), Transport::UniWebSocket);
+    let mut conn = Conn::new(node.clone(), Transport::UniWebSocket).with_headers(forwarded);
     if let Err(d) = conn.connect_uni(req).await {
         return finish(&mut socket, &node, &d).await;
     }

@@ -23,20 +23,21 @@ pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, ws: WebS
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
+    let forwarded = node.proxies.capture(&headers);
     let c = &node.config.websocket;
     ws.read_buffer_size(c.read_buffer_size.max(256))
         .write_buffer_size(0)
         .max_message_size(c.message_size_limit)
         .max_frame_size(c.message_size_limit)
-        .on_upgrade(move |socket| run(socket, node))
+        .on_upgrade(move |socket| run(socket, node, forwarded))
 }
 
-async fn run(mut socket: WebSocket, node: Arc<Node>) {
+async fn run(mut socket: WebSocket, node: Arc<Node>, forwarded: Vec<(String, String)>) {
     if node.is_shutting_down() {
         let _ = close(&mut socket, &Disconnect::shutdown()).await;
         return;
     }
-    let mut conn = Conn::new(node.clone(), Transport::WebSocket);
+    let mut conn = Conn::new(node.clone(), Transport::WebSocket).with_headers(forwarded);
     let queue = conn.queue().clone();
     let write_timeout = node.config.websocket.write_timeout.std();
     let mut batch = Vec::new();

@@ -213,6 +213,18 @@ impl Ws {
         Ws { stream, pending: Default::default(), next_id: 1 }
     }
 
+    /// Opens with extra HTTP headers on the upgrade request.
+    pub async fn open_with_headers(url: &str, headers: &[(&str, &str)]) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+            req.headers_mut().insert(name, v.parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connect");
+        Ws { stream, pending: Default::default(), next_id: 1 }
+    }
+
     /// Opens and connects with a token; returns the client and the connect result.
     pub async fn connect(server: &Server, token: &str) -> (Ws, Value) {
         let mut ws = Ws::open(&server.ws_url()).await;

@@ -7,6 +7,7 @@ mod cluster;
 mod connections;
 mod hardening_io;
 mod harness;
+mod proxy;
 mod redis;
 mod seed;
 mod shutdown;
