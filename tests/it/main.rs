@@ -1,5 +1,6 @@
 //! Integration tests: the real `rotor` binary on a free port, real sockets.
 
+mod admin;
 mod api;
 mod api_methods;
 mod bad_input;
