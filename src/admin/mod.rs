@@ -109,8 +109,7 @@ async fn auth(
 ) -> Response {
     let c = &node.config.admin;
     let addr = client_ip(&req);
-    let now = Instant::now();
-    if let Err(wait) = throttle.check(addr, now) {
+    if let Err(wait) = throttle.attempt(addr, Instant::now()) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         tracing::warn!(%addr, "admin login refused: too many failed attempts");
         let mut r = (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
@@ -127,7 +126,6 @@ async fn auth(
             Json(json!({"token": t})).into_response()
         }
         None => {
-            throttle.failed(addr, now);
             tracing::info!(%addr, "admin login failed");
             (StatusCode::BAD_REQUEST, "Bad Request").into_response()
         }

@@ -1,7 +1,9 @@
 //! Per-address throttling of failed admin logins: an address that failed
 //! `admin.max_failed_logins` times within `admin.login_window` is refused (429) until
 //! the window that began with its first failure ends — even with the right password,
-//! so guessing cannot continue. The table is bounded: when it is full, expired
+//! so guessing cannot continue. An attempt counts as a failure from the moment it is
+//! admitted (before its body is read) until it succeeds, so many concurrent attempts
+//! cannot all slip past the check. The table is bounded: when it is full, expired
 //! windows are dropped, then the oldest window.
 
 use std::collections::HashMap;
@@ -30,19 +32,16 @@ impl LoginThrottle {
         Self { max_failures, window, failures: Mutex::new(HashMap::new()) }
     }
 
-    /// `Err(retry_after)` while `addr` may not try again.
-    pub fn check(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
-        let map = self.failures.lock();
-        match map.get(&addr) {
-            Some(w) if w.count >= self.max_failures && now < w.started + self.window => {
-                Err(w.started + self.window - now)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    pub fn failed(&self, addr: IpAddr, now: Instant) {
+    /// Admits an attempt from `addr` and counts it as failed until [`Self::succeeded`];
+    /// `Err(retry_after)` while `addr` may not try.
+    pub fn attempt(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
         let mut map = self.failures.lock();
+        if let Some(w) = map.get(&addr)
+            && w.count >= self.max_failures
+            && now < w.started + self.window
+        {
+            return Err(w.started + self.window - now);
+        }
         if map.len() >= MAX_ADDRESSES && !map.contains_key(&addr) {
             map.retain(|_, w| now < w.started + self.window);
             if map.len() >= MAX_ADDRESSES
@@ -56,6 +55,7 @@ impl LoginThrottle {
             *w = Window { started: now, count: 0 };
         }
         w.count += 1;
+        Ok(())
     }
 
     pub fn succeeded(&self, addr: IpAddr) {
@@ -74,27 +74,25 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(t.check(a, t0).is_ok());
-            t.failed(a, t0);
+            assert!(t.attempt(a, t0).is_ok());
         }
-        assert_eq!(t.check(a, t0 + Duration::from_secs(10)), Err(Duration::from_secs(50)));
-        assert!(t.check(b, t0).is_ok(), "another address is not affected");
-        assert!(t.check(a, t0 + Duration::from_secs(60)).is_ok());
-        t.failed(a, t0 + Duration::from_secs(61));
-        assert!(t.check(a, t0 + Duration::from_secs(62)).is_ok(), "a new window starts counting afresh");
+        assert_eq!(t.attempt(a, t0 + Duration::from_secs(10)), Err(Duration::from_secs(50)));
+        assert!(t.attempt(b, t0).is_ok(), "another address is not affected");
+        assert!(t.attempt(a, t0 + Duration::from_secs(60)).is_ok(), "a new window starts counting afresh");
+        assert!(t.attempt(a, t0 + Duration::from_secs(61)).is_ok());
     }
 
     #[test]
     fn success_clears_and_the_table_stays_bounded() {
-        let t = LoginThrottle::new(1, Duration::from_secs(60));
+        let t = LoginThrottle::new(2, Duration::from_secs(60));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let t0 = Instant::now();
-        t.failed(a, t0);
-        assert!(t.check(a, t0).is_err());
+        assert!(t.attempt(a, t0).is_ok());
+        assert!(t.attempt(a, t0).is_ok());
         t.succeeded(a);
-        assert!(t.check(a, t0).is_ok());
+        assert!(t.attempt(a, t0).is_ok());
         for i in 0..(MAX_ADDRESSES as u32 + 10) {
-            t.failed(IpAddr::from(i.to_be_bytes()), t0 + Duration::from_millis(i.into()));
+            let _ = t.attempt(IpAddr::from(i.to_be_bytes()), t0 + Duration::from_millis(i.into()));
         }
         assert!(t.failures.lock().len() <= MAX_ADDRESSES);
     }
