@@ -22,7 +22,7 @@ fn config(patch: impl FnOnce(&mut Config)) -> Config {
     c
 }
 
-fn app(c: Config) -> Router {
+fn admin_app(c: Config) -> Router {
     let node = Node::new(c).unwrap();
     crate::server::app(&node)
 }
@@ -54,46 +54,44 @@ fn api_request(prefix: &str, auth: Option<&str>, body: Value) -> Request<Body> {
     b.body(Body::from(body.to_string())).unwrap()
 }
 
-const INFO: fn() -> Value = || json!({"method": "info", "params": {}});
+fn info() -> Value {
+    json!({"method": "info", "params": {}})
+}
 
 #[tokio::test]
 async fn login_issues_a_token_that_opens_the_api() {
-    let app = app(config(|_| {}));
+    let app = admin_app(config(|_| {}));
     let (status, token) = login(&app, PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     let token = token.unwrap();
-    let (status, headers, body) = send(&app, api_request("", Some(&format!("token {token}")), INFO())).await;
+    let (status, headers, body) = send(&app, api_request("", Some(&format!("token {token}")), info())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     let reply: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(reply["result"]["nodes"].as_array().unwrap().len(), 1, "{reply}");
     // The scheme is case-insensitive, as Centrifugo's.
-    let (status, _, _) = send(&app, api_request("", Some(&format!("Token {token}")), INFO())).await;
+    let (status, _, _) = send(&app, api_request("", Some(&format!("Token {token}")), info())).await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn wrong_missing_or_unconfigured_password_is_400() {
-    let app = app(config(|_| {}));
+    let app = admin_app(config(|_| {}));
     assert_eq!(login(&app, "nope").await, (StatusCode::BAD_REQUEST, None));
     let (status, _, _) = send(&app, Request::post("/admin/auth").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no form at all");
     let (status, _, _) = send(&app, Request::get("/admin/auth").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     for unset in [config(|c| c.admin.password.clear()), config(|c| c.admin.secret.clear())] {
-        assert_eq!(login(&app_with(unset), "").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(login(&admin_app(unset), "").await.0, StatusCode::BAD_REQUEST);
     }
-    let app = app_with(config(|c| c.admin.secret.clear()));
+    let app = admin_app(config(|c| c.admin.secret.clear()));
     assert_eq!(login(&app, PASSWORD).await.0, StatusCode::BAD_REQUEST, "no secret: no token");
-}
-
-fn app_with(c: Config) -> Router {
-    app(c)
 }
 
 #[tokio::test]
 async fn failed_logins_are_throttled_even_for_the_right_password() {
-    let app = app(config(|_| {}));
+    let app = admin_app(config(|_| {}));
     for _ in 0..3 {
         assert_eq!(login(&app, "guess").await.0, StatusCode::BAD_REQUEST);
     }
@@ -105,7 +103,7 @@ async fn failed_logins_are_throttled_even_for_the_right_password() {
 
 #[tokio::test]
 async fn api_refuses_missing_forged_foreign_and_url_tokens() {
-    let app = app(config(|_| {}));
+    let app = admin_app(config(|_| {}));
     let (_, token) = login(&app, PASSWORD).await;
     let token = token.unwrap();
     let other = token::issue(&config(|c| c.admin.secret = "another-secret".into()).admin).unwrap();
@@ -119,12 +117,12 @@ async fn api_refuses_missing_forged_foreign_and_url_tokens() {
         Some(format!("Bearer {token}")),
         Some(format!("apikey {token}")),
     ] {
-        let (status, _, body) = send(&app, api_request("", auth.as_deref(), INFO())).await;
+        let (status, _, body) = send(&app, api_request("", auth.as_deref(), info())).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
         assert!(body.is_empty());
     }
     // A token in the query string is never accepted.
-    let req = Request::post(format!("/admin/api?token={token}")).body(Body::from(INFO().to_string())).unwrap();
+    let req = Request::post(format!("/admin/api?token={token}")).body(Body::from(info().to_string())).unwrap();
     assert_eq!(send(&app, req).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -135,14 +133,14 @@ async fn expired_tokens_are_refused() {
         let claims = json!({"sub": "admin", "aud": "rotor-admin", "iat": 1, "exp": 2});
         crate::auth::sign_hs256(&claims, SECRET)
     };
-    let app = app(c);
-    let (status, _, _) = send(&app, api_request("", Some(&format!("token {expired}")), INFO())).await;
+    let app = admin_app(c);
+    let (status, _, _) = send(&app, api_request("", Some(&format!("token {expired}")), info())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn api_errors_and_methods() {
-    let app = app(config(|_| {}));
+    let app = admin_app(config(|_| {}));
     let auth = format!("token {}", login(&app, PASSWORD).await.1.unwrap());
     let (status, _, _) = send(&app, api_request("", Some(&auth), json!({"method": "nope"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -162,7 +160,7 @@ async fn api_errors_and_methods() {
 
 #[tokio::test]
 async fn init_reports_authentication() {
-    let app = app(config(|_| {}));
+    let app = admin_app(config(|_| {}));
     let init = |auth: Option<String>| {
         let mut b = Request::get("/admin/init");
         if let Some(a) = auth {
@@ -182,19 +180,19 @@ async fn init_reports_authentication() {
 
 #[tokio::test]
 async fn insecure_needs_no_token() {
-    let app = app(config(|c| c.admin.insecure = true));
-    let (status, _, _) = send(&app, api_request("", None, INFO())).await;
+    let app = admin_app(config(|c| c.admin.insecure = true));
+    let (status, _, _) = send(&app, api_request("", None, info())).await;
     assert_eq!(status, StatusCode::OK);
     let (_, _, body) = send(&app, Request::get("/admin/init").body(Body::empty()).unwrap()).await;
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["authenticated"], true);
     // Not insecure by default, and the http_api's insecure flag does not open it.
-    let app = app_with(config(|c| c.http_api.insecure = true));
-    assert_eq!(send(&app, api_request("", None, INFO())).await.0, StatusCode::UNAUTHORIZED);
+    let app = admin_app(config(|c| c.http_api.insecure = true));
+    assert_eq!(send(&app, api_request("", None, info())).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn ui_is_embedded_with_a_strict_csp() {
-    let app = app(config(|_| {}));
+    let app = admin_app(config(|_| {}));
     for (path, kind) in [("/", "text/html"), ("/app.js", "text/javascript"), ("/app.css", "text/css")] {
         let (status, headers, body) = send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -209,13 +207,13 @@ async fn ui_is_embedded_with_a_strict_csp() {
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains(r#"<label for="password">Password</label>"#));
     assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
-    let (_, headers, _) = send(&app, api_request("", None, INFO())).await;
+    let (_, headers, _) = send(&app, api_request("", None, info())).await;
     assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY), "API answers carry the CSP too");
 }
 
 #[tokio::test]
 async fn handler_prefix_moves_everything() {
-    let app = app(config(|c| c.admin.handler_prefix = "/ui".into()));
+    let app = admin_app(config(|c| c.admin.handler_prefix = "/ui".into()));
     let (status, headers, _) = send(&app, Request::get("/ui").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(headers[header::LOCATION], "/ui/");
@@ -225,12 +223,44 @@ async fn handler_prefix_moves_everything() {
     assert_eq!(status, StatusCode::OK);
     let token: Value = serde_json::from_slice(&body).unwrap();
     let auth = format!("token {}", token["token"].as_str().unwrap());
-    assert_eq!(send(&app, api_request("/ui", Some(&auth), INFO())).await.0, StatusCode::OK);
+    assert_eq!(send(&app, api_request("/ui", Some(&auth), info())).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn disabled_serves_nothing() {
-    let app = app(config(|c| c.admin.enabled = false));
+    let app = admin_app(config(|c| c.admin.enabled = false));
     assert_eq!(send(&app, Request::get("/").body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
     assert_eq!(login(&app, PASSWORD).await.0, StatusCode::NOT_FOUND);
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs_of_router(c: Config) -> String {
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let node = Node::new(c).unwrap();
+    tracing::subscriber::with_default(subscriber, || drop(router(&node)));
+    String::from_utf8(out.0.lock().clone()).unwrap()
+}
+
+#[test]
+fn insecure_and_unusable_logins_are_warned_about_at_start() {
+    let logs = logs_of_router(config(|c| c.admin.insecure = true));
+    assert!(logs.contains("WARN") && logs.contains("admin.insecure is on"), "{logs}");
+    let logs = logs_of_router(config(|c| c.admin.password.clear()));
+    assert!(logs.contains("nobody can log in"), "{logs}");
+    assert!(logs_of_router(config(|_| {})).is_empty());
 }
