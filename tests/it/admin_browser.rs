@@ -250,6 +250,12 @@ async fn admin_browser_login_status_and_explorer() {
 
     b.fill("Label filter", r#"{"key":"region","cmp":"eq","val":"us"}"#).await;
     b.click("button", "Search").await;
+    let alice_row = format!("Connection {}", alice.1["client"].as_str().unwrap());
+    let deadline = Instant::now() + DEADLINE;
+    while !b.query(None, "row", Some(&alice_row)).await.is_empty() {
+        assert!(Instant::now() < deadline, "the region=us search still lists alice");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let row = b.find(None, "row", Some(&format!("Connection {bob_id}"))).await;
     let hash = b.eval("location.hash").await;
     assert!(hash.as_str().unwrap().contains("filter="), "the query lives in the URL: {hash}");
