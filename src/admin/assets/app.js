@@ -8,6 +8,7 @@ const STATUS_EVERY_MS = 3000;
 const CHART_POINTS = 100;
 const COUNT_PAGE = 1000; // page size when counting matches before a bulk disconnect
 const COUNT_PAGES = 10; // at most this many pages are counted
+const MAX_PAGE = 1000; // largest page size a URL may ask for
 const CMPS = ['eq', 'neq', 'in', 'nin', 'ex', 'nex', 'sw', 'ew', 'ct', 'lt', 'lte', 'gt', 'gte'];
 const $ = (id) => document.getElementById(id);
 
@@ -220,10 +221,20 @@ function loadQuery(params) {
   $('q-user').value = q.user;
   $('q-filter').value = q.filter;
   $('q-expr').value = q.expr;
-  $('q-limit').value = ['25', '100', '500'].includes(q.limit) ? q.limit : '100';
+  setLimit(q.limit);
   if (!$('builder').hidden) openBuilder();
   state.query = q;
   if (q.user || q.filter || q.expr) runSearch(['']);
+}
+
+// A page size from the URL: any whole number up to MAX_PAGE (the explorer never asks
+// for an unbounded page), else the default.
+function setLimit(text) {
+  const n = Number(text);
+  const limit = Number.isInteger(n) && n >= 1 && n <= MAX_PAGE ? String(n) : '100';
+  const select = $('q-limit');
+  if (![...select.options].some((o) => o.value === limit)) select.append(el('option', { value: limit }, limit));
+  select.value = limit;
 }
 
 function submitSearch(ev) {
