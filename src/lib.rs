@@ -14,8 +14,10 @@
 //! - [`node`] client sessions, command handling, fan-out;
 //! - [`transport`] WebSocket and unidirectional transports;
 //! - [`api`] the server HTTP API;
+//! - [`admin`] the admin web UI and its endpoints (embedded static files);
 //! - [`cli`] the `rotor` command line (the only user of `anyhow`).
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -128,6 +128,13 @@ async fn handle_legacy(
     }
 }
 
+/// Runs a legacy `{method, params}` body (newline-separated commands) as `POST /api`
+/// does, without the API key check: the admin API's caller authenticated otherwise.
+/// `Err(())` = the request as a whole is bad (HTTP 400).
+pub async fn legacy(node: &Arc<Node>, body: &[u8]) -> Result<Vec<u8>, ()> {
+    legacy::handle(node, body).await
+}
+
 /// Whether a request body may ask for a survey or a per-connection scan (a
 /// `label_filter` or an `expression`, possibly inside a batch). Such requests run on
 /// the blocking pool, never on the runtime's worker threads; a false positive (the

@@ -560,13 +560,40 @@ impl Default for Health {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The admin web UI and its endpoints (`admin/`), Centrifugo v6 keys plus Rotor's
+/// token lifetime and login throttle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Admin {
     pub enabled: bool,
+    /// Path under which the UI and `/admin/*` are served (`""` = the server's root).
+    pub handler_prefix: String,
     pub password: String,
+    /// HMAC key of admin tokens.
     pub secret: String,
+    /// No login at all: every request is an admin. Only when set explicitly; logged.
     pub insecure: bool,
+    /// Lifetime of an admin token (Rotor extension; Centrifugo's is 30 days).
+    pub token_ttl: Duration,
+    /// Failed logins one client address may make per `login_window` before `/admin/auth`
+    /// answers 429 (Rotor extension).
+    pub max_failed_logins: u32,
+    pub login_window: Duration,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            handler_prefix: String::new(),
+            password: String::new(),
+            secret: String::new(),
+            insecure: false,
+            token_ttl: Duration::from_secs(12 * 3600),
+            max_failed_logins: 5,
+            login_window: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.client.ping_interval <= c.client.pong_timeout {
         return err("client.ping_interval must be greater than client.pong_timeout");
     }
+    admin(c)?;
     channel_options("channel.without_namespace", &c.channel.without_namespace)?;
     let mut seen = HashSet::new();
     for ns in &c.channel.namespaces {
@@ -69,6 +70,23 @@ fn proxies(c: &Config) -> Result<(), ConfigError> {
         if on && p.timeout.std().is_zero() {
             return err(format!("{key}.timeout must be above zero"));
         }
+    }
+    Ok(())
+}
+
+fn admin(c: &Config) -> Result<(), ConfigError> {
+    let a = &c.admin;
+    if !a.enabled {
+        return Ok(());
+    }
+    if !a.handler_prefix.is_empty() && (!a.handler_prefix.starts_with('/') || a.handler_prefix.ends_with('/')) {
+        return err(format!("admin.handler_prefix {:?} must start with '/' and not end with it", a.handler_prefix));
+    }
+    if !c.http_api.disabled && c.http_api.handler_prefix.trim_end_matches('/') == a.handler_prefix {
+        return err("admin.handler_prefix must differ from http_api.handler_prefix (both would serve the same path)");
+    }
+    if a.token_ttl.is_zero() || a.login_window.is_zero() || a.max_failed_logins == 0 {
+        return err("admin.token_ttl, admin.login_window and admin.max_failed_logins must be positive");
     }
     Ok(())
 }
@@ -138,6 +156,10 @@ mod tests {
         assert!(check(r#"{"client":{"ping_interval":"5s","pong_timeout":"5s"}}"#).is_err());
         assert!(check(r#"{"client":{"token":{"rsa_public_key":"nope"}}}"#).is_err());
         assert!(check(r#"{"log":{"level":"loud"}}"#).is_err());
+        assert!(check(r#"{"admin":{"enabled":true,"handler_prefix":"/ui"}}"#).is_ok());
+        assert!(check(r#"{"admin":{"enabled":true,"handler_prefix":"ui/"}}"#).is_err());
+        assert!(check(r#"{"admin":{"enabled":true},"http_api":{"handler_prefix":""}}"#).is_err());
+        assert!(check(r#"{"admin":{"enabled":true,"max_failed_logins":0}}"#).is_err());
     }
 
     #[test]

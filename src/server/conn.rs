@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
@@ -44,11 +45,16 @@ pub struct Accepted {
 /// Serves one connection to completion (or to its upgrade).
 pub async fn serve(accepted: Accepted, app: Router, limits: Limits) {
     let Accepted { stream, mut pending, mut shutdown } = accepted;
+    let peer = stream.peer_addr().ok();
     let first_headers = Arc::new(Notify::new());
     let service = {
         let first_headers = first_headers.clone();
-        hyper::service::service_fn(move |req: Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
             first_headers.notify_one();
+            if let Some(peer) = peer {
+                // The client's address, for per-address limits (admin login throttle).
+                req.extensions_mut().insert(ConnectInfo(peer));
+            }
             let app = app.clone();
             async move { Ok::<_, Infallible>(call(app, req, limits.body).await) }
         })

@@ -21,7 +21,7 @@ use crate::node::Node;
 
 /// Every route of the server.
 pub fn app(node: &Arc<Node>) -> Router {
-    let mut r = crate::transport::router(node).merge(crate::api::router(node));
+    let mut r = crate::transport::router(node).merge(crate::api::router(node)).merge(crate::admin::router(node));
     if node.config.health.enabled {
         r = r.route(&node.config.health.handler_prefix, get(crate::api::health));
     }

@@ -1,5 +1,7 @@
 //! Integration tests: the real `rotor` binary on a free port, real sockets.
 
+mod admin;
+mod admin_browser;
 mod api;
 mod api_methods;
 mod bad_input;
