@@ -286,9 +286,10 @@ async fn admin_browser_login_status_and_explorer() {
     b.click("button", "JSON").await;
 
     // A CEL search whose query (page size 1) comes from the URL after a reload; paging.
-    let reload = r#"window.stale = true; location.hash = '#/connections?' +
-        new URLSearchParams({expr: 'user != ""', limit: '1'}); location.reload(); true"#;
-    b.eval(reload).await;
+    let share = r#"window.stale = true; location.hash = '#/connections?' +
+        new URLSearchParams({expr: 'user != ""', limit: '1'}); true"#;
+    b.eval(share).await;
+    b.send("Page.reload", json!({})).await;
     b.wait_eval("!window.stale && document.readyState === 'complete'").await;
     let first = b.wait_rows(|r| r.len() == 1).await;
     b.click("button", "Next page").await;
