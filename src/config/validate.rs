@@ -85,6 +85,9 @@ fn admin(c: &Config) -> Result<(), ConfigError> {
     if !c.http_api.disabled && c.http_api.handler_prefix.trim_end_matches('/') == a.handler_prefix {
         return err("admin.handler_prefix must differ from http_api.handler_prefix (both would serve the same path)");
     }
+    if c.health.enabled && c.health.handler_prefix == a.handler_prefix && !a.handler_prefix.is_empty() {
+        return err("admin.handler_prefix must differ from health.handler_prefix");
+    }
     if a.token_ttl.is_zero() || a.login_window.is_zero() || a.max_failed_logins == 0 {
         return err("admin.token_ttl, admin.login_window and admin.max_failed_logins must be positive");
     }
@@ -160,6 +163,7 @@ mod tests {
         assert!(check(r#"{"admin":{"enabled":true,"handler_prefix":"ui/"}}"#).is_err());
         assert!(check(r#"{"admin":{"enabled":true},"http_api":{"handler_prefix":""}}"#).is_err());
         assert!(check(r#"{"admin":{"enabled":true,"max_failed_logins":0}}"#).is_err());
+        assert!(check(r#"{"admin":{"enabled":true,"handler_prefix":"/health"}}"#).is_err());
     }
 
     #[test]

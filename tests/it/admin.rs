@@ -142,3 +142,30 @@ async fn admin_explorer_calls() {
     let pong = clients[1].0.call("presence_stats", json!({"channel": "x"})).await;
     assert!(pong.get("id").is_some(), "the other alice connection still answers: {pong}");
 }
+
+/// With the Redis engine the admin API speaks for the fleet: `info` lists every node,
+/// and a connection on another node is found and disconnected from this one.
+#[tokio::test]
+async fn admin_fleet_info_and_remote_disconnect() {
+    let redis = crate::redis::Redis::start();
+    let mut config = admin_config();
+    crate::harness::merge(
+        &mut config,
+        &json!({"engine": {"type": "redis", "redis": {"address": [redis.url()], "survey_timeout": "2s"}}}),
+    );
+    let here = Server::start(config.clone()).await;
+    let there = Server::start(config).await;
+    let admin = Admin::login(&here).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while admin.call("info", json!({})).await["result"]["nodes"].as_array().map_or(0, Vec::len) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the admin never saw both nodes");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (mut remote, connected) = Ws::connect(&there, &token("dora", json!({"labels": {"region": "eu"}}))).await;
+    let id = connected["client"].as_str().unwrap().to_string();
+    let found = admin.call("connections", json!({"label_filter": {"key": "region", "cmp": "eq", "val": "eu"}})).await;
+    assert_eq!(ids(&found), vec![id.clone()], "{found}");
+    let r = admin.call("disconnect", json!({"user": "dora", "client": id})).await;
+    assert!(r.get("result").is_some(), "{r}");
+    assert!(matches!(remote.closed().await, Closed::Code(..)), "the remote connection closed");
+}

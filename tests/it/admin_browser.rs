@@ -65,6 +65,14 @@ impl Browser {
 
     /// One DevTools command (on the page's session once attached); its result.
     async fn send(&mut self, method: &str, params: Value) -> Value {
+        match self.try_send(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// As `send`, with the protocol's error (a node gone while the page changes).
+    async fn try_send(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -77,8 +85,10 @@ impl Browser {
             let Message::Text(text) = frame else { continue };
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -100,7 +110,8 @@ impl Browser {
                 params["nodeId"] = doc["root"]["nodeId"].clone();
             }
         }
-        let r = self.send("Accessibility.queryAXTree", params).await;
+        // The document may be replaced between the two calls: then nothing is found yet.
+        let Ok(r) = self.try_send("Accessibility.queryAXTree", params).await else { return Vec::new() };
         r["nodes"]
             .as_array()
             .unwrap()
@@ -114,8 +125,9 @@ impl Browser {
     async fn find(&mut self, within: Option<&str>, role: &str, name: Option<&str>) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            if let Some(&node) = self.query(within, role, name).await.first() {
-                let r = self.send("DOM.resolveNode", json!({"backendNodeId": node})).await;
+            if let Some(&node) = self.query(within, role, name).await.first()
+                && let Ok(r) = self.try_send("DOM.resolveNode", json!({"backendNodeId": node})).await
+            {
                 return r["object"]["objectId"].as_str().unwrap().to_string();
             }
             assert!(Instant::now() < deadline, "no {role} named {name:?} appeared");
@@ -158,7 +170,7 @@ impl Browser {
         let deadline = Instant::now() + DEADLINE;
         loop {
             for node in self.query(None, role, None).await {
-                let r = self.send("DOM.resolveNode", json!({"backendNodeId": node})).await;
+                let Ok(r) = self.try_send("DOM.resolveNode", json!({"backendNodeId": node})).await else { continue };
                 let text = self.text(r["object"]["objectId"].as_str().unwrap()).await;
                 if text.contains(needle) {
                     return text;
@@ -185,7 +197,10 @@ impl Browser {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let table = self.find(None, "table", Some("Connections")).await;
-            let r = self.send("Accessibility.queryAXTree", json!({"objectId": table, "role": "row"})).await;
+            let r = self
+                .try_send("Accessibility.queryAXTree", json!({"objectId": table, "role": "row"}))
+                .await
+                .unwrap_or_else(|_| json!({"nodes": []}));
             let names: Vec<String> = r["nodes"]
                 .as_array()
                 .unwrap()
@@ -286,9 +301,10 @@ async fn admin_browser_login_status_and_explorer() {
     b.click("button", "JSON").await;
 
     // A CEL search whose query (page size 1) comes from the URL after a reload; paging.
-    let reload = r#"window.stale = true; location.hash = '#/connections?' +
-        new URLSearchParams({expr: 'user != ""', limit: '1'}); location.reload(); true"#;
-    b.eval(reload).await;
+    let share = r#"window.stale = true; location.hash = '#/connections?' +
+        new URLSearchParams({expr: 'user != ""', limit: '1'}); true"#;
+    b.eval(share).await;
+    b.send("Page.reload", json!({})).await;
     b.wait_eval("!window.stale && document.readyState === 'complete'").await;
     let first = b.wait_rows(|r| r.len() == 1).await;
     b.click("button", "Next page").await;
@@ -322,4 +338,17 @@ async fn admin_browser_login_status_and_explorer() {
     assert_eq!(alive, vec![alice.1["client"].as_str().unwrap()], "only bob's connection closed");
     let reply = alice.0.call("presence_stats", json!({"channel": "x"})).await;
     assert!(reply.get("id").is_some());
+
+    // Actions: a method, its params, the JSON reply.
+    b.click("link", "Actions").await;
+    let method = b.find(None, "combobox", Some("Method")).await;
+    let choose = "function() { this.value = 'info'; this.dispatchEvent(new Event('change')); }";
+    b.call_on(&method, choose, json!([])).await;
+    b.click("button", "Send").await;
+    let reply = b.find(None, "status", Some("Reply")).await;
+    let deadline = Instant::now() + DEADLINE;
+    while !b.text(&reply).await.contains("\"num_clients\": 1") {
+        assert!(Instant::now() < deadline, "no info reply shown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
