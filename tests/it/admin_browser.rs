@@ -222,7 +222,13 @@ impl Browser {
     async fn wait_eval(&mut self, expression: &str) -> Value {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let v = self.eval(expression).await;
+            // While the page navigates (login, a reload), an evaluation can be cut
+            // off ("Inspected target navigated or closed"): that is "not yet".
+            let params = json!({"expression": expression, "returnByValue": true});
+            let v = match self.try_send("Runtime.evaluate", params).await {
+                Ok(r) => r["result"]["value"].clone(),
+                Err(_) => Value::Null,
+            };
             if !(v.is_null() || v == false || v == "" || v == 0) {
                 return v;
             }
