@@ -20,7 +20,7 @@ use crate::protocol::ErrorCode;
 use super::channel_info::{ChannelStats, ChannelsRequest, ChannelsResult};
 use super::connections::{ConnectionsRequest, Page, encode_cursor};
 use super::error::ApiError;
-use super::info::{InfoRequest, InfoResult, NodeResult};
+use super::info::{InfoRequest, InfoResult};
 use super::rpc::{RpcRequest, RpcResult};
 use super::targets::Empty;
 use super::{Encoded, Undecodable, decode, local, targets, to_value};
@@ -126,7 +126,7 @@ pub fn info(node: &Node, _req: InfoRequest) -> Result<InfoResult, ApiError> {
         nodes.extend(fleet.peers());
     }
     nodes.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.uid.cmp(&b.uid)));
-    Ok(InfoResult { nodes: nodes.into_iter().map(NodeResult::from).collect() })
+    Ok(InfoResult { nodes })
 }
 
 /// `channels` summed over the fleet: `num_clients` of a channel is its subscriber

@@ -136,10 +136,7 @@ impl RedisEngine {
                 Commands::Cluster(mut c) => cmd.query_async(&mut c).await,
             }
         };
-        match tokio::time::timeout(self.io_timeout, fut).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(RedisError("command timed out".into())),
-        }
+        self.in_time(fut).await
     }
 
     async fn script<T: redis::FromRedisValue>(
@@ -153,9 +150,14 @@ impl RedisEngine {
                 Commands::Cluster(mut c) => inv.invoke_async(&mut c).await,
             }
         };
+        self.in_time(fut).await
+    }
+
+    /// A Redis call bounded by `io_timeout`.
+    async fn in_time<T>(&self, fut: impl Future<Output = redis::RedisResult<T>>) -> Result<T, RedisError> {
         match tokio::time::timeout(self.io_timeout, fut).await {
             Ok(r) => Ok(r?),
-            Err(_) => Err(RedisError("script timed out".into())),
+            Err(_) => Err(RedisError(format!("no answer within {:?}", self.io_timeout))),
         }
     }
 
@@ -181,11 +183,6 @@ impl RedisEngine {
             self.shards[shard].pubsub.subscribe_many(batch.to_vec()).await?;
         }
         Ok(())
-    }
-
-    /// Whether every shard's PUB/SUB connection is up.
-    pub fn connected(&self) -> bool {
-        self.shards.iter().all(|s| s.pubsub.is_up())
     }
 
     /// Publishes a join or leave push to every node subscribed to the channel.
@@ -355,10 +352,6 @@ impl RedisEngine {
     pub async fn send_to_node(&self, node_uid: &str, payload: Vec<u8>) -> Result<(), RedisError> {
         let cmd = redis::cmd("PUBLISH").arg(self.keys.node(node_uid)).arg(payload).to_owned();
         self.run::<i64>(&self.shards[0], &cmd).await.map(|_| ())
-    }
-
-    pub fn num_shards(&self) -> usize {
-        self.shards.len()
     }
 }
 

@@ -6,7 +6,6 @@
 //! backoff (100 ms doubling to 2 s).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -34,7 +33,6 @@ pub enum Incoming {
 #[derive(Clone)]
 pub struct PubSub {
     sink: Arc<Mutex<Option<PubSubSink>>>,
-    up: Arc<AtomicBool>,
     ready: watch::Receiver<bool>,
     io_timeout: Duration,
 }
@@ -51,17 +49,12 @@ impl PubSub {
         let (ready_tx, ready) = watch::channel(false);
         let ps = Self {
             sink: Arc::new(Mutex::new(None)),
-            up: Arc::new(AtomicBool::new(false)),
             ready,
             io_timeout: connect_timeout.max(Duration::from_secs(1)) * 2,
         };
         let task = Task { clients, shard, keys, incoming, connect_timeout, ps: ps.clone(), ready: ready_tx };
         tokio::spawn(task.run());
         ps
-    }
-
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
     }
 
     /// Waits until the connection is up the first time.
@@ -151,7 +144,6 @@ impl Task {
             }
         }
         *self.ps.sink.lock() = Some(sink);
-        self.ps.up.store(true, Ordering::Release);
         let _ = self.ready.send(true);
         tracing::info!(shard = self.shard, "Redis PUB/SUB connected");
         let _ = self.incoming.send(Incoming::Reconnected(self.shard));
@@ -172,7 +164,6 @@ impl Task {
             }
         }
         self.ps.sink.lock().take();
-        self.ps.up.store(false, Ordering::Release);
         let _ = self.ready.send(false);
         tracing::warn!(shard = self.shard, "Redis PUB/SUB connection lost; reconnecting");
         let _ = self.incoming.send(Incoming::Disconnected(self.shard));
