@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::config::ErrorMode;
 use crate::node::Node;
 use crate::protocol::nesting;
 
@@ -92,7 +93,7 @@ async fn handle(
     if !METHODS.contains(&name.as_str()) {
         return (StatusCode::NOT_FOUND, "404 page not found").into_response();
     }
-    let transport_mode = c.error_mode == "transport"
+    let transport_mode = c.error_mode == ErrorMode::Transport
         || headers.get("x-centrifugo-error-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"transport"));
     match TURNS.scope(turns, call(&node, &name, &body)).await {
         Err(Undecodable) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),

@@ -14,6 +14,7 @@ pub mod serve;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Loaded, Overrides};
@@ -135,6 +136,8 @@ pub(crate) fn load_config(path: Option<&Path>, overrides: &Overrides) -> anyhow:
     let path = path.or_else(|| default.exists().then_some(default));
     let loaded = crate::config::load(path, overrides)?;
     crate::config::validate(&loaded.config)?;
+    // Token keys are the auth module's to judge (config does not depend on auth).
+    crate::auth::Verifier::new(&loaded.config.client).context("client.token")?;
     Ok(loaded)
 }
 

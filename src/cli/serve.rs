@@ -2,11 +2,11 @@
 
 use anyhow::Context;
 
-use crate::config::Loaded;
+use crate::config::{Loaded, LogLevel};
 use crate::node::Node;
 
 pub fn run(loaded: Loaded) -> anyhow::Result<()> {
-    init_logging(&loaded.config.log.level);
+    init_logging(loaded.config.log.level);
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown configuration key");
     }
@@ -31,8 +31,7 @@ fn raise_nofile_limit() {
     }
 }
 
-fn init_logging(level: &str) {
-    let level = if level == "none" { "off" } else { level };
-    let filter = tracing_subscriber::EnvFilter::new(format!("rotor={level},warn"));
+fn init_logging(level: LogLevel) {
+    let filter = tracing_subscriber::EnvFilter::new(format!("rotor={},warn", level.directive()));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

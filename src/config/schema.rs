@@ -63,28 +63,63 @@ impl Default for HttpServer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Log {
-    pub level: String,
+    pub level: LogLevel,
 }
 
 impl Default for Log {
     fn default() -> Self {
-        Self { level: "info".into() }
+        Self { level: LogLevel::Info }
+    }
+}
+
+/// `log.level`: how much the server writes to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    None,
+}
+
+impl LogLevel {
+    /// The level's name in a `tracing` filter directive (`none` is `off`).
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::None => "off",
+        }
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Engine {
-    /// `memory` (one node) or `redis` (a fleet of nodes sharing Redis).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EngineKind,
     pub redis: RedisEngine,
 }
 
 impl Default for Engine {
     fn default() -> Self {
-        Self { kind: "memory".into(), redis: RedisEngine::default() }
+        Self { kind: EngineKind::Memory, redis: RedisEngine::default() }
     }
+}
+
+/// `engine.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// One node; everything in this process.
+    Memory,
+    /// A fleet of nodes sharing Redis.
+    Redis,
 }
 
 /// `engine.redis`: where the fleet's Redis is and how long to wait for it.
@@ -468,10 +503,20 @@ pub struct HttpApi {
     pub disabled: bool,
     pub handler_prefix: String,
     pub key: String,
-    /// `""` (errors in the body, HTTP 200) or `"transport"` (HTTP status codes).
-    pub error_mode: String,
+    pub error_mode: ErrorMode,
     pub insecure: bool,
     pub max_request_body_size: usize,
+}
+
+/// `http_api.error_mode`: where an API error goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorMode {
+    /// `""`: in the body of an HTTP 200 (`{"error":{…}}`), Centrifugo's default.
+    #[serde(rename = "")]
+    Body,
+    /// `"transport"`: as the HTTP status, with the bare error object as the body.
+    #[serde(rename = "transport")]
+    Transport,
 }
 
 impl Default for HttpApi {
@@ -480,7 +525,7 @@ impl Default for HttpApi {
             disabled: false,
             handler_prefix: "/api".into(),
             key: String::new(),
-            error_mode: String::new(),
+            error_mode: ErrorMode::Body,
             insecure: false,
             max_request_body_size: 10 * 1024 * 1024,
         }

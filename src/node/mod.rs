@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::auth::Verifier;
-use crate::config::Config;
+use crate::config::{Config, EngineKind};
 use crate::engine::{Engine, EngineError, MemoryEngine};
 use crate::hub::Hub;
 use crate::protocol::Disconnect;
@@ -73,7 +73,7 @@ impl Node {
     /// unreachable Redis is an error here, at start) and starts the fleet tasks:
     /// delivery of PUB/SUB messages, heartbeats, presence refresh.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
-        if config.engine.kind != "redis" {
+        if config.engine.kind != EngineKind::Redis {
             return Ok(Self::new(config)?);
         }
         let uid = uuid::Uuid::new_v4().to_string();

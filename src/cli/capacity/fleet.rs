@@ -70,7 +70,7 @@ pub fn run(a: &Args, nodes: usize, p: &Population, specs: &[Spec]) -> anyhow::Re
 
 async fn measure(a: &Args, k: usize, n: usize, p: &Population, specs: &[Spec]) -> anyhow::Result<FleetReport> {
     let mut config = Config::default();
-    config.engine.kind = "redis".into();
+    config.engine.kind = crate::config::EngineKind::Redis;
     config.engine.redis.address = vec![a.redis.clone()];
     config.engine.redis.prefix = format!("rotor-capacity-{}", uuid::Uuid::new_v4().simple());
     config.engine.redis.survey_timeout = crate::config::Duration::from_secs(60);
