@@ -108,7 +108,7 @@ fn batch_embeds_deeply_nested_history_data() {
     // publications are not depth-limited, so history can still hold it.
     let publish = format!(r#"{{"channel":"news","data":{deep}}}"#);
     let refused = props::block_on(rotor::api::call(&node, "publish", publish.as_bytes()));
-    assert!(matches!(&refused, Ok(Err(e)) if e.code == 107), "{:?}", refused.ok());
+    assert!(matches!(&refused, Ok(Err(e)) if e.code.code() == 107), "{:?}", refused.ok());
     let data: std::sync::Arc<serde_json::value::RawValue> =
         serde_json::value::RawValue::from_string(deep.clone()).expect("valid JSON").into();
     let published = props::block_on(node.publish("news", data, Default::default()));

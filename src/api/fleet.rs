@@ -34,7 +34,9 @@ pub fn install(node: &Arc<Node>) {
             Box::pin(async move {
                 match targeted_local(&node, &op, data.get().as_bytes()).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::info!(op, code = e.code, "fleet operation refused here: {}", e.message),
+                    Ok(Err(e)) => {
+                        tracing::info!(op, code = e.code.code(), "fleet operation refused here: {}", e.message)
+                    }
                     Err(Undecodable) => tracing::warn!(op, "undecodable fleet operation"),
                 }
             })

@@ -100,7 +100,7 @@ async fn handle(
         // batch answers at the top level, as `cent` expects.
         Ok(Ok(result)) if name == "batch" => json_response(StatusCode::OK, &result),
         Ok(Ok(result)) => json_response(StatusCode::OK, &Envelope { result: Some(&result), error: None }),
-        Ok(Err(e)) if transport_mode => json_response(e.status(), &e),
+        Ok(Err(e)) if transport_mode => e.into_response(),
         Ok(Err(e)) => json_response(StatusCode::OK, &Envelope::<()> { result: None, error: Some(&e) }),
     }
 }

@@ -35,12 +35,10 @@ impl ConnectError {
     pub fn into_uni_disconnect(self) -> Disconnect {
         match self {
             ConnectError::Disconnect(d) => d,
-            ConnectError::Error(e) => match e.code {
-                109 | 110 => Disconnect::expired(),
-                111 => Disconnect::too_many_requests(),
-                103 => Disconnect::permission_denied(),
-                _ => Disconnect::internal(),
-            },
+            // An application's own code (from a proxy) has no unidirectional form.
+            ConnectError::Error(e) => {
+                ErrorCode::from_code(e.code).map_or_else(Disconnect::internal, ErrorCode::uni_disconnect)
+            }
         }
     }
 }

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     Expired,
     TooManyRequests,
     UnrecoverablePosition,
+    /// 113: "concurrent pagination" in the client protocol, "conflict" in the server API.
+    Conflict,
 }
 
 impl ErrorCode {
@@ -46,6 +48,68 @@ impl ErrorCode {
             ErrorCode::Expired => 110,
             ErrorCode::TooManyRequests => 111,
             ErrorCode::UnrecoverablePosition => 112,
+            ErrorCode::Conflict => 113,
+        }
+    }
+
+    /// The table's entry for a number; `None` for codes outside Centrifugo's table
+    /// (an application's own codes from a proxy, 400–1999).
+    pub fn from_code(code: u32) -> Option<ErrorCode> {
+        const ALL: [ErrorCode; 14] = [
+            ErrorCode::Internal,
+            ErrorCode::Unauthorized,
+            ErrorCode::UnknownChannel,
+            ErrorCode::PermissionDenied,
+            ErrorCode::MethodNotFound,
+            ErrorCode::AlreadySubscribed,
+            ErrorCode::LimitExceeded,
+            ErrorCode::BadRequest,
+            ErrorCode::NotAvailable,
+            ErrorCode::TokenExpired,
+            ErrorCode::Expired,
+            ErrorCode::TooManyRequests,
+            ErrorCode::UnrecoverablePosition,
+            ErrorCode::Conflict,
+        ];
+        ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// The HTTP status of this code in the server API's transport error mode
+    /// (reference §4.4; codes the table leaves out answer 500 as Centrifugo does).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::UnknownChannel | ErrorCode::MethodNotFound => 404,
+            ErrorCode::BadRequest | ErrorCode::NotAvailable => 400,
+            ErrorCode::UnrecoverablePosition => 416,
+            ErrorCode::Conflict => 409,
+            ErrorCode::Internal
+            | ErrorCode::Unauthorized
+            | ErrorCode::PermissionDenied
+            | ErrorCode::AlreadySubscribed
+            | ErrorCode::LimitExceeded
+            | ErrorCode::TokenExpired
+            | ErrorCode::Expired
+            | ErrorCode::TooManyRequests => 500,
+        }
+    }
+
+    /// The disconnect a unidirectional client gets instead of this error (reference
+    /// §2.2): it has no reply to carry an error in.
+    pub fn uni_disconnect(self) -> Disconnect {
+        match self {
+            ErrorCode::TokenExpired | ErrorCode::Expired => Disconnect::expired(),
+            ErrorCode::TooManyRequests => Disconnect::too_many_requests(),
+            ErrorCode::PermissionDenied => Disconnect::permission_denied(),
+            ErrorCode::Internal
+            | ErrorCode::Unauthorized
+            | ErrorCode::UnknownChannel
+            | ErrorCode::MethodNotFound
+            | ErrorCode::AlreadySubscribed
+            | ErrorCode::LimitExceeded
+            | ErrorCode::BadRequest
+            | ErrorCode::NotAvailable
+            | ErrorCode::UnrecoverablePosition
+            | ErrorCode::Conflict => Disconnect::internal(),
         }
     }
 
@@ -64,11 +128,12 @@ impl ErrorCode {
             ErrorCode::Expired => "expired",
             ErrorCode::TooManyRequests => "too many requests",
             ErrorCode::UnrecoverablePosition => "unrecoverable position",
+            ErrorCode::Conflict => "concurrent pagination",
         }
     }
 
     pub fn temporary(self) -> bool {
-        matches!(self, ErrorCode::Internal | ErrorCode::TooManyRequests)
+        matches!(self, ErrorCode::Internal | ErrorCode::TooManyRequests | ErrorCode::Conflict)
     }
 
     /// The wire form with Centrifugo's standard message.
@@ -188,6 +253,23 @@ pub mod unsubscribe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_round_trips_and_maps_statuses_as_reference_4_4() {
+        for n in 0..2000 {
+            if let Some(c) = ErrorCode::from_code(n) {
+                assert_eq!(c.code(), n);
+            } else {
+                assert!(!(100..=113).contains(&n), "{n} is in Centrifugo's table");
+            }
+        }
+        let status = |n| ErrorCode::from_code(n).unwrap().http_status();
+        assert_eq!([status(100), status(102), status(104), status(107), status(108)], [500, 404, 404, 400, 400]);
+        assert_eq!([status(112), status(113), status(101), status(109)], [416, 409, 500, 500]);
+        assert_eq!(ErrorCode::TokenExpired.uni_disconnect().code, 3005);
+        assert_eq!(ErrorCode::PermissionDenied.uni_disconnect().code, 3507);
+        assert_eq!(ErrorCode::BadRequest.uni_disconnect().code, 3004);
+    }
 
     #[test]
     fn codes_match_centrifugo() {
