@@ -162,7 +162,8 @@ mod tests {
             (r#"{"log":{"level":"loud"}}"#, "log.level"),
             (r#"{"http_api":{"error_mode":"status"}}"#, "http_api.error_mode"),
         ] {
-            let e = parse_str(json, "json").err().expect(json).to_string();
+            let Err(e) = parse_str(json, "json") else { panic!("{json} parsed") };
+            let e = e.to_string();
             assert!(e.contains(key), "{json}: {e}");
         }
         let c = parse_str(
