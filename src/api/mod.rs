@@ -13,6 +13,8 @@ mod fleet;
 mod info;
 mod legacy;
 mod publish;
+#[cfg(test)]
+mod router_tests;
 mod rpc;
 pub mod select;
 mod targets;
