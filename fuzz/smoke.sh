@@ -10,7 +10,7 @@
 # Fails on the first crash, leak, timeout or OOM; libFuzzer leaves the input in
 # fuzz/artifacts/<target>/. Replay one with
 #   cargo fuzz run -s none <target> artifacts/<target>/<file>
-# and add it to fuzz/seeds/<target>/ once fixed (tests/fuzz_regressions.rs replays it).
+# and add it to fuzz/seeds/<target>/ once fixed (tests/it/fuzz_regressions.rs replays it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

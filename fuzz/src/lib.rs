@@ -1,7 +1,7 @@
 //! The properties behind Rotor's fuzz targets, one public function per target, each
 //! taking the raw fuzz input and panicking when its property is violated.
 //!
-//! They live here rather than in `fuzz_targets/` so that `tests/fuzz_regressions.rs`
+//! They live here rather than in `fuzz_targets/` so that `tests/it/fuzz_regressions.rs`
 //! in the main crate can replay every seed and every past crash through exactly the
 //! same code: that test includes this file with `#[path]`. This file may therefore only
 //! use crates the main crate itself depends on (`rotor`, `serde`, `serde_json`,

@@ -1,16 +1,30 @@
-//! Integration tests: the real `rotor` binary on a free port, real sockets.
+//! The test binary: every integration test in one crate, so a clean `cargo test`
+//! links one binary, not ten. The real `rotor` binary on a free port with real sockets
+//! (`harness`), external tools and SDKs against it (`process`, `compat_env`), the
+//! filter/CEL property tests, the fuzz targets' regressions, and the docs' checks.
 
 mod admin;
 mod admin_browser;
 mod api;
 mod api_methods;
 mod bad_input;
+mod bench_tool;
+mod capacity;
+mod cel;
 mod cluster;
+mod compat_api;
+mod compat_env;
+mod compat_sdk;
 mod connections;
+mod filter;
+mod fuzz_regressions;
 mod hardening_io;
 mod harness;
+mod openapi;
+mod process;
 mod proxy;
 mod redis;
+mod schemathesis;
 mod seed;
 mod shutdown;
 mod tags_filter;

@@ -10,7 +10,7 @@
 # SCHEMATHESIS_TIMEOUT (default 300 s) for the whole run; a fixed seed and no example
 # database keep runs repeatable. A run also fails when an operation refuses most of its
 # valid requests with 400 (see schemathesis.toml). Needs schemathesis on PATH:
-# `cargo test --test schemathesis` installs it (tests/schemathesis/requirements.txt) into
+# `cargo test --test it schemathesis` installs it (tests/schemathesis/requirements.txt) into
 # a virtual environment under target/ and runs this script with it.
 set -euo pipefail
 

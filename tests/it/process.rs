@@ -1,71 +1,23 @@
-//! Shared by the test targets that drive external tools (schemathesis, the Python and
-//! JavaScript API clients) against the real `rotor` binary: start it on a free
-//! loopback port with a JSON config in a fresh temporary directory, wait for
-//! `GET /health`, run a command with a hard deadline, and clean up. Standard library
-//! only; every wait has a deadline.
-
-#![allow(dead_code)]
+//! The blocking side of the harness, for tests that drive external tools
+//! (schemathesis, the SDKs, the Python and JavaScript API clients, `rotor bench`)
+//! against the real `rotor` binary: start it with [`harness::base_config`]'s shape
+//! and wait for `GET /health` without a runtime, run a command with a hard deadline,
+//! and clean up. Ports, temporary directories, keys and the config come from
+//! [`harness`] — one harness, a blocking and an async face.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-pub const SECRET: &str = "external-clients-hmac-secret-0123456789";
-pub const API_KEY: &str = "external-clients-api-key";
+pub use crate::harness::{API_KEY, SECRET, base_config, free_port, temp_dir};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh, empty temporary directory unique to this process and call.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("rotor-ext-{}-{tag}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The shape of the integration harness's base config: permissive channels without a
-/// namespace (presence, join/leave, history), two namespaces, every uni transport.
-pub fn base_config(port: u16) -> Value {
-    json!({
-        "http_server": {"address": "127.0.0.1", "port": port},
-        "log": {"level": "warn"},
-        "client": {"token": {"hmac_secret_key": SECRET}, "allowed_origins": ["*"]},
-        "http_api": {"key": API_KEY},
-        "uni_http_stream": {"enabled": true},
-        "uni_sse": {"enabled": true},
-        "uni_websocket": {"enabled": true},
-        "shutdown": {"timeout": "5s"},
-        "channel": {
-            "without_namespace": {
-                "allow_subscribe_for_client": true,
-                "allow_publish_for_subscriber": true,
-                "presence": true,
-                "join_leave": true,
-                "allow_presence_for_subscriber": true,
-                "history_size": 10,
-                "history_ttl": "300s",
-                "allow_recovery": true,
-                "allow_positioning": true,
-                "allow_history_for_subscriber": true
-            },
-            "namespaces": [
-                {"name": "chat", "allow_subscribe_for_client": true, "allow_user_limited_channels": true},
-                {"name": "locked"},
-                {"name": "tags", "allow_subscribe_for_client": true, "allow_tags_filter": true}
-            ]
-        }
-    })
-}
+/// Numbers the output files of commands run in one scratch directory.
+static OUTPUTS: AtomicU32 = AtomicU32::new(0);
 
 pub struct Rotor {
     child: Child,
@@ -165,7 +117,7 @@ impl Outcome {
 /// Runs `cmd` with a hard deadline; its output goes to a file so a chatty tool cannot
 /// block on a full pipe.
 pub fn run_with_deadline(mut cmd: Command, deadline: Duration, scratch: &Path) -> Outcome {
-    let out_path = scratch.join(format!("output-{}.txt", COUNTER.fetch_add(1, Ordering::SeqCst)));
+    let out_path = scratch.join(format!("output-{}.txt", OUTPUTS.fetch_add(1, Ordering::SeqCst)));
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -186,17 +138,6 @@ pub fn run_with_deadline(mut cmd: Command, deadline: Duration, scratch: &Path) -
         std::thread::sleep(Duration::from_millis(100));
     };
     Outcome { status, output: std::fs::read_to_string(&out_path).unwrap_or_default() }
-}
-
-/// True when `program args…` can be started and exits 0.
-pub fn tool_works(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Runs a client script (`program script`) from its own directory against `server`,

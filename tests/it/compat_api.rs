@@ -2,18 +2,13 @@
 //! (`tests/compat/py/cent_client.py`) and npm `cent.js` 6.x
 //! (`tests/compat/js/cent_client.mjs`). Each script drives every method its client has
 //! and checks the effect on a live uni_http_stream connection of user 42. The packages
-//! are installed by the test itself (see `support/compat_env.rs`); a missing toolchain
+//! are installed by the test itself (see `compat_env.rs`); a missing toolchain
 //! fails the test, it is never skipped.
-
-#[path = "support/compat_env.rs"]
-mod compat_env;
-#[path = "support/rotor_process.rs"]
-mod support;
 
 use std::path::Path;
 
+use crate::process::*;
 use serde_json::json;
-use support::*;
 
 /// The server every script runs against: the shared base config (uni_http_stream on;
 /// channels without a namespace permissive, with presence, join/leave and history).
@@ -29,7 +24,7 @@ fn start() -> Rotor {
 #[test]
 fn python_cent_client() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = compat_env::python_bin().join("python");
+    let python = crate::compat_env::python_bin().join("python");
     let mut server = start();
     run_script(python, &root.join("tests/compat/py/cent_client.py"), &mut server, &[]);
 }
@@ -37,7 +32,7 @@ fn python_cent_client() {
 #[test]
 fn javascript_cent_js_client() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node_modules = compat_env::node_modules();
+    let node_modules = crate::compat_env::node_modules();
     let mut server = start();
     run_script(
         "node",

@@ -159,7 +159,7 @@ struct Case {
 
 #[test]
 fn cases() {
-    let cases: Vec<Case> = serde_json::from_str(include_str!("data/filter/cases.json")).expect("cases.json");
+    let cases: Vec<Case> = serde_json::from_str(include_str!("../data/filter/cases.json")).expect("cases.json");
     assert!(cases.len() > 100);
     for c in &cases {
         assert_eq!(check(&c.name, &c.filter, &c.labels, &[]), c.expect, "{}", c.name);
@@ -207,7 +207,7 @@ impl LimitsOverride {
 
 #[test]
 fn invalid() {
-    let cases: Vec<Invalid> = serde_json::from_str(include_str!("data/filter/invalid.json")).expect("invalid.json");
+    let cases: Vec<Invalid> = serde_json::from_str(include_str!("../data/filter/invalid.json")).expect("invalid.json");
     for c in &cases {
         let limits = c.limits.apply();
         let err = compile(&c.filter, "tf", &limits, &NoSymbols).expect_err(&c.name);

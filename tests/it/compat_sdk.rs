@@ -3,17 +3,12 @@
 //! (`tests/compat/py/sdk_client.py`). The server pings every second so the
 //! "stay connected across several ping intervals while publications flow" scenario
 //! takes seconds, not minutes. The packages are installed by the test itself (see
-//! `support/compat_env.rs`); a missing toolchain fails the test, it is never skipped.
-
-#[path = "support/compat_env.rs"]
-mod compat_env;
-#[path = "support/rotor_process.rs"]
-mod support;
+//! `compat_env.rs`); a missing toolchain fails the test, it is never skipped.
 
 use std::path::Path;
 
+use crate::process::*;
 use serde_json::json;
-use support::*;
 
 const PING_SECONDS: &str = "1";
 
@@ -27,7 +22,7 @@ fn start() -> Rotor {
 #[test]
 fn javascript_centrifuge_sdk() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node_modules = compat_env::node_modules();
+    let node_modules = crate::compat_env::node_modules();
     let mut server = start();
     run_script(
         "node",
@@ -40,7 +35,7 @@ fn javascript_centrifuge_sdk() {
 #[test]
 fn python_centrifuge_sdk() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = compat_env::python_bin().join("python");
+    let python = crate::compat_env::python_bin().join("python");
     let mut server = start();
     run_script(
         python,

@@ -10,7 +10,7 @@ use rotor::node::{Conn, Transport};
 use serde_json::{Value, json};
 
 #[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod props;
 
 /// The seed files of one target, sorted; a target without seeds is a mistake.

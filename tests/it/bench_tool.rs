@@ -2,16 +2,13 @@
 //! publish and connections loads, the baseline child, and the inputs it must refuse.
 //! Assertions are about correctness (counts, fields, exit codes), never about timing.
 
-#[path = "support/rotor_process.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::*;
 use rotor::cli::population::Population;
 use serde_json::Value;
-use support::*;
 
 /// The longest any bench run here may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(90);

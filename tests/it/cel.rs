@@ -575,7 +575,7 @@ fn long_flat_input_is_safe_on_a_small_stack() {
         .unwrap();
 }
 
-/// Prints the interpreter's cost per evaluation (`cargo test --release --test cel -- --ignored`).
+/// Prints the interpreter's cost per evaluation (`cargo test --release --test it cel:: -- --ignored`).
 #[test]
 #[ignore]
 fn evaluation_cost() {
