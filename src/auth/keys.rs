@@ -54,11 +54,11 @@ fn family(alg: Algorithm) -> &'static str {
 
 impl KeySet {
     pub fn new(k: &TokenKeys) -> Result<Self, AuthError> {
-        let pem = |text: &str, what: &str, f: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>| {
+        let pem = |text: &str, key: &'static str, f: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>| {
             if text.is_empty() {
                 return Ok(None);
             }
-            f(text.as_bytes()).map(Some).map_err(|e| AuthError(format!("{what}: {e}")))
+            f(text.as_bytes()).map(Some).map_err(|e| AuthError::BadPublicKey { key, message: e.to_string() })
         };
         let jwks = (!k.jwks_public_endpoint.is_empty()).then(|| Jwks {
             url: k.jwks_public_endpoint.clone(),
@@ -81,7 +81,7 @@ impl KeySet {
             user_id_claim: if k.user_id_claim.is_empty() { "sub".into() } else { k.user_id_claim.clone() },
         };
         if set.jwks.is_some() && (set.hmac.is_some() || set.rsa.is_some() || set.ecdsa.is_some()) {
-            return Err(AuthError("jwks_public_endpoint cannot be combined with static token keys".into()));
+            return Err(AuthError::JwksWithStaticKeys);
         }
         Ok(set)
     }

@@ -21,16 +21,15 @@ pub use claims::{ChannelOverrides, SubOptions};
 use keys::KeySet;
 
 /// A configuration error in the token keys.
-#[derive(Debug, Clone)]
-pub struct AuthError(pub String);
-
-impl std::fmt::Display for AuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A PEM public key that does not parse; `key` is its config key.
+    #[error("{key}: {message}")]
+    BadPublicKey { key: &'static str, message: String },
+    /// A JWKS endpoint and static keys at once: which to trust would be ambiguous.
+    #[error("jwks_public_endpoint cannot be combined with static token keys")]
+    JwksWithStaticKeys,
 }
-
-impl std::error::Error for AuthError {}
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,16 +10,27 @@ use serde_json::{Map, Value};
 
 use super::schema::{Config, Namespace};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Why a configuration could not be loaded or was refused; every message names the
+/// file, variable, flag or key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file not found: {}", .0.display())]
+    NotFound(PathBuf),
+    #[error("reading {}: {message}", path.display())]
+    Unreadable { path: PathBuf, message: String },
+    /// The text is not JSON, YAML or TOML (or not an object, or of another format).
+    #[error("{source_name}: {message}")]
+    Syntax { source_name: String, message: String },
+    /// A `ROTOR_` variable or a `--flag` whose text does not fit its key.
+    #[error("{origin}: {message}")]
+    Override { origin: String, message: String },
+    /// A key's value has the wrong type or is not one of its allowed values.
+    #[error("{file}invalid value for {key}: {message}")]
+    Value { file: String, key: String, message: String },
+    /// A rule of `validate` (what Centrifugo refuses to start with).
+    #[error("{0}")]
+    Rule(String),
 }
-
-impl std::error::Error for ConfigError {}
 
 /// Values given as flags: (dotted key, raw text).
 #[derive(Debug, Clone, Default)]
@@ -61,13 +72,15 @@ pub fn load_with_env(
             continue;
         }
         match resolve_env(&known, rest) {
-            Some(path) => set_path(&mut tree, &known, &path, value).map_err(|e| ConfigError(format!("{name}: {e}")))?,
+            Some(path) => set_path(&mut tree, &known, &path, value)
+                .map_err(|message| ConfigError::Override { origin: name.clone(), message })?,
             None => unknown.push(name.clone()),
         }
     }
     for (key, value) in &overrides.values {
         let path: Vec<String> = key.split('.').map(str::to_string).collect();
-        set_path(&mut tree, &known, &path, value).map_err(|e| ConfigError(format!("--{key}: {e}")))?;
+        set_path(&mut tree, &known, &path, value)
+            .map_err(|message| ConfigError::Override { origin: format!("--{key}"), message })?;
     }
     let config = deserialize(tree, path)?;
     Ok(Loaded { config, path: path.map(Path::to_path_buf), unknown_keys: unknown, warnings: Vec::new() })
@@ -86,37 +99,34 @@ pub fn parse_str(text: &str, ext: &str) -> Result<Loaded, ConfigError> {
 fn deserialize(tree: Value, path: Option<&Path>) -> Result<Config, ConfigError> {
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let file = path.map(|p| format!("{}: ", p.display())).unwrap_or_default();
-        ConfigError(format!("{file}invalid value for {}: {}", e.path(), e.inner()))
+        ConfigError::Value { file, key: e.path().to_string(), message: e.inner().to_string() }
     })
 }
 
 fn read_file(p: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(p).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ConfigError(format!("config file not found: {}", p.display())),
-        _ => ConfigError(format!("reading {}: {e}", p.display())),
+        std::io::ErrorKind::NotFound => ConfigError::NotFound(p.to_path_buf()),
+        _ => ConfigError::Unreadable { path: p.to_path_buf(), message: e.to_string() },
     })?;
     let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("json");
     parse_text(&text, ext, &p.display().to_string())
 }
 
 fn parse_text(text: &str, ext: &str, name: &str) -> Result<Value, ConfigError> {
+    let syntax = |message: String| ConfigError::Syntax { source_name: name.to_string(), message };
     let v: Value = match ext {
-        "json" => serde_json::from_str(text).map_err(|e| ConfigError(format!("{name}: invalid JSON: {e}")))?,
-        "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| ConfigError(format!("{name}: invalid YAML: {e}")))?,
+        "json" => serde_json::from_str(text).map_err(|e| syntax(format!("invalid JSON: {e}")))?,
+        "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| syntax(format!("invalid YAML: {e}")))?,
         "toml" => {
-            let t: toml::Value = toml::from_str(text).map_err(|e| ConfigError(format!("{name}: invalid TOML: {e}")))?;
-            serde_json::to_value(t).map_err(|e| ConfigError(format!("{name}: {e}")))?
+            let t: toml::Value = toml::from_str(text).map_err(|e| syntax(format!("invalid TOML: {e}")))?;
+            serde_json::to_value(t).map_err(|e| syntax(e.to_string()))?
         }
-        other => {
-            return Err(ConfigError(format!(
-                "{name}: unsupported config format {other:?} (use json, yaml, yml or toml)"
-            )));
-        }
+        other => return Err(syntax(format!("unsupported config format {other:?} (use json, yaml, yml or toml)"))),
     };
     match v {
         Value::Object(_) => Ok(v),
         Value::Null => Ok(Value::Object(Map::new())),
-        _ => Err(ConfigError(format!("{name}: the configuration must be an object"))),
+        _ => Err(syntax("the configuration must be an object".into())),
     }
 }
 
@@ -220,10 +230,10 @@ mod tests {
         assert_eq!(y.unknown_keys, vec!["channel.namespaces[0].x"]);
         let t = parse_str("[http_api]\nkey = \"abc\"\n", "toml").unwrap();
         assert_eq!(t.config.http_api.key, "abc");
-        assert!(parse_str("{", "json").unwrap_err().0.contains("invalid JSON"));
+        assert!(parse_str("{", "json").unwrap_err().to_string().contains("invalid JSON"));
         assert!(parse_str("", "ini").is_err());
         let e = parse_str(r#"{"http_server":{"port":"x"}}"#, "json").unwrap_err();
-        assert!(e.0.contains("http_server.port"), "{e}");
+        assert!(e.to_string().contains("http_server.port"), "{e}");
     }
 
     #[test]
@@ -246,7 +256,7 @@ mod tests {
         assert_eq!(l.config.channel.namespaces[0].name, "chat");
         assert_eq!(l.unknown_keys, vec!["ROTOR_NO_SUCH_THING"]);
         let bad = load_with_env(None, &Overrides::default(), &env(&[("ROTOR_HTTP_SERVER_PORT", "eighty")]));
-        assert!(bad.unwrap_err().0.contains("ROTOR_HTTP_SERVER_PORT"));
+        assert!(bad.unwrap_err().to_string().contains("ROTOR_HTTP_SERVER_PORT"));
     }
 
     #[test]

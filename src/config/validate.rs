@@ -7,7 +7,7 @@ use super::load::ConfigError;
 use super::schema::{ChannelOptions, Config, EngineKind};
 
 fn err(msg: impl Into<String>) -> Result<(), ConfigError> {
-    Err(ConfigError(msg.into()))
+    Err(ConfigError::Rule(msg.into()))
 }
 
 pub fn validate(c: &Config) -> Result<(), ConfigError> {
@@ -183,12 +183,12 @@ mod tests {
         assert!(redis(r#"{"address":"redis://u:p@10.0.0.1:6380/2"}"#).is_ok());
         assert!(redis(r#"{"address":["redis://a:1","rediss://b:2"],"prefix":"x"}"#).is_ok());
         assert!(redis(r#"{"cluster_address":["redis://a:1","redis://b:2"]}"#).is_ok());
-        assert!(redis(r#"{"address":"http://a:1"}"#).unwrap_err().0.contains("engine.redis.address"));
-        assert!(redis(r#"{"address":[]}"#).unwrap_err().0.contains("at least one"));
-        assert!(redis(r#"{"cluster_address":["nope"]}"#).unwrap_err().0.contains("cluster_address"));
+        assert!(redis(r#"{"address":"http://a:1"}"#).unwrap_err().to_string().contains("engine.redis.address"));
+        assert!(redis(r#"{"address":[]}"#).unwrap_err().to_string().contains("at least one"));
+        assert!(redis(r#"{"cluster_address":["nope"]}"#).unwrap_err().to_string().contains("cluster_address"));
         assert!(redis(r#"{"address":"redis://a:notaport"}"#).is_err());
         assert!(redis(r#"{"prefix":""}"#).is_err());
-        assert!(redis(r#"{"io_timeout":"0s"}"#).unwrap_err().0.contains("io_timeout"));
+        assert!(redis(r#"{"io_timeout":"0s"}"#).unwrap_err().to_string().contains("io_timeout"));
         let env = crate::config::load_with_env(
             None,
             &Default::default(),

@@ -20,9 +20,9 @@
 use ::cel::IdedExpr;
 use ::cel::common::ast::{EntryExpr, Expr as Ast, LiteralValue, operators};
 
-use super::CelError;
 use super::CelLimits;
 use super::interp::VARIABLES;
+use super::{CelError, CelErrorKind};
 use crate::filter::limits::DEPTH_CAP;
 
 /// Comprehensions inside comprehensions: each level multiplies the work per connection.
@@ -58,10 +58,13 @@ fn max_chained(limits: &CelLimits) -> usize {
 /// Length and lexical nesting of the source, before any parsing.
 pub fn source(src: &str, limits: &CelLimits) -> Result<(), CelError> {
     if src.len() > limits.max_len {
-        return Err(CelError::new(format!("expression is longer than {} bytes", limits.max_len)));
+        return Err(CelError::new(
+            CelErrorKind::TooLarge,
+            format!("expression is longer than {} bytes", limits.max_len),
+        ));
     }
     if src.trim().is_empty() {
-        return Err(CelError::new("expression is empty"));
+        return Err(CelError::new(CelErrorKind::TooLarge, "expression is empty"));
     }
     let lexical = lexical_depth(src);
     if lexical.nesting > max_depth(limits) || lexical.chained > max_chained(limits) {
@@ -71,7 +74,7 @@ pub fn source(src: &str, limits: &CelLimits) -> Result<(), CelError> {
 }
 
 fn too_deep(limits: &CelLimits) -> CelError {
-    CelError::new(format!("expression is nested deeper than {} levels", max_depth(limits)))
+    CelError::new(CelErrorKind::TooLarge, format!("expression is nested deeper than {} levels", max_depth(limits)))
 }
 
 /// Upper estimates of how deep `src` nests, before parsing: `nesting` counts each open
@@ -192,12 +195,15 @@ pub fn tree(root: &IdedExpr, limits: &CelLimits) -> Result<(), CelError> {
     walker.walk(root, 1)?;
     let estimate = cost(root);
     if estimate > limits.max_cost {
-        return Err(CelError::new(format!(
-            "expression is too expensive: estimated cost {estimate} per connection, at most {} \
+        return Err(CelError::new(
+            CelErrorKind::TooExpensive,
+            format!(
+                "expression is too expensive: estimated cost {estimate} per connection, at most {} \
              (each node counts 1, `in` a list its length, a macro's body once per element of its range, \
              so nested macros multiply)",
-            limits.max_cost
-        )));
+                limits.max_cost
+            ),
+        ));
     }
     Ok(())
 }
@@ -269,11 +275,14 @@ impl Walker<'_> {
         }
         self.nodes += 1;
         if self.nodes > self.limits.max_nodes {
-            return Err(CelError::new(format!("expression has more than {} nodes", self.limits.max_nodes)));
+            return Err(CelError::new(
+                CelErrorKind::TooLarge,
+                format!("expression has more than {} nodes", self.limits.max_nodes),
+            ));
         }
         let d = depth + 1;
         match &e.expr {
-            Ast::Unspecified => return Err(CelError::new("expression could not be parsed")),
+            Ast::Unspecified => return Err(CelError::new(CelErrorKind::Syntax, "expression could not be parsed")),
             Ast::Literal(_) => {}
             Ast::Ident(name) => self.ident(name)?,
             Ast::Select(s) => self.walk(&s.operand, d)?,
@@ -320,9 +329,12 @@ impl Walker<'_> {
                 self.walk(&c.accu_init, d)?;
                 self.comprehensions += 1;
                 if self.comprehensions > MAX_COMPREHENSION_NESTING {
-                    return Err(CelError::new(format!(
-                        "expression nests macros (all, exists, exists_one, map, filter) deeper than {MAX_COMPREHENSION_NESTING} levels"
-                    )));
+                    return Err(CelError::new(
+                        CelErrorKind::TooExpensive,
+                        format!(
+                            "expression nests macros (all, exists, exists_one, map, filter) deeper than {MAX_COMPREHENSION_NESTING} levels"
+                        ),
+                    ));
                 }
                 let mark = self.scope.len();
                 self.scope.push(c.iter_var.clone());
@@ -347,21 +359,21 @@ impl Walker<'_> {
         if VARIABLES.contains(&name) || TYPE_NAMES.contains(&name) || self.scope.iter().any(|s| s == name) {
             return Ok(());
         }
-        Err(CelError::new(format!("undeclared reference to '{name}'")))
+        Err(CelError::new(CelErrorKind::UndeclaredReference, format!("undeclared reference to '{name}'")))
     }
 }
 
 /// A `matches` pattern must be a string literal that compiles to a small regex.
 fn check_pattern(pattern: Option<&IdedExpr>) -> Result<(), CelError> {
     let Some(IdedExpr { expr: Ast::Literal(LiteralValue::String(p)), .. }) = pattern else {
-        return Err(CelError::new("matches() takes a string literal pattern"));
+        return Err(CelError::new(CelErrorKind::BadPattern, "matches() takes a string literal pattern"));
     };
     regex::RegexBuilder::new(p.inner())
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map(drop)
-        .map_err(|e| CelError::new(format!("invalid matches() pattern: {e}")))
+        .map_err(|e| CelError::new(CelErrorKind::BadPattern, format!("invalid matches() pattern: {e}")))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use ::cel::common::value::{CowVal, Val};
 use ::cel::context::VariableResolver;
 use ::cel::{Context, Env, Program, Value};
 
-use super::{CelConn, CelError};
+use super::{CelConn, CelError, CelErrorKind};
 
 /// The variables an expression may use, in bit order of [`CelProgram`]'s mask.
 pub const VARIABLES: [&str; 10] = [
@@ -53,8 +53,8 @@ pub fn parse(src: &str) -> Result<Program, CelError> {
     let env = env();
     match catch_unwind(AssertUnwindSafe(|| env.compile(src))) {
         Ok(Ok(program)) => Ok(program),
-        Ok(Err(errors)) => Err(CelError::new(errors.to_string())),
-        Err(_) => Err(CelError::new("expression could not be parsed")),
+        Ok(Err(errors)) => Err(CelError::new(CelErrorKind::Syntax, errors.to_string())),
+        Err(_) => Err(CelError::new(CelErrorKind::Syntax, "expression could not be parsed")),
     }
 }
 

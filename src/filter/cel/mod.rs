@@ -48,12 +48,29 @@ impl Default for CelLimits {
 /// A compile/validation error; `message` is shown to the API user (error 107).
 #[derive(Clone, Debug)]
 pub struct CelError {
+    pub kind: CelErrorKind,
     pub message: String,
 }
 
+/// What class of problem a [`CelError`] is (for metrics and callers that branch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CelErrorKind {
+    /// Not CEL: the parser refused it.
+    Syntax,
+    /// Empty, longer than `max_len`, deeper than `max_depth` or with more than
+    /// `max_nodes` nodes.
+    TooLarge,
+    /// Estimated cost per connection over `max_cost`, or macros nested too deep.
+    TooExpensive,
+    /// A name that is not one of the connection's fields (or a macro's variable).
+    UndeclaredReference,
+    /// A `matches()` pattern that is not a string literal or not a valid regex.
+    BadPattern,
+}
+
 impl CelError {
-    pub(crate) fn new(message: impl Into<String>) -> CelError {
-        CelError { message: message.into() }
+    pub(crate) fn new(kind: CelErrorKind, message: impl Into<String>) -> CelError {
+        CelError { kind, message: message.into() }
     }
 }
 
