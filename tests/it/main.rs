@@ -6,6 +6,8 @@ mod api;
 mod api_methods;
 mod bad_input;
 mod cluster;
+#[path = "../support/compat_env.rs"]
+mod compat_env;
 mod connections;
 mod hardening_io;
 mod harness;
