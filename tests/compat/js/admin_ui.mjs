@@ -163,7 +163,7 @@ async function run() {
   await button('Search').click();
   await expectRows('builder: or', [C.alice1, C.alice2, C.bob, C.dave], 4);
   if (process.env.ROTOR_ADMIN_SCREENSHOT) {
-    await page.screenshot({ path: process.env.ROTOR_ADMIN_SCREENSHOT });
+    await page.screenshot({ path: process.env.ROTOR_ADMIN_SCREENSHOT, fullPage: true });
   }
   await button('JSON').click();
   const json = JSON.parse(await textbox('Label filter').inputValue());
