@@ -141,7 +141,7 @@ fn session() -> Session {
 fn result_building(c: &mut Criterion) {
     let s = session();
     c.bench_function("result_building/connection_info_json", |b| {
-        b.iter(|| serde_json::to_vec(&ConnectionInfo(&s)).unwrap().len())
+        b.iter(|| serde_json::to_vec(&ConnectionInfo(&s, "rotor-1")).unwrap().len())
     });
 }
 

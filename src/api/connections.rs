@@ -32,27 +32,33 @@ pub struct ConnectionsResult {
     pub connections: Vec<Arc<Session>>,
     /// Set when `limit` cut the listing short: pass it as `cursor` for the next page.
     pub next_cursor: String,
+    /// How many connections the selection matches in all (every page, not just this
+    /// one); the same on each page of a listing while nothing connects or disconnects.
+    pub total: u64,
+    /// This node's name, written into each ConnectionInfo as `node`.
+    pub node: String,
 }
 
 impl Serialize for ConnectionsResult {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut m = ser.serialize_map(None)?;
-        m.serialize_entry("connections", &ConnectionMap(&self.connections))?;
+        m.serialize_entry("connections", &ConnectionMap(&self.connections, &self.node))?;
         if !self.next_cursor.is_empty() {
             m.serialize_entry("next_cursor", &self.next_cursor)?;
         }
+        m.serialize_entry("total", &self.total)?;
         m.end()
     }
 }
 
 /// `{"<client id>": ConnectionInfo, …}` written straight from the sessions.
-struct ConnectionMap<'a>(&'a [Arc<Session>]);
+struct ConnectionMap<'a>(&'a [Arc<Session>], &'a str);
 
 impl Serialize for ConnectionMap<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut m = ser.serialize_map(Some(self.0.len()))?;
         for s in self.0 {
-            m.serialize_entry(&s.client, &ConnectionInfo(s))?;
+            m.serialize_entry(&s.client, &ConnectionInfo(s, self.1))?;
         }
         m.end()
     }
@@ -62,8 +68,9 @@ impl Serialize for ConnectionMap<'_> {
 /// `app_version` (omitted when empty), `transport`, `protocol`, `user` (omitted when
 /// anonymous), `state{channels{<ch>:{source?}}, connection_token{uid?, issued_at?},
 /// subscription_tokens{<ch>:{…}}, meta}` (empty parts omitted), `labels`,
-/// `connected_at_ms`. The session's state lock is held while its entry is written.
-pub struct ConnectionInfo<'a>(pub &'a Session);
+/// `connected_at_ms` and Rotor's `node` (the name of the node holding the connection,
+/// the second field). The session's state lock is held while its entry is written.
+pub struct ConnectionInfo<'a>(pub &'a Session, pub &'a str);
 
 impl Serialize for ConnectionInfo<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
@@ -88,6 +95,7 @@ impl Serialize for ConnectionInfo<'_> {
             m.serialize_entry("labels", &LabelsOut(&s.labels))?;
         }
         m.serialize_entry("connected_at_ms", &s.connected_at_ms)?;
+        m.serialize_entry("node", self.1)?;
         m.end()
     }
 }
@@ -212,21 +220,25 @@ pub fn connections(node: &Node, req: ConnectionsRequest) -> Result<ConnectionsRe
     let user = (!req.user.is_empty()).then_some(req.user.as_str());
     let selector = Selector::compile(node, user, &req.expression, &req.label_filter)?;
     let want = (req.limit > 0).then(|| usize::try_from(req.limit).unwrap_or(usize::MAX).saturating_add(1));
-    let mut sessions = selector.run_page(node, after, want)?;
+    let (mut sessions, total) = selector.run_counted(node, after, want)?;
     let mut next_cursor = String::new();
     if req.limit > 0 && sessions.len() as u64 > req.limit {
         sessions.truncate(req.limit as usize);
         next_cursor = encode_cursor(sessions.last().expect("limit > 0").id);
     }
-    Ok(ConnectionsResult { connections: sessions, next_cursor })
+    Ok(ConnectionsResult { connections: sessions, next_cursor, total: total as u64, node: node.name.clone() })
 }
 
 /// One node's share of a fleet-wide listing: its page of `(client, ConnectionInfo)`
-/// in client-id order, and whether it has more after the page.
+/// in client-id order, whether it has more after the page, and how many connections
+/// the selection matches on that node in all.
 #[derive(Serialize, Deserialize)]
 pub struct Page {
     pub items: Vec<(String, Box<serde_json::value::RawValue>)>,
     pub more: bool,
+    /// Absent from the answers of nodes older than the field: counted as 0.
+    #[serde(default)]
+    pub total: u64,
 }
 
 pub fn page(node: &Node, req: ConnectionsRequest) -> Result<Page, ApiError> {
@@ -234,7 +246,7 @@ pub fn page(node: &Node, req: ConnectionsRequest) -> Result<Page, ApiError> {
     let items = r
         .connections
         .iter()
-        .map(|s| (s.client.clone(), serde_json::value::to_raw_value(&ConnectionInfo(s)).expect("encodes")))
+        .map(|s| (s.client.clone(), serde_json::value::to_raw_value(&ConnectionInfo(s, &r.node)).expect("encodes")))
         .collect();
-    Ok(Page { items, more: !r.next_cursor.is_empty() })
+    Ok(Page { items, more: !r.next_cursor.is_empty(), total: r.total })
 }

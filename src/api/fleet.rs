@@ -187,12 +187,14 @@ pub async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest)
         tokio::join!(local(node, body, move |n| super::connections::page(n, req)), survey(node, "connections", body));
     let (here, outcome) = (here??, outcome?.expect("fleet"));
     let mut more = here.more;
+    let mut total = here.total;
     let mut items = here.items;
     let mut missing = outcome.missing;
     for a in outcome.answers {
         match a.result.map(|d| serde_json::from_str::<Page>(d.get())) {
             Ok(Ok(p)) => {
                 more |= p.more;
+                total += p.total;
                 items.extend(p.items);
             }
             _ => missing.push(a.uid),
@@ -211,12 +213,14 @@ pub async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest)
             next_cursor = encode_cursor(*id);
         }
     }
-    to_value(Ok(Merged { items: keyed, next_cursor, missing }))
+    to_value(Ok(Merged { items: keyed, next_cursor, total, missing }))
 }
 
 struct Merged {
     items: Vec<(u128, String, Box<RawValue>)>,
     next_cursor: String,
+    /// The sum of every answering node's total (a connection lives on one node).
+    total: u64,
     missing: Vec<String>,
 }
 
@@ -227,6 +231,7 @@ impl Serialize for Merged {
         if !self.next_cursor.is_empty() {
             m.serialize_entry("next_cursor", &self.next_cursor)?;
         }
+        m.serialize_entry("total", &self.total)?;
         if !self.missing.is_empty() {
             m.serialize_entry("missing_nodes", &self.missing)?;
         }

@@ -495,6 +495,48 @@ mod tests {
         assert!(r["result"].is_object(), "{r}");
     }
 
+    /// `total` counts the whole selection on every page (those before the cursor too),
+    /// by each route — the per-user index, the survey, interpreted CEL — and each
+    /// ConnectionInfo names this node.
+    #[tokio::test]
+    async fn total_counts_every_page_of_a_listing() {
+        let (node, app) = node_with_sessions(insecure(), 6, Arc::new(SurveyTurns::new(2)));
+        let eu = json!({"key": "region", "cmp": "eq", "val": "eu"});
+        for (what, query, want) in [
+            ("survey", json!({"label_filter": {"key": "region", "cmp": "ex"}}), 6),
+            ("survey, narrower", json!({"label_filter": eu}), 3),
+            ("user index", json!({"user": "u2"}), 1),
+            ("interpreted CEL", json!({"expression": INTERPRETED}), 3),
+            ("CEL after a survey", json!({"label_filter": eu, "expression": "size(user) > 1"}), 3),
+            ("nothing matches", json!({"user": "nobody"}), 0),
+        ] {
+            let mut seen = 0;
+            let mut cursor = String::new();
+            for page in 0.. {
+                assert!(page <= want, "{what}: paging does not end");
+                let mut body = query.clone();
+                body["limit"] = json!(1);
+                body["cursor"] = json!(cursor);
+                let r = connections(&app, body).await;
+                assert_eq!(r["result"]["total"], want, "{what}, page {page}: {r}");
+                let conns = r["result"]["connections"].as_object().unwrap();
+                for info in conns.values() {
+                    assert_eq!(info["node"], node.name.as_str(), "{what}: {info}");
+                }
+                seen += conns.len();
+                match r["result"]["next_cursor"].as_str() {
+                    Some(c) => cursor = c.to_owned(),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, want, "{what}: the pages add up to the total");
+        }
+        // Without a limit: one page, the same total.
+        let r = connections(&app, json!({"label_filter": eu})).await;
+        assert_eq!(r["result"]["total"], 3, "{r}");
+        assert_eq!(r["result"]["connections"].as_object().unwrap().len(), 3);
+    }
+
     /// A cursor is exactly what `connections` hands out (32 lowercase hex digits);
     /// anything else is 107, never read as some position.
     #[tokio::test]

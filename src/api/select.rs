@@ -163,41 +163,66 @@ impl Selector {
     /// matching ids (more if some left meanwhile) into sessions: a page of a broad
     /// listing never pays for the rows it will not return.
     pub fn run_page(&self, node: &Node, after: u128, want: Option<usize>) -> Result<Vec<Arc<Session>>, ApiError> {
+        self.run_counted(node, after, want).map(|(page, _)| page)
+    }
+
+    /// [`Selector::run_page`] and the number of connections the whole selection
+    /// matches on this node, those at or before `after` included, so every page of a
+    /// listing reports the same total while nothing connects or disconnects. The
+    /// count costs nothing extra: the user index, the survey and the scan already
+    /// visit every match (for a survey it is the number of matching ids when the
+    /// survey ran). Fails with 106 when interpreted CEL outruns the time budget.
+    pub fn run_counted(
+        &self,
+        node: &Node,
+        after: u128,
+        want: Option<usize>,
+    ) -> Result<(Vec<Arc<Session>>, usize), ApiError> {
         if self.nothing {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let deadline = Deadline::start(self.budget.filter(|_| self.cel.is_some()));
-        let in_time = |cel: &CelProgram, s: &Session| !deadline.passed() && cel_matches(cel, s);
-        let mut out = match (&self.user, &self.program) {
+        let keep_cel = |s: &Session| self.cel.as_ref().is_none_or(|cel| !deadline.passed() && cel_matches(cel, s));
+        let (mut out, total) = match (&self.user, &self.program) {
             (Some(user), _) => {
                 let mut conns = node.hub.user_connections(user);
-                conns.retain(|s| s.id > after && self.labels_match(s));
-                conns
+                conns.retain(|s| self.labels_match(s) && keep_cel(s));
+                let total = conns.len();
+                conns.retain(|s| s.id > after);
+                (conns, total)
             }
             (None, Some(program)) => {
                 let mut ids = node.hub.survey(program, survey_threads());
-                ids.retain(|&id| id > after);
                 ids.sort_unstable();
-                match want.filter(|_| self.cel.is_none()) {
-                    Some(want) => resolve_first(node, &ids, want),
-                    None => node.hub.resolve(&ids),
+                if self.cel.is_none() {
+                    let total = ids.len();
+                    let rest = &ids[ids.partition_point(|&id| id <= after)..];
+                    let page = match want {
+                        Some(want) => resolve_first(node, rest, want),
+                        None => node.hub.resolve(rest),
+                    };
+                    (page, total)
+                } else {
+                    let mut conns = node.hub.resolve(&ids);
+                    conns.retain(|s| keep_cel(s));
+                    let total = conns.len();
+                    conns.retain(|s| s.id > after);
+                    (conns, total)
                 }
             }
-            (None, None) => match &self.cel {
-                Some(cel) => node.hub.scan(survey_threads(), |s| s.id > after && in_time(cel, s)),
-                None => Vec::new(),
-            },
+            (None, None) if self.cel.is_some() => {
+                let mut conns = node.hub.scan(survey_threads(), |s| keep_cel(s));
+                let total = conns.len();
+                conns.retain(|s| s.id > after);
+                (conns, total)
+            }
+            (None, None) => (Vec::new(), 0),
         };
-        if let Some(cel) = &self.cel
-            && (self.user.is_some() || self.program.is_some())
-        {
-            out.retain(|s| in_time(cel, s));
-        }
         if deadline.stopped() {
             return Err(self.over_budget());
         }
         out.sort_unstable_by_key(|s| s.id);
-        Ok(out)
+        Ok((out, total))
     }
 
     fn over_budget(&self) -> ApiError {

@@ -159,8 +159,10 @@ async fn connections_by_user_shape_and_blank_request() {
     assert_eq!(info["state"]["channels"]["news"]["source"], 1);
     assert_eq!(info["state"]["channels"]["room"], json!({}));
     assert!(info["connected_at_ms"].as_i64().unwrap() > 1_600_000_000_000);
+    assert!(!info["node"].as_str().unwrap().is_empty(), "the node holding it: {info}");
+    assert_eq!(r["result"]["total"], 1, "{r}");
     let (_, r) = s.api("connections", json!({"user": "nobody"})).await;
-    assert_eq!(r, json!({"result": {"connections": {}}}));
+    assert_eq!(r, json!({"result": {"connections": {}, "total": 0}}));
     for blank in [json!({}), json!({"user": "", "expression": ""}), json!({"expression": "   "})] {
         let (_, e) = s.api("connections", blank.clone()).await;
         assert_eq!(e["error"]["code"], 107, "{blank}");

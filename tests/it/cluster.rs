@@ -39,8 +39,10 @@ async fn node_count(s: &Server) -> usize {
 /// Starts `n` nodes on one Redis and waits until each sees all of them.
 async fn fleet(redis: &Redis, n: usize) -> Vec<Server> {
     let mut nodes = Vec::new();
-    for _ in 0..n {
-        nodes.push(Server::start(fleet_config(redis)).await);
+    for i in 0..n {
+        let mut config = fleet_config(redis);
+        config["node"] = json!({"name": format!("node-{i}")});
+        nodes.push(Server::start(config).await);
     }
     for s in &nodes {
         until("every node in info", || async { node_count(s).await == n }).await;
@@ -121,10 +123,12 @@ async fn connections_api_covers_the_fleet_with_paging() {
     let nodes = fleet(&redis, 3).await;
     let mut conns = Vec::new();
     let mut eu = HashSet::new();
+    let mut owner = std::collections::HashMap::new();
     for (i, node) in nodes.iter().enumerate() {
         for j in 0..3 {
             let region = if j == 2 { "us" } else { "eu" };
             let (ws, r) = Ws::connect(node, &token(&format!("u{i}"), json!({"labels": {"region": region}}))).await;
+            owner.insert(r["client"].as_str().unwrap().to_string(), format!("node-{i}"));
             if region == "eu" {
                 eu.insert(r["client"].as_str().unwrap().to_string());
             }
@@ -136,6 +140,11 @@ async fn connections_api_covers_the_fleet_with_paging() {
         let (_, r) = node.api("connections", json!({"label_filter": filter})).await;
         assert_eq!(client_ids(&r["result"]), eu, "{r}");
         assert!(r["result"].get("missing_nodes").is_none(), "{r}");
+        assert_eq!(r["result"]["total"], eu.len(), "{r}");
+        // Each ConnectionInfo names the node holding the connection, kept in the merge.
+        for (client, info) in r["result"]["connections"].as_object().unwrap() {
+            assert_eq!(info["node"], owner[client].as_str(), "{client}: {info}");
+        }
     }
     // By user and CEL, from another node than the connections'.
     let (_, r) = nodes[2].api("connections", json!({"user": "u0"})).await;
@@ -149,6 +158,7 @@ async fn connections_api_covers_the_fleet_with_paging() {
         let (_, r) = nodes[1].api("connections", json!({"label_filter": filter, "limit": 2, "cursor": cursor})).await;
         let page = client_ids(&r["result"]);
         assert!(page.len() <= 2, "{r}");
+        assert_eq!(r["result"]["total"], eu.len(), "the total sums every node's matches: {r}");
         seen.extend(page);
         match r["result"]["next_cursor"].as_str() {
             Some(c) => cursor = c.to_string(),

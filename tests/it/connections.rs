@@ -183,6 +183,7 @@ async fn limit_and_cursor_page_without_duplicates() {
         let (_, r) = f.server.api("connections", json!({"label_filter": filter, "limit": 3, "cursor": cursor})).await;
         let conns = r["result"]["connections"].as_object().unwrap();
         assert!(conns.len() <= 3);
+        assert_eq!(r["result"]["total"], all.len(), "the total of the whole listing on every page: {r}");
         seen.extend(conns.keys().cloned());
         match r["result"]["next_cursor"].as_str() {
             Some(c) => cursor = c.to_string(),

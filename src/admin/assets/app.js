@@ -6,8 +6,6 @@
 const TOKEN_KEY = 'rotor-admin-token';
 const STATUS_EVERY_MS = 3000;
 const CHART_POINTS = 100;
-const COUNT_PAGE = 1000; // page size when counting matches before a bulk disconnect
-const COUNT_PAGES = 10; // at most this many pages are counted
 const MAX_PAGE = 1000; // largest page size a URL may ask for
 const CMPS = ['eq', 'neq', 'in', 'nin', 'ex', 'nex', 'sw', 'ew', 'ct', 'lt', 'lte', 'gt', 'gte'];
 const $ = (id) => document.getElementById(id);
@@ -18,6 +16,8 @@ const state = {
   statusTimer: null,
   samples: [],
   cursors: [''], // cursor of each page shown so far; the last one is the current page
+  starts: [0], // how many rows came before each of those pages
+  pageRows: 0, // rows on the current page
   nextCursor: '',
   query: null,
   filterTree: null,
@@ -224,7 +224,7 @@ function loadQuery(params) {
   setLimit(q.limit);
   if (!$('builder').hidden) openBuilder();
   state.query = q;
-  if (q.user || q.filter || q.expr) runSearch(['']);
+  if (q.user || q.filter || q.expr) runSearch([''], [0]);
 }
 
 // A page size from the URL: any whole number up to MAX_PAGE (the explorer never asks
@@ -243,7 +243,7 @@ function submitSearch(ev) {
   state.query = q;
   const hash = queryHash(q);
   if (location.hash !== hash) history.replaceState(null, '', hash);
-  runSearch(['']);
+  runSearch([''], [0]);
 }
 
 // The request of the current query at `cursor`, or an error message.
@@ -271,7 +271,8 @@ function errorField(e) {
   return 'search-error';
 }
 
-async function runSearch(cursors) {
+// Shows the page at the last of `cursors`; `starts` are the rows before each page.
+async function runSearch(cursors, starts) {
   clearAlerts('filter-error', 'expr-error', 'search-error');
   const q = state.query;
   const req = request(q, cursors[cursors.length - 1], q.limit);
@@ -288,26 +289,38 @@ async function runSearch(cursors) {
     return;
   }
   state.cursors = cursors;
+  state.starts = starts;
   state.nextCursor = result.next_cursor || '';
-  renderRows(result.connections || {}, result.missing_nodes);
+  renderRows(result.connections || {}, result.total, result.missing_nodes);
 }
 
 function chips(labels) {
   return Object.entries(labels || {}).map(([k, v]) => el('span', { class: 'chip', text: k + '=' + v }));
 }
 
-function renderRows(connections, missing) {
+function plural(n, word) {
+  return n + ' ' + word + (n === 1 ? '' : 's');
+}
+
+function renderRows(connections, total, missing) {
   const entries = Object.entries(connections);
   const page = state.cursors.length;
+  const start = state.starts[page - 1] || 0;
+  state.pageRows = entries.length;
   $('rows').replaceChildren(...entries.map(([id, info]) => row(id, info)));
-  let summary = entries.length + ' connection' + (entries.length === 1 ? '' : 's') + ' on page ' + page;
-  summary += state.nextCursor ? ' — more match on the next pages.' : ' — no more match.';
-  if (missing && missing.length) summary += ' Nodes that did not answer: ' + missing.join(', ') + '.';
+  $('results-total').textContent = String(total || 0);
+  let summary = (total === 1 ? 'connection matches' : 'connections match') + ' in all';
+  summary += entries.length ? '; rows ' + (start + 1) + '–' + (start + entries.length) + ' on page ' + page + '.' : '; none on page ' + page + '.';
+  if (missing && missing.length) summary += ' Nodes that did not answer (not counted): ' + missing.join(', ') + '.';
   $('results-summary').textContent = summary;
   $('page-no').textContent = 'Page ' + page;
   $('prev-page').disabled = page <= 1;
   $('next-page').disabled = !state.nextCursor;
   $('results').hidden = false;
+}
+
+function say(text) {
+  $('results-summary').textContent = text;
 }
 
 function row(id, info) {
@@ -316,9 +329,10 @@ function row(id, info) {
   const connected = info.connected_at_ms ? new Date(info.connected_at_ms).toISOString().replace('T', ' ').slice(0, 19) : '';
   const tr = el('tr', { class: 'row', tabindex: '0', 'aria-label': 'Connection ' + id },
     el('td', { class: 'mono', text: id }), el('td', { text: info.user || '' }), el('td', { text: app }),
-    el('td', { text: info.transport || '' }), el('td', { text: info.protocol || '' }), el('td', { text: connected }),
+    el('td', { text: info.transport || '' }), el('td', { text: info.protocol || '' }), el('td', { text: info.node || '' }),
+    el('td', { text: connected }),
     el('td', {}, ...chips(info.labels)), el('td', { class: 'num', text: String(channels) }),
-    el('td', {},
+    el('td', { class: 'nowrap' },
       el('button', { type: 'button', class: 'small danger', onclick: (ev) => { ev.stopPropagation(); disconnectOne(id, info, tr); } }, 'Disconnect'),
       ' ',
       el('button', { type: 'button', class: 'small quiet', onclick: (ev) => { ev.stopPropagation(); refreshOne(id, info, tr); } }, 'Refresh')));
@@ -327,27 +341,34 @@ function row(id, info) {
   return tr;
 }
 
+// The server API `disconnect` for exactly this client id (on every node).
 async function disconnectOne(id, info, tr) {
+  clearAlerts('search-error');
   try {
     await api('disconnect', { user: info.user || '', client: id });
     tr.remove();
-    $('results-summary').textContent = 'Disconnected ' + id + '.';
+    say('Disconnected ' + id + '.');
   } catch (e) {
     showAlert('search-error', e.message);
   }
 }
 
-// Reads one connection again (its user's index when it has a user).
+// The server API `refresh` for this client id: it gets a refresh push and no longer
+// expires (no expire_at). Then the row is read again.
 async function refreshOne(id, info, tr) {
+  clearAlerts('search-error');
   const params = { expression: 'client == ' + JSON.stringify(id), limit: 1 };
   if (info.user) params.user = info.user;
   try {
+    await api('refresh', { user: info.user || '', client: id });
     const result = await api('connections', params);
     const fresh = (result.connections || {})[id];
-    if (fresh) tr.replaceWith(row(id, fresh));
-    else {
+    if (fresh) {
+      tr.replaceWith(row(id, fresh));
+      say('Refreshed ' + id + ': it no longer expires.');
+    } else {
       tr.remove();
-      $('results-summary').textContent = id + ' is no longer connected.';
+      say(id + ' is no longer connected.');
     }
   } catch (e) {
     showAlert('search-error', e.message);
@@ -363,7 +384,7 @@ function showDetails(id, info) {
   $('details-title').textContent = 'Connection ' + id;
   $('details-body').replaceChildren(
     dl([['User', info.user || '(anonymous)'], ['App', [info.app_name, info.app_version].filter(Boolean).join(' ') || '—'],
-      ['Transport', (info.transport || '') + ' · ' + (info.protocol || '')],
+      ['Transport', (info.transport || '') + ' · ' + (info.protocol || '')], ['Node', info.node || '—'],
       ['Connected at', info.connected_at_ms ? new Date(info.connected_at_ms).toISOString() : '—'],
       ['Labels', el('span', {}, ...chips(info.labels))], ['Connection token', token(st.connection_token)]]),
     el('h3', { text: 'Channels (' + channels.length + ')' }), el('ul', {}, ...channels),
@@ -375,18 +396,12 @@ function showDetails(id, info) {
 
 // ---- bulk disconnect ----
 
-// Counts matches page by page (bounded): [count, exact].
+// How many connections a bulk disconnect would close: the `total` of a one-row page
+// of the same selection (user and/or label filter, as `disconnect` takes them).
 async function countMatching(q) {
-  let count = 0;
-  let cursor = '';
-  for (let i = 0; i < COUNT_PAGES; i++) {
-    const req = request(q, cursor, COUNT_PAGE);
-    const result = await api('connections', req.params);
-    count += Object.keys(result.connections || {}).length;
-    cursor = result.next_cursor || '';
-    if (!cursor) return [count, true];
-  }
-  return [count, false];
+  const req = request({ user: q.user, filter: q.filter, expr: '' }, '', 1);
+  const result = await api('connections', req.params);
+  return result.total || 0;
 }
 
 function bulkParams(q) {
@@ -411,15 +426,14 @@ async function disconnectAll() {
     showAlert('search-error', bulk.message);
     return;
   }
-  let counted;
+  let n;
   try {
-    counted = await countMatching(q);
+    n = await countMatching(q);
   } catch (e) {
     showAlert('search-error', e.message);
     return;
   }
-  const [n, exact] = counted;
-  $('confirm-text').textContent = 'This disconnects ' + (exact ? '' : 'more than ') + n + ' connection' + (n === 1 ? '' : 's') +
+  $('confirm-text').textContent = 'This disconnects ' + plural(n, 'connection') +
     ' matching the current search, on every node. Clients may reconnect.';
   const dialog = $('confirm');
   dialog.returnValue = '';
@@ -428,7 +442,8 @@ async function disconnectAll() {
     if (dialog.returnValue !== 'yes') return;
     try {
       await api('disconnect', bulk.params);
-      runSearch(['']);
+      await runSearch([''], [0]);
+      say('Disconnected ' + plural(n, 'connection') + ' (as counted before confirming). ' + $('results-summary').textContent);
     } catch (e) {
       showAlert('search-error', e.message);
     }
@@ -512,41 +527,106 @@ function leafEditor(leaf, parent) {
     el('button', { type: 'button', class: 'small quiet', onclick: () => { parent.nodes.splice(parent.nodes.indexOf(leaf), 1); syncJson(); renderBuilder(); } }, 'Remove'));
 }
 
-// ---- actions ----
+// ---- actions: one form per server API method ----
 
+// Field kinds: text (a string), list (comma-separated → array of strings), json (any
+// JSON value), int (a whole number), bool (a checkbox). An empty optional field is
+// left out of the params; a required one must be filled.
+const f = (name, label, kind, extra) => ({ name, label, kind, ...(extra || {}) });
 const ACTIONS = {
-  publish: { channel: 'news', data: { text: 'hello' } },
-  broadcast: { channels: ['news', 'alerts'], data: { text: 'hello' } },
-  presence: { channel: 'news' },
-  presence_stats: { channel: 'news' },
-  history: { channel: 'news', limit: 10 },
-  history_remove: { channel: 'news' },
-  subscribe: { user: '42', channel: 'news' },
-  unsubscribe: { user: '42', channel: 'news' },
-  disconnect: { user: '42' },
-  channels: { pattern: '*' },
-  info: {},
-  rpc: { method: 'getUserConnections', params: { user: '42' } },
+  publish: [f('channel', 'Channel', 'text', { required: true, value: 'news' }), f('data', 'Data', 'json', { required: true, value: '{"text": "hello"}' }),
+    f('tags', 'Tags', 'json', { placeholder: '{"key": "value"}' }), f('idempotency_key', 'Idempotency key', 'text'),
+    f('skip_history', 'Skip history', 'bool')],
+  broadcast: [f('channels', 'Channels', 'list', { required: true, value: 'news, alerts' }), f('data', 'Data', 'json', { required: true, value: '{"text": "hello"}' }),
+    f('tags', 'Tags', 'json', { placeholder: '{"key": "value"}' }), f('skip_history', 'Skip history', 'bool')],
+  presence: [f('channel', 'Channel', 'text', { required: true, value: 'news' })],
+  presence_stats: [f('channel', 'Channel', 'text', { required: true, value: 'news' })],
+  history: [f('channel', 'Channel', 'text', { required: true, value: 'news' }), f('limit', 'Limit', 'int', { value: '10' }),
+    f('reverse', 'Reverse', 'bool')],
+  history_remove: [f('channel', 'Channel', 'text', { required: true, value: 'news' })],
+  subscribe: [f('user', 'User', 'text', { required: true, keep: true }), f('channel', 'Channel', 'text', { required: true }),
+    f('client', 'Client ID', 'text'), f('session', 'Session', 'text')],
+  unsubscribe: [f('user', 'User', 'text', { required: true, keep: true }), f('channel', 'Channel', 'text', { required: true }),
+    f('client', 'Client ID', 'text'), f('session', 'Session', 'text')],
+  disconnect: [f('user', 'User', 'text', { required: true, keep: true }), f('client', 'Client ID', 'text'), f('session', 'Session', 'text'),
+    f('code', 'Code', 'int', { placeholder: '4000–4999', group: 'disconnect' }), f('reason', 'Reason', 'text', { group: 'disconnect' })],
+  channels: [f('pattern', 'Pattern', 'text', { value: '*' })],
+  info: [],
 };
+
+// The params of a filled action form, or throws an Error naming the field.
+function actionParams(method, form) {
+  const params = {};
+  for (const fd of ACTIONS[method]) {
+    const input = form.elements[fd.name];
+    if (fd.kind === 'bool') {
+      if (input.checked) params[fd.name] = true;
+      continue;
+    }
+    const text = input.value.trim();
+    if (!text && fd.required && !fd.keep) throw new Error(fd.label + ' is required.');
+    if (!text && !fd.keep) continue;
+    let v = text;
+    if (fd.kind === 'json') {
+      try {
+        v = JSON.parse(text);
+      } catch (e) {
+        throw new Error(fd.label + ' is not JSON: ' + e.message);
+      }
+    } else if (fd.kind === 'list') {
+      v = text.split(',').map((x) => x.trim()).filter(Boolean);
+    } else if (fd.kind === 'int') {
+      v = Number(text);
+      if (!Number.isSafeInteger(v)) throw new Error(fd.label + ' must be a whole number.');
+    }
+    if (fd.group) (params[fd.group] = params[fd.group] || {})[fd.name] = v;
+    else params[fd.name] = v;
+  }
+  return params;
+}
+
+function actionForm(method) {
+  const form = $('action-form');
+  form.setAttribute('aria-label', method);
+  const fields = ACTIONS[method].map((fd) => {
+    const id = 'a-' + method + '-' + fd.name;
+    if (fd.kind === 'bool') {
+      return el('div', { class: 'field check' }, el('input', { id, name: fd.name, type: 'checkbox' }), el('label', { for: id, text: fd.label }));
+    }
+    const attrs = { id, name: fd.name, autocomplete: 'off', spellcheck: 'false' };
+    if (fd.placeholder) attrs.placeholder = fd.placeholder;
+    if (fd.kind === 'int') attrs.inputmode = 'numeric';
+    const input = el(fd.kind === 'json' ? 'textarea' : 'input', fd.kind === 'json' ? { ...attrs, rows: '3' } : attrs);
+    input.value = fd.value || '';
+    const label = fd.label + (fd.required ? '' : ' (optional)');
+    return el('div', { class: fd.kind === 'json' ? 'field wide' : 'field' }, el('label', { for: id, text: label }), input);
+  });
+  if (!fields.length) fields.push(el('p', { class: 'muted', text: 'No parameters.' }));
+  form.replaceChildren(...fields, el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Send')));
+}
 
 function setupActions() {
   const select = $('a-method');
   select.replaceChildren(...Object.keys(ACTIONS).map((m) => el('option', { value: m }, m)));
-  const fill = () => { $('a-params').value = JSON.stringify(ACTIONS[select.value], null, 2); };
-  select.addEventListener('change', fill);
-  fill();
+  select.addEventListener('change', () => {
+    clearAlerts('action-error');
+    $('action-reply').textContent = '';
+    actionForm(select.value);
+  });
+  actionForm(select.value);
   $('action-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearAlerts('action-error');
+    const method = select.value;
     let params;
     try {
-      params = JSON.parse($('a-params').value || '{}');
+      params = actionParams(method, ev.target);
     } catch (e) {
-      showAlert('action-error', 'Params are not JSON: ' + e.message);
+      showAlert('action-error', e.message);
       return;
     }
     try {
-      $('action-reply').textContent = JSON.stringify(await api(select.value, params), null, 2);
+      $('action-reply').textContent = JSON.stringify(await api(method, params), null, 2);
     } catch (e) {
       $('action-reply').textContent = '';
       showAlert('action-error', e.message);
@@ -562,8 +642,11 @@ document.addEventListener('DOMContentLoaded', () => {
   $('search-form').addEventListener('submit', submitSearch);
   $('mode-json').addEventListener('click', () => setMode(false));
   $('mode-builder').addEventListener('click', () => setMode(true));
-  $('prev-page').addEventListener('click', () => runSearch(state.cursors.slice(0, -1)));
-  $('next-page').addEventListener('click', () => runSearch([...state.cursors, state.nextCursor]));
+  $('prev-page').addEventListener('click', () => runSearch(state.cursors.slice(0, -1), state.starts.slice(0, -1)));
+  $('next-page').addEventListener('click', () => {
+    const starts = [...state.starts, state.starts[state.starts.length - 1] + state.pageRows];
+    runSearch([...state.cursors, state.nextCursor], starts);
+  });
   $('disconnect-all').addEventListener('click', disconnectAll);
   setupActions();
   window.addEventListener('hashchange', route);
