@@ -12,6 +12,7 @@ mod harness;
 mod proxy;
 mod redis;
 mod seed;
+mod sessions;
 mod shutdown;
 mod tags_filter;
 mod uni;
