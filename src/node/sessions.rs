@@ -90,13 +90,19 @@ impl UserEntry {
         self.blocked.is_none() && self.issued_before.is_none() && self.channels.is_empty()
     }
 
-    /// Drops what expired; true when something was dropped.
-    fn sweep(&mut self, now: i64) -> bool {
-        let before = (self.blocked.is_some(), self.issued_before.is_some(), self.channels.len());
+    /// Whether something in the entry expired (the sweep then replaces it).
+    fn has_expired(&self, now: i64) -> bool {
+        let dead = |u: &Until| !u.live(now);
+        self.blocked.as_ref().is_some_and(dead)
+            || self.issued_before.as_ref().is_some_and(dead)
+            || self.channels.values().any(dead)
+    }
+
+    /// Drops what expired.
+    fn sweep(&mut self, now: i64) {
         self.blocked = self.blocked.filter(|u| u.live(now));
         self.issued_before = self.issued_before.filter(|u| u.live(now));
         self.channels.retain(|_, u| u.live(now));
-        before != (self.blocked.is_some(), self.issued_before.is_some(), self.channels.len())
     }
 }
 
@@ -215,7 +221,7 @@ impl Sessions {
         }
     }
 
-    /// Drops expired entries; returns how many tables entries were dropped.
+    /// Drops expired entries; returns how many revoked ids and users were touched.
     pub fn sweep(&self, now: i64) -> usize {
         let mut dropped = 0;
         {
@@ -229,12 +235,10 @@ impl Sessions {
         }
         let stale: Vec<String> = {
             let m = self.users.pin();
-            m.iter().filter(|(_, u)| (***u).clone().sweep(now)).map(|(k, _)| k.clone()).collect()
+            m.iter().filter(|(_, u)| u.has_expired(now)).map(|(k, _)| k.clone()).collect()
         };
         for user in stale {
-            self.update_user(&user, |u| {
-                u.sweep(now);
-            });
+            self.update_user(&user, |u| u.sweep(now));
             dropped += 1;
         }
         dropped
