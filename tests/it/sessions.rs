@@ -200,7 +200,7 @@ async fn block_closes_at_once_and_unblock_lets_back_in() {
 #[tokio::test]
 async fn every_entry_expires_at_its_expire_at() {
     let s = Server::start(json!({})).await;
-    let exp = now_secs() + 2;
+    let exp = now_secs() + 4;
     let revoked = token("u1", json!({"jti": "short"}));
     let old = token("u2", json!({"iat": now_secs() - 100}));
     let blocked = token("u3", json!({}));
@@ -254,7 +254,8 @@ async fn user_status_active_online_state_and_delete() {
 
 #[tokio::test]
 async fn user_status_expires_after_expire_interval() {
-    let s = Server::start(json!({"user_status": {"expire_interval": "1s"}})).await;
+    // Long enough that the first read comes well within it, even on a busy machine.
+    let s = Server::start(json!({"user_status": {"expire_interval": "4s"}})).await;
     ok(&s, "update_user_status", json!({"users": ["x"]})).await;
     let r = ok(&s, "get_user_status", json!({"users": ["x"]})).await;
     assert!(r["statuses"][0]["active"].is_i64(), "{r}");
@@ -427,7 +428,7 @@ async fn restarted_and_new_nodes_still_refuse() {
         ok(&a, "revoke_token", json!({"uid": "kept", "expire_at": now_secs() + 3600})).await;
         ok(&a, "invalidate_user_tokens", json!({"user": "sue", "issued_before": now_secs()})).await;
         ok(&a, "block_user", json!({"user": "ted"})).await;
-        ok(&a, "block_user", json!({"user": "short", "expire_at": now_secs() + 1})).await;
+        ok(&a, "block_user", json!({"user": "short", "expire_at": now_secs() + 3})).await;
         assert_eq!(refused(&a, &t).await, REVOKED);
     }
     // Every node that starts afterwards loads the entries from Redis.
