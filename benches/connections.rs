@@ -132,7 +132,7 @@ fn session() -> Session {
         session: String::new(),
         token: Some(TokenInfo { uid: "tok-1".into(), issued_at: 1_700_000_000 }),
         queue: Arc::new(Queue::new(1 << 20)),
-        state: Mutex::new(MutableState { subs, expire_at: None }),
+        state: Mutex::new(MutableState { subs, expire_at: None, refreshed: None }),
         proxy_headers: Arc::default(),
         proxied: false,
     }

@@ -75,7 +75,7 @@ fn session(id: u128, queue_max_size: usize) -> Session {
         session: String::new(),
         token: None,
         queue: Arc::new(Queue::new(queue_max_size)),
-        state: Mutex::new(MutableState { subs: HashMap::new(), expire_at: None }),
+        state: Mutex::new(MutableState { subs: HashMap::new(), expire_at: None, refreshed: None }),
         proxy_headers: Arc::default(),
         proxied: false,
     }

@@ -51,13 +51,25 @@ const ENUM: &[&str] = &[
     "connections",
 ];
 
+/// Methods the legacy endpoint knows by name only (Centrifugo PRO's session
+/// management and user status; the admin UI calls them through `/admin/api`).
+const NAMED: &[&str] = &[
+    "revoke_token",
+    "invalidate_user_tokens",
+    "block_user",
+    "unblock_user",
+    "update_user_status",
+    "get_user_status",
+    "delete_user_status",
+];
+
 /// A method the enum knows; `Some("")` for valid-but-unimplemented numbers.
 fn method_name(m: &Option<Value>) -> Option<String> {
     match m {
         None | Some(Value::Null) => Some("publish".into()),
         Some(Value::String(s)) => {
             let lower = s.to_ascii_lowercase();
-            ENUM.iter().find(|e| !e.is_empty() && **e == lower).map(|e| e.to_string())
+            ENUM.iter().chain(NAMED).find(|e| !e.is_empty() && **e == lower).map(|e| e.to_string())
         }
         Some(Value::Number(n)) => n.as_u64().and_then(|i| ENUM.get(i as usize)).map(|e| e.to_string()),
         _ => None,

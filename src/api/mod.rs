@@ -17,7 +17,9 @@ mod publish;
 mod router_tests;
 mod rpc;
 pub mod select;
+mod sessions;
 mod targets;
+mod user_status;
 
 use std::sync::{Arc, OnceLock};
 
@@ -56,6 +58,13 @@ pub const METHODS: &[&str] = &[
     "batch",
     "rpc",
     "connections",
+    "revoke_token",
+    "invalidate_user_tokens",
+    "block_user",
+    "unblock_user",
+    "update_user_status",
+    "get_user_status",
+    "delete_user_status",
 ];
 
 pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
@@ -288,6 +297,13 @@ pub async fn call(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<En
         "batch" => to_value(Box::pin(batch::batch(node, decode(body)?)).await),
         "rpc" => fleet::rpc(node, decode(body)?).await,
         "connections" => fleet::connections(node, body, decode(body)?).await,
+        "revoke_token" => to_value(sessions::revoke_token(node, decode(body)?).await),
+        "invalidate_user_tokens" => to_value(sessions::invalidate_user_tokens(node, decode(body)?).await),
+        "block_user" => to_value(sessions::block_user(node, decode(body)?).await),
+        "unblock_user" => to_value(sessions::unblock_user(node, decode(body)?).await),
+        "update_user_status" => to_value(user_status::update(node, decode(body)?).await),
+        "get_user_status" => to_value(user_status::get(node, decode(body)?).await),
+        "delete_user_status" => to_value(user_status::delete(node, decode(body)?).await),
         _ => Err(ApiError::not_found()),
     })
 }

@@ -29,6 +29,7 @@ pub struct Config {
     pub node: Node,
     pub shutdown: Shutdown,
     pub connections: Connections,
+    pub user_status: UserStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -683,6 +684,22 @@ impl Default for Connections {
             cel_max_cost: 20_000,
             cel_time_budget: Duration::from_secs(5),
         }
+    }
+}
+
+/// User status (`update_user_status` / `get_user_status`, as in Centrifugo PRO).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserStatus {
+    /// How long a user's status is kept after its last update (`active`, `online`).
+    pub expire_interval: Duration,
+    /// How often a node records `online` = now for every user connected to it.
+    pub online_interval: Duration,
+}
+
+impl Default for UserStatus {
+    fn default() -> Self {
+        Self { expire_interval: Duration::from_secs(30 * 24 * 3600), online_interval: Duration::from_secs(10) }
     }
 }
 

@@ -18,6 +18,12 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.client.ping_interval <= c.client.pong_timeout {
         return err("client.ping_interval must be greater than client.pong_timeout");
     }
+    if c.user_status.expire_interval.std() < std::time::Duration::from_secs(1) {
+        return err("user_status.expire_interval must be at least 1s");
+    }
+    if c.user_status.online_interval.std() < std::time::Duration::from_secs(1) {
+        return err("user_status.online_interval must be at least 1s");
+    }
     admin(c)?;
     channel_options("channel.without_namespace", &c.channel.without_namespace)?;
     let mut seen = HashSet::new();

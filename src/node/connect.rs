@@ -87,6 +87,8 @@ impl Node {
             session.token = None;
         }
         let session = Arc::new(session);
+        // Revoked or invalidated token, blocked user: one lookup per table.
+        self.check_connection(&session.user, session.token.as_ref()).map_err(ConnectError::Disconnect)?;
         if self.config.client.user_connection_limit > 0
             && !session.user.is_empty()
             && self.hub.user_connections(&session.user).len() >= self.config.client.user_connection_limit
@@ -104,6 +106,12 @@ impl Node {
             // Shutdown started while this connect was in flight and may have missed it.
             session.queue.close(Disconnect::shutdown(), true);
         }
+        // A revocation or block applied while this connect was in flight walked the
+        // hub before the session was in it.
+        if let Err(d) = self.check_connection(&session.user, session.token.as_ref()) {
+            session.queue.close(d, true);
+        }
+        self.touch_online(vec![session.user.clone()]);
         let joins = self.subscribe_planned(&session, planned, streams, data, reply);
         for j in joins {
             self.emit_join_leave(&j.channel, "join", &j.info);
@@ -164,6 +172,7 @@ impl Node {
             queue,
             state: parking_lot::Mutex::new(super::MutableState {
                 subs: HashMap::new(),
+                refreshed: None,
                 expire_at: t.and_then(|t| t.expire_at).map(|e| e.min(now_secs() + 365 * 24 * 3600)),
             }),
             proxy_headers: Arc::default(),

@@ -14,6 +14,9 @@
 //!   and after the survey timeout reports the silent ones instead of failing.
 //! - **Operations.** Fleet-wide subscribe/unsubscribe/disconnect/refresh are broadcast
 //!   and applied by every node to its own connections.
+//! - **Session entries.** Revocations, invalidations and blocks are broadcast and
+//!   applied by every node to its tables and connections (reloaded from Redis after
+//!   the control channel reconnects).
 //!
 //! What a survey or operation means is the API's business: it installs [`Handlers`]
 //! at start, so this module never depends on the API.
@@ -80,9 +83,22 @@ struct Control {
 enum Body {
     Node(NodeInfo),
     Leaving,
-    SurveyRequest { id: u64, op: String, data: Box<RawValue> },
-    SurveyResponse { id: u64, error: Option<String>, data: Option<Box<RawValue>> },
-    Op { op: String, data: Box<RawValue> },
+    SurveyRequest {
+        id: u64,
+        op: String,
+        data: Box<RawValue>,
+    },
+    SurveyResponse {
+        id: u64,
+        error: Option<String>,
+        data: Option<Box<RawValue>>,
+    },
+    Op {
+        op: String,
+        data: Box<RawValue>,
+    },
+    /// A revocation, invalidation, block or unblock every node applies.
+    Sessions(super::sessions::Entry),
 }
 
 struct Peer {
@@ -204,6 +220,12 @@ impl Fleet {
 
     fn is_live(&self, uid: &str) -> bool {
         self.peers.lock().get(uid).is_some_and(|p| p.seen.elapsed() < PEER_TIMEOUT)
+    }
+
+    /// Sends a session entry to every other node.
+    pub async fn broadcast_session_entry(&self, self_uid: &str, e: &super::sessions::Entry) -> Result<(), EngineError> {
+        let msg = encode(&Control { from: self_uid.to_string(), body: Body::Sessions(e.clone()) });
+        self.redis.broadcast_control(msg).await
     }
 
     /// Tells peers this node is going, so they stop counting on it at once.
@@ -344,6 +366,7 @@ impl Node {
             Body::Leaving => {
                 fleet.peers.lock().remove(&msg.from);
             }
+            Body::Sessions(e) => self.apply_session_entry(&e),
             Body::SurveyResponse { id, error, data } => {
                 let result = match (error, data) {
                     (None, Some(d)) => Ok(d),
@@ -469,6 +492,13 @@ pub fn spawn_tasks(node: &Arc<Node>, mut incoming: mpsc::UnboundedReceiver<Incom
                     });
                     if shard == 0 {
                         heartbeat(&node).await;
+                        // Entries broadcast while the control channel was down were missed.
+                        let node = node.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = node.load_session_entries().await {
+                                tracing::warn!("session entries not reloaded after reconnect: {e}");
+                            }
+                        });
                     }
                 }
                 Incoming::Disconnected(_) => {}

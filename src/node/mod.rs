@@ -15,8 +15,11 @@ mod proxy;
 mod publish;
 mod queue;
 mod refresh;
+mod revocation;
 mod session;
+pub mod sessions;
 mod subscribe;
+mod user_status;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +40,8 @@ pub use ops::{ServerSubscribe, Target};
 pub use publish::{PublishError, PublishOptions, PublishOutcome};
 pub use queue::Queue;
 pub use session::{MutableState, Session, SubSource, SubState, Subscriber, TokenInfo, Transport};
+pub use sessions::{Entry as SessionEntry, Sessions};
+pub use user_status::UserStatus;
 
 /// The hub as this node uses it.
 pub type NodeHub = Hub<Session, Subscriber>;
@@ -55,6 +60,10 @@ pub struct Node {
     pub uid: String,
     pub name: String,
     pub started: Instant,
+    /// Revoked tokens, invalidations and blocked users (this node's replica).
+    pub sessions: Sessions,
+    /// User statuses with the memory engine (Redis keeps them otherwise).
+    statuses: user_status::MemoryStatuses,
     shutting_down: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -69,12 +78,17 @@ impl Node {
         Ok(Arc::new(Self::build(config, uid, Engine::Memory(MemoryEngine::default()), None)?))
     }
 
-    /// A node on the configured engine. With `redis` this connects to Redis (an
-    /// unreachable Redis is an error here, at start) and starts the fleet tasks:
-    /// delivery of PUB/SUB messages, heartbeats, presence refresh.
+    /// A node on the configured engine, with its background tasks (expiry of session
+    /// entries, online status). With `redis` this connects to Redis (an unreachable
+    /// Redis is an error here, at start), starts the fleet tasks — delivery of
+    /// PUB/SUB messages, heartbeats, presence refresh — and loads the stored
+    /// revocations and blocks before the node serves anyone.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         if config.engine.kind != EngineKind::Redis {
-            return Ok(Self::new(config)?);
+            let node = Self::new(config)?;
+            revocation::spawn_sweeps(&node);
+            user_status::spawn_online(&node);
+            return Ok(node);
         }
         let uid = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -84,6 +98,13 @@ impl Node {
         let f = Arc::new(fleet::Fleet::new(redis.clone(), &config.engine.redis));
         let node = Arc::new(Self::build(config, uid, Engine::Redis(redis), Some(f))?);
         fleet::spawn_tasks(&node, rx);
+        let loaded = node
+            .load_session_entries()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load revocations and blocks from Redis: {e}"))?;
+        tracing::info!(entries = loaded, "session entries loaded from Redis");
+        revocation::spawn_sweeps(&node);
+        user_status::spawn_online(&node);
         Ok(node)
     }
 
@@ -110,6 +131,8 @@ impl Node {
             uid,
             name,
             started: Instant::now(),
+            sessions: Sessions::default(),
+            statuses: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,
         })

@@ -1,6 +1,6 @@
 //! What proxy answers mean for a session: connect credentials, server-side refresh
 //! of proxy-issued connections, and the subscribe, publish, sub_refresh and RPC
-//! proxies namespaces switch on. The HTTP calls and wire shapes live in `crate::proxy`.
+//! proxies namespaces switch on (plus the built-in `update_user_status` RPC). The HTTP calls and wire shapes live in `crate::proxy`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,9 @@ use crate::proxy::{self, Base, Endpoint, ProxyError};
 
 use super::conn::Fail;
 use super::{ConnectError, Node, Session, Transport, now_secs};
+
+/// The client RPC method that marks the caller's user active (Centrifugo PRO's name).
+pub const USER_STATUS_RPC: &str = "update_user_status";
 
 /// How long a failed refresh waits before it is tried again.
 const REFRESH_RETRY: Duration = Duration::from_secs(3);
@@ -257,6 +260,14 @@ impl Node {
     /// namespace has `proxy_enabled`; anything else is 104.
     pub(super) async fn client_rpc(&self, s: &Session, req: RpcRequest) -> Result<RpcResult, Fail> {
         let rpc = &self.config.rpc;
+        if req.method == USER_STATUS_RPC {
+            // Built in, as in Centrifugo PRO: the caller's own user is active now.
+            if s.user.is_empty() {
+                return Err(ErrorCode::PermissionDenied.into());
+            }
+            self.update_user_status(std::slice::from_ref(&s.user), None).await.map_err(super::internal)?;
+            return Ok(RpcResult { data: None });
+        }
         if rpc.ping.enabled && req.method == rpc.ping.method {
             return Ok(RpcResult { data: None });
         }

@@ -1,10 +1,11 @@
 //! Connection token refresh (the client `refresh` command): an expired token is
-//! disconnect 3005, an invalid one or one for another user 3500.
+//! disconnect 3005, an invalid one or one for another user 3500, a revoked one 3510
+//! and any token of a blocked user 3511.
 
 use crate::auth::TokenError;
 use crate::protocol::{Disconnect, RefreshResult};
 
-use super::{Node, Session, now_secs, ttl_until};
+use super::{Node, Session, TokenInfo, now_secs, ttl_until};
 
 impl Node {
     pub(super) async fn client_refresh(&self, s: &Session, token: &str) -> Result<RefreshResult, Disconnect> {
@@ -19,6 +20,9 @@ impl Node {
         if t.user != s.user {
             return Err(Disconnect::invalid_token());
         }
+        let token = TokenInfo { uid: t.jti.clone().unwrap_or_default(), issued_at: t.iat.unwrap_or(0) };
+        self.check_connection(&s.user, Some(&token))?;
+        s.state.lock().refreshed = Some(token);
         let expire_at = t.expire_at.map(|e| e.min(now_secs() + 365 * 24 * 3600));
         s.state.lock().expire_at = expire_at;
         Ok(match expire_at {

@@ -81,6 +81,9 @@ pub struct MutableState {
     pub subs: HashMap<String, SubState>,
     /// Unix seconds when the connection expires unless refreshed.
     pub expire_at: Option<i64>,
+    /// The token of the connection's last client refresh (revocation checks use it
+    /// instead of the connect token).
+    pub refreshed: Option<TokenInfo>,
 }
 
 pub struct Session {

@@ -289,6 +289,8 @@ impl Node {
         if t.channel != channel || t.user != s.user || client_mismatch {
             return Err(Fail::Disconnect(Disconnect::invalid_token()));
         }
+        let info = TokenInfo { uid: t.jti.clone().unwrap_or_default(), issued_at: t.iat.unwrap_or(0) };
+        self.check_subscription(&s.user, channel, &info)?;
         Ok(t)
     }
 

@@ -216,6 +216,16 @@ impl Disconnect {
     pub fn not_available() -> Self {
         Self::new(3508, "not available")
     }
+    /// Rotor: the connection's token was revoked (`revoke_token`) or invalidated
+    /// (`invalidate_user_tokens`). Centrifugo documents no code for this; 3510 is in
+    /// the non-reconnecting range and after Centrifugo's 3509 (too many errors).
+    pub fn token_revoked() -> Self {
+        Self::new(3510, "token revoked")
+    }
+    /// Rotor: the connection's user is blocked (`block_user`); no reconnect.
+    pub fn user_blocked() -> Self {
+        Self::new(3511, "user blocked")
+    }
     pub fn message_too_big() -> Self {
         Self::new(1009, "message too big")
     }
@@ -248,6 +258,9 @@ pub mod unsubscribe {
     pub const SERVER: (u32, &str) = (2000, "server unsubscribe");
     pub const INSUFFICIENT_STATE: (u32, &str) = (2500, "insufficient state");
     pub const EXPIRED: (u32, &str) = (2501, "subscription expired");
+    /// Rotor: the subscription token was revoked or invalidated; a server unsubscribe
+    /// (no resubscribe) with its own reason.
+    pub const TOKEN_REVOKED: (u32, &str) = (2000, "token revoked");
 }
 
 #[cfg(test)]

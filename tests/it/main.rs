@@ -26,6 +26,7 @@ mod proxy;
 mod redis;
 mod schemathesis;
 mod seed;
+mod sessions;
 mod shutdown;
 mod tags_filter;
 mod uni;

@@ -53,6 +53,22 @@ impl Keys {
         self.key("presence.expire", channel)
     }
 
+    /// The hash of session entries (revocations, invalidations, blocks) by id, and
+    /// the sorted set of their expiry times. One hash tag in cluster mode: a script
+    /// touches both.
+    pub fn session_entries(&self) -> (String, String) {
+        if self.cluster {
+            (format!("{}.{{sessions}}.entries", self.prefix), format!("{}.{{sessions}}.expiry", self.prefix))
+        } else {
+            (format!("{}.sessions.entries", self.prefix), format!("{}.sessions.expiry", self.prefix))
+        }
+    }
+
+    /// A user's status hash (`active`, `online`, `state`).
+    pub fn user_status(&self, user: &str) -> String {
+        self.key("user_status", user)
+    }
+
     /// Control messages for every node.
     pub fn control(&self) -> String {
         format!("{}.control", self.prefix)

@@ -12,6 +12,7 @@
 mod keys;
 mod pubsub;
 mod scripts;
+mod sessions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::protocol::{ClientInfo, Publication, StreamPosition};
 use super::{HistoryError, HistoryOptions, HistoryQuery, HistoryResult};
 use keys::Keys;
 pub use pubsub::Incoming;
+pub use sessions::StoredStatus;
 
 /// Redis did not answer, answered an error, or timed out.
 #[derive(Debug, Clone)]

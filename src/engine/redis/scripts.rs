@@ -1,5 +1,6 @@
-//! The Lua scripts of the Redis engine. Each touches only keys of one channel (hash
-//! tagged in cluster mode), so it runs atomically on one shard or slot.
+//! The Lua scripts of the Redis engine. Each touches only keys of one channel, or the
+//! two session-entry keys (one hash tag), so it runs atomically on one shard or slot.
+//! (Channel keys are hash tagged in cluster mode.)
 
 use std::sync::LazyLock;
 
@@ -148,6 +149,47 @@ if #expired > 0 then
   redis.call('zremrangebyscore', KEYS[2], '0', ARGV[1])
 end
 return redis.call('hgetall', KEYS[1])
+"#,
+    )
+});
+
+/// KEYS: session entries hash, expiry sorted set. ARGV: id, body, expire_at (0 = never).
+pub static SESSION_PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '0' then
+  redis.call('zrem', KEYS[2], ARGV[1])
+else
+  redis.call('zadd', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"#,
+    )
+});
+
+/// KEYS: session entries hash, expiry sorted set. ARGV: id.
+pub static SESSION_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('hdel', KEYS[1], ARGV[1])
+redis.call('zrem', KEYS[2], ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// KEYS: session entries hash, expiry sorted set. ARGV: now (Unix seconds).
+/// Drops entries expiring at or before now, at most 1000 per call; returns how many.
+pub static SESSION_SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local dead = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+for _, id in ipairs(dead) do
+  redis.call('hdel', KEYS[1], id)
+  redis.call('zrem', KEYS[2], id)
+end
+return #dead
 "#,
     )
 });
