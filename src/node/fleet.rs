@@ -432,7 +432,7 @@ impl Node {
                 tokio::spawn(async move {
                     let Some(fleet) = &node.fleet else { return };
                     let (error, data) = match node.emulate_local(&session, bytes::Bytes::from(data)).await {
-                        Ok(()) => (None, Some(RawValue::from_string("null".into()).expect("static JSON"))),
+                        Ok(()) => (None, Some(RawValue::from_string("true".into()).expect("static JSON"))),
                         Err(e) => (Some(e.wire().to_string()), None),
                     };
                     let reply = Control { from: node.uid.clone(), body: Body::SurveyResponse { id, error, data } };

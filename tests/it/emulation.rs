@@ -166,3 +166,29 @@ async fn disabled_by_default() {
         assert_eq!(c.post(format!("{}{path}", s.http())).body("{}").send().await.unwrap().status().as_u16(), 404);
     }
 }
+
+/// Two nodes on one Redis: the stream on node A, `/emulation` posted to node B; the
+/// reply arrives on A's stream. A session B forwards to A that A does not have is 404.
+#[tokio::test]
+async fn emulation_request_reaches_the_owning_node() {
+    let redis = crate::redis::Redis::start();
+    let mut cfg = config();
+    merge(&mut cfg, &json!({"engine": {"type": "redis", "redis": {"address": [redis.url()], "survey_timeout": "2s"}}}));
+    let a = Server::start(cfg.clone()).await;
+    let b = Server::start(cfg).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for s in [&a, &b] {
+        while s.api("info", json!({})).await.1["result"]["nodes"].as_array().map_or(0, Vec::len) < 2 {
+            assert!(std::time::Instant::now() < deadline, "nodes never saw each other");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let (mut stream, session, node) = open(&a, "3").await;
+    let sub = emulation_body(&session, &node, &[json!({"id": 2, "subscribe": {"channel": "news"}})]);
+    assert_eq!(post_emulation(&b.http(), sub).await, 204);
+    assert_eq!(stream.next_push().await.unwrap()["id"], 2);
+    b.publish("news", json!({"via": "b"})).await;
+    assert_eq!(stream.next_push().await.unwrap()["push"]["pub"]["data"], json!({"via": "b"}));
+    let ghost = emulation_body("no-such-session", &node, &[json!({})]);
+    assert_eq!(post_emulation(&b.http(), ghost).await, 404);
+}
