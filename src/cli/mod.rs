@@ -53,6 +53,10 @@ struct ServeArgs {
     uni_sse: Option<bool>,
     #[arg(long = "uni_websocket.enabled", num_args = 0..=1, default_missing_value = "true")]
     uni_websocket: Option<bool>,
+    #[arg(long = "http_stream.enabled", num_args = 0..=1, default_missing_value = "true")]
+    http_stream: Option<bool>,
+    #[arg(long = "sse.enabled", num_args = 0..=1, default_missing_value = "true")]
+    sse: Option<bool>,
     #[arg(long = "client.insecure", num_args = 0..=1, default_missing_value = "true")]
     client_insecure: Option<bool>,
     #[arg(long = "http_api.insecure", num_args = 0..=1, default_missing_value = "true")]
@@ -121,6 +125,8 @@ impl ServeArgs {
         put("uni_http_stream.enabled", self.uni_http_stream.map(|b| b.to_string()));
         put("uni_sse.enabled", self.uni_sse.map(|b| b.to_string()));
         put("uni_websocket.enabled", self.uni_websocket.map(|b| b.to_string()));
+        put("http_stream.enabled", self.http_stream.map(|b| b.to_string()));
+        put("sse.enabled", self.sse.map(|b| b.to_string()));
         put("client.insecure", self.client_insecure.map(|b| b.to_string()));
         put("http_api.insecure", self.http_api_insecure.map(|b| b.to_string()));
         put("health.enabled", self.health.map(|b| b.to_string()));

@@ -24,6 +24,12 @@ pub struct Config {
     pub uni_http_stream: UniHttp,
     pub uni_sse: UniHttp,
     pub uni_websocket: UniWebSocket,
+    /// Bidirectional emulation over HTTP streaming (`/connection/http_stream`).
+    pub http_stream: UniHttp,
+    /// Bidirectional emulation over Server-Sent Events (`/connection/sse`).
+    pub sse: UniHttp,
+    /// `POST /emulation`, served whenever `http_stream` or `sse` is enabled.
+    pub emulation: Emulation,
     pub health: Health,
     pub admin: Admin,
     pub node: Node,
@@ -556,7 +562,8 @@ impl Default for WebSocket {
     }
 }
 
-/// `uni_http_stream` and `uni_sse`.
+/// `uni_http_stream` and `uni_sse`, and the emulation streams `http_stream` and `sse`
+/// (same keys; an empty `handler_prefix` means Centrifugo's default path).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UniHttp {
@@ -568,6 +575,20 @@ pub struct UniHttp {
 impl Default for UniHttp {
     fn default() -> Self {
         Self { enabled: false, handler_prefix: String::new(), max_request_body_size: 65536 }
+    }
+}
+
+/// The endpoint emulated transports post their commands to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Emulation {
+    pub handler_prefix: String,
+    pub max_request_body_size: usize,
+}
+
+impl Default for Emulation {
+    fn default() -> Self {
+        Self { handler_prefix: "/emulation".into(), max_request_body_size: 65536 }
     }
 }
 
@@ -711,6 +732,19 @@ impl Config {
 
     pub fn uni_sse_prefix(&self) -> &str {
         prefix_or(&self.uni_sse.handler_prefix, "/connection/uni_sse")
+    }
+
+    pub fn http_stream_prefix(&self) -> &str {
+        prefix_or(&self.http_stream.handler_prefix, "/connection/http_stream")
+    }
+
+    pub fn sse_prefix(&self) -> &str {
+        prefix_or(&self.sse.handler_prefix, "/connection/sse")
+    }
+
+    /// Whether `/emulation` is served (either emulated transport is on).
+    pub fn emulation_enabled(&self) -> bool {
+        self.http_stream.enabled || self.sse.enabled
     }
 }
 

@@ -25,6 +25,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         return err("user_status.online_interval must be at least 1s");
     }
     admin(c)?;
+    emulation(c)?;
     channel_options("channel.without_namespace", &c.channel.without_namespace)?;
     let mut seen = HashSet::new();
     for ns in &c.channel.namespaces {
@@ -68,6 +69,31 @@ fn proxies(c: &Config) -> Result<(), ConfigError> {
         if on && p.timeout.std().is_zero() {
             return err(format!("{key}.timeout must be above zero"));
         }
+    }
+    Ok(())
+}
+
+/// Emulation paths must be usable routes, and `/emulation` must not shadow a stream.
+fn emulation(c: &Config) -> Result<(), ConfigError> {
+    if !c.emulation_enabled() {
+        return Ok(());
+    }
+    let e = &c.emulation.handler_prefix;
+    if !e.starts_with('/') || e.len() < 2 || e.ends_with('/') {
+        return err(format!("emulation.handler_prefix {e:?} must start with '/' and not end with it"));
+    }
+    for (key, on, path) in
+        [("http_stream", c.http_stream.enabled, c.http_stream_prefix()), ("sse", c.sse.enabled, c.sse_prefix())]
+    {
+        if on && !path.starts_with('/') {
+            return err(format!("{key}.handler_prefix {path:?} must start with '/'"));
+        }
+        if on && path == e {
+            return err(format!("{key}.handler_prefix must differ from emulation.handler_prefix"));
+        }
+    }
+    if c.http_stream.enabled && c.sse.enabled && c.http_stream_prefix() == c.sse_prefix() {
+        return err("http_stream.handler_prefix must differ from sse.handler_prefix");
     }
     Ok(())
 }
@@ -155,6 +181,15 @@ mod tests {
         assert!(check(r#"{"channel":{"without_namespace":{"history_size":5}}}"#).is_err());
         assert!(check(r#"{"client":{"ping_interval":"5s","pong_timeout":"5s"}}"#).is_err());
         assert!(check(r#"{"admin":{"enabled":true,"handler_prefix":"/ui"}}"#).is_ok());
+        assert!(check(r#"{"sse":{"enabled":true}}"#).is_ok());
+        assert!(check(r#"{"sse":{"enabled":true},"emulation":{"handler_prefix":"emu"}}"#).is_err());
+        assert!(check(r#"{"http_stream":{"enabled":true,"handler_prefix":"/emulation"}}"#).is_err());
+        assert!(
+            check(
+                r#"{"http_stream":{"enabled":true},"sse":{"enabled":true,"handler_prefix":"/connection/http_stream"}}"#
+            )
+            .is_err()
+        );
         assert!(check(r#"{"admin":{"enabled":true,"handler_prefix":"ui/"}}"#).is_err());
         assert!(check(r#"{"admin":{"enabled":true},"http_api":{"handler_prefix":""}}"#).is_err());
         assert!(check(r#"{"admin":{"enabled":true,"max_failed_logins":0}}"#).is_err());

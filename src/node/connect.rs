@@ -167,7 +167,11 @@ impl Node {
             meta: t.and_then(|t| t.meta.clone()).map(|m| one_line(Arc::from(m))),
             labels: labels.unwrap_or_default(),
             connected_at_ms: now_ms(),
-            session: if transport.unidirectional() { uuid::Uuid::new_v4().to_string() } else { String::new() },
+            session: if transport.unidirectional() || transport.emulated() {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                String::new()
+            },
             token: t.map(|t| TokenInfo { uid: t.jti.clone().unwrap_or_default(), issued_at: t.iat.unwrap_or(0) }),
             queue,
             state: parking_lot::Mutex::new(super::MutableState {
@@ -348,6 +352,9 @@ impl Node {
             ..Default::default()
         };
         r.session = s.session.clone();
+        if transport.emulated() {
+            r.node = self.uid.clone();
+        }
         // With the refresh proxy the server extends the connection itself: the client
         // is not told to refresh.
         let server_refresh = s.proxied && self.proxies.refresh.is_some();

@@ -12,6 +12,8 @@
 //!   the requester's node channel. The requester waits for the peers that were live
 //!   when it asked, stops waiting for one as soon as it is dropped from the registry,
 //!   and after the survey timeout reports the silent ones instead of failing.
+//! - **Emulation.** Commands posted to `/emulation` for a session on another node
+//!   are sent to that node alone, which answers like a one-node survey.
 //! - **Operations.** Fleet-wide subscribe/unsubscribe/disconnect/refresh are broadcast
 //!   and applied by every node to its own connections.
 //! - **Session entries.** Revocations, invalidations and blocks are broadcast and
@@ -99,6 +101,13 @@ enum Body {
     },
     /// A revocation, invalidation, block or unblock every node applies.
     Sessions(super::sessions::Entry),
+    /// Commands for an emulated session of the receiving node (sent to that node
+    /// only); answered with a `SurveyResponse` of the same id.
+    Emulation {
+        id: u64,
+        session: String,
+        data: String,
+    },
 }
 
 struct Peer {
@@ -284,6 +293,42 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// Delivers `data` to emulated session `session` on peer `target` and waits for
+    /// its answer (at most the survey timeout). A peer not in the registry is an
+    /// unknown node.
+    pub async fn emulate(
+        &self,
+        self_uid: &str,
+        target: &str,
+        session: &str,
+        data: bytes::Bytes,
+    ) -> Result<(), super::EmulationError> {
+        use super::EmulationError;
+        if !self.is_live(target) {
+            return Err(EmulationError::UnknownNode);
+        }
+        // Frames decoded as JSON text already; anything else cannot be a command.
+        let data = String::from_utf8(data.to_vec()).map_err(|_| EmulationError::UnknownSession)?;
+        let id = self.next_survey.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.surveys.lock().insert(id, tx);
+        let _cleanup = RemoveOnDrop { map: &self.surveys, id };
+        let body = Body::Emulation { id, session: session.to_string(), data };
+        let msg = encode(&Control { from: self_uid.to_string(), body });
+        self.redis.send_to_node(target, msg).await.map_err(|e| EmulationError::Unreachable(e.to_string()))?;
+        loop {
+            match tokio::time::timeout(self.survey_timeout, rx.recv()).await {
+                Ok(Some(a)) if a.uid == target => {
+                    return a.result.map(|_| ()).map_err(|e| EmulationError::from_wire(&e));
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return Err(EmulationError::Unreachable("no answer".into())),
+            }
+        }
+    }
+}
+
 struct RemoveOnDrop<'a> {
     map: &'a Mutex<HashMap<u64, mpsc::UnboundedSender<Answer>>>,
     id: u64,
@@ -391,6 +436,20 @@ impl Node {
                     let reply = Control { from: node.uid.clone(), body: Body::SurveyResponse { id, error, data } };
                     if let Err(e) = fleet.redis.send_to_node(&msg.from, encode(&reply)).await {
                         tracing::warn!("survey answer not sent: {e}");
+                    }
+                });
+            }
+            Body::Emulation { id, session, data } => {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    let Some(fleet) = &node.fleet else { return };
+                    let (error, data) = match node.emulate_local(&session, bytes::Bytes::from(data)).await {
+                        Ok(()) => (None, Some(RawValue::from_string("true".into()).expect("static JSON"))),
+                        Err(e) => (Some(e.wire().to_string()), None),
+                    };
+                    let reply = Control { from: node.uid.clone(), body: Body::SurveyResponse { id, error, data } };
+                    if let Err(e) = fleet.redis.send_to_node(&msg.from, encode(&reply)).await {
+                        tracing::warn!("emulation answer not sent: {e}");
                     }
                 });
             }

@@ -6,6 +6,7 @@
 mod channels;
 mod conn;
 mod connect;
+mod emulation;
 mod fanout;
 pub mod fleet;
 mod history;
@@ -36,6 +37,7 @@ use crate::protocol::Disconnect;
 pub use channels::{Asker, ChannelName, ChannelRules};
 pub use conn::Conn;
 pub use connect::ConnectError;
+pub use emulation::{EmulatedSessions, EmulationError, Registration};
 pub use ops::{ServerSubscribe, Target};
 pub use publish::{PublishError, PublishOptions, PublishOutcome};
 pub use queue::Queue;
@@ -56,6 +58,8 @@ pub struct Node {
     /// HTTP proxies to the application backend.
     pub proxies: crate::proxy::Proxies,
     pub channels: ChannelRules,
+    /// Emulated (http_stream / sse) sessions of this node, for `/emulation`.
+    pub emulated: EmulatedSessions,
     /// This node's unique id and display name.
     pub uid: String,
     pub name: String,
@@ -123,6 +127,7 @@ impl Node {
         Ok(Self {
             proxies: crate::proxy::Proxies::new(&config),
             channels: ChannelRules::new(&config.channel),
+            emulated: EmulatedSessions::default(),
             hub: Hub::new().with_max_label_keys(config.client.labels.max_keys_per_node),
             config: Arc::new(config),
             engine,

@@ -20,6 +20,10 @@ pub enum Transport {
     UniHttpStream,
     UniSse,
     UniWebSocket,
+    /// Bidirectional emulation: replies stream down an HTTP response, commands come
+    /// through `/emulation`.
+    HttpStream,
+    Sse,
 }
 
 impl Transport {
@@ -29,12 +33,20 @@ impl Transport {
             Transport::UniHttpStream => "uni_http_stream",
             Transport::UniSse => "uni_sse",
             Transport::UniWebSocket => "uni_websocket",
+            Transport::HttpStream => "http_stream",
+            Transport::Sse => "sse",
         }
+    }
+
+    /// Emulated transports carry commands through `/emulation`, addressed by the
+    /// connect result's `session` and `node`.
+    pub fn emulated(self) -> bool {
+        matches!(self, Transport::HttpStream | Transport::Sse)
     }
 
     /// Unidirectional transports write bare pushes and expect no pong.
     pub fn unidirectional(self) -> bool {
-        !matches!(self, Transport::WebSocket)
+        matches!(self, Transport::UniHttpStream | Transport::UniSse | Transport::UniWebSocket)
     }
 }
 
@@ -98,7 +110,8 @@ pub struct Session {
     pub meta: Option<Raw>,
     pub labels: Vec<(Arc<str>, Arc<str>)>,
     pub connected_at_ms: i64,
-    /// Session ID of unidirectional connections (ConnectResult.session), else empty.
+    /// Session ID of unidirectional and emulated connections (ConnectResult.session),
+    /// else empty. For emulation it is the capability `/emulation` requests name.
     pub session: String,
     pub token: Option<TokenInfo>,
     pub queue: Arc<Queue>,

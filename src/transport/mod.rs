@@ -1,8 +1,13 @@
-//! Real-time transports: bidirectional WebSocket and the unidirectional
-//! `uni_http_stream`, `uni_sse` and `uni_websocket`. Each owns its socket or response
-//! body and drives a [`crate::node::Conn`]; none interprets commands itself.
+//! Real-time transports: bidirectional WebSocket, its emulation over HTTP streaming
+//! and SSE (`/connection/http_stream`, `/connection/sse` + `/emulation`), and the
+//! unidirectional `uni_http_stream`, `uni_sse` and `uni_websocket`. Each adapts its
+//! socket or response body to the one [`session_loop`], which drives a
+//! [`crate::node::Conn`]; none interprets commands itself.
 
+mod emulation;
+mod http_body;
 mod origin;
+pub mod session_loop;
 mod uni;
 mod uni_http_stream;
 mod uni_sse;
@@ -34,6 +39,22 @@ pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
         let route =
             get(uni_sse::handler).post(uni_sse::handler).layer(DefaultBodyLimit::max(c.uni_sse.max_request_body_size));
         r = r.route(c.uni_sse_prefix(), route);
+    }
+    if c.http_stream.enabled {
+        let route = post(emulation::http_stream)
+            .options(uni_http_stream::preflight)
+            .layer(DefaultBodyLimit::max(c.http_stream.max_request_body_size));
+        r = r.route(c.http_stream_prefix(), route);
+    }
+    if c.sse.enabled {
+        let route = get(emulation::sse).post(emulation::sse).layer(DefaultBodyLimit::max(c.sse.max_request_body_size));
+        r = r.route(c.sse_prefix(), route);
+    }
+    if c.emulation_enabled() {
+        let route = post(emulation::emulation)
+            .options(uni_http_stream::preflight)
+            .layer(DefaultBodyLimit::max(c.emulation.max_request_body_size));
+        r = r.route(&c.emulation.handler_prefix, route);
     }
     if c.uni_websocket.enabled {
         r = r.route(&c.uni_websocket.handler_prefix, any(uni_websocket::handler));

@@ -12,7 +12,8 @@ use bytes::Bytes;
 
 use crate::node::{Node, Transport};
 
-use super::uni::{self, Framing};
+use super::http_body::Framing;
+use super::uni;
 
 pub async fn handler(
     State(node): State<Arc<Node>>,

@@ -3,7 +3,7 @@
 //! `join_push_messages`), and a disconnect is a disconnect push plus a close frame.
 //! Anything else the client sends is read and ignored, except a Close (echoed) and a
 //! frame that breaks RFC 6455 (closed with 1002/1007/1009, as on the bidirectional
-//! endpoint).
+//! endpoint). After the connect, the session loop runs in unidirectional mode.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +16,10 @@ use axum::response::{IntoResponse, Response};
 use crate::node::{Conn, Node, Transport};
 use crate::protocol::{ConnectRequest, Disconnect};
 
-use super::uni::{decode_connect, disconnect_push};
-use super::websocket::{close, echo_close, join_lines, violation};
+use super::http_body::disconnect_push;
+use super::session_loop::{self, JoinedLines, Mode, OnePerMessage};
+use super::uni::decode_connect;
+use super::websocket::{close, echo_close, violation, ws_ends};
 
 pub async fn handler(
     State(node): State<Arc<Node>>,
@@ -50,18 +52,13 @@ async fn first_request(socket: &mut WebSocket, node: &Node) -> Result<ConnectReq
             Err(None)
         }
         Some(Err(e)) => {
-            ended_by(socket, node, e).await;
+            if let Some(d) = violation(e) {
+                let _ = tokio::time::timeout(node.config.websocket.write_timeout.std(), close(socket, &d)).await;
+            }
             Err(None)
         }
         Some(Ok(_)) => Err(Some(Disconnect::bad_request())),
         None => Err(None),
-    }
-}
-
-/// Closes with the code a failed read calls for (see `websocket::violation`).
-async fn ended_by(socket: &mut WebSocket, node: &Node, e: axum::Error) {
-    if let Some(d) = violation(e) {
-        let _ = tokio::time::timeout(node.config.websocket.write_timeout.std(), close(socket, &d)).await;
     }
 }
 
@@ -78,59 +75,19 @@ async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectReque
     if let Err(d) = conn.connect_uni(req).await {
         return finish(&mut socket, &node, &d).await;
     }
-    let queue = conn.queue().clone();
-    let mut batch = Vec::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = queue.notified() => {
-                let closed = queue.drain(&mut batch);
-                if !send_all(&mut socket, &node, &mut batch).await {
-                    break;
-                }
-                if let Some(d) = closed {
-                    return finish(&mut socket, &node, &d).await;
-                }
-            }
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Close(_))) => {
-                    echo_close(&mut socket, node.config.websocket.write_timeout.std()).await;
-                    break;
-                }
-                Some(Err(e)) => {
-                    ended_by(&mut socket, &node, e).await;
-                    break;
-                }
-                Some(Ok(_)) => {}
-                None => break,
-            },
-            _ = tokio::time::sleep_until(conn.deadline()) => {
-                if let Err(d) = conn.on_deadline() {
-                    queue.close(d, true);
-                }
-            }
-        }
-    }
-}
-
-async fn send_all(socket: &mut WebSocket, node: &Node, batch: &mut Vec<bytes::Bytes>) -> bool {
-    let frames: Vec<String> = if node.config.uni_websocket.join_push_messages && !batch.is_empty() {
-        vec![join_lines(batch)]
+    let c = &node.config.uni_websocket;
+    let write_timeout = node.config.websocket.write_timeout.std();
+    let (inbound, sink) = ws_ends(socket, !c.disable_disconnect_push);
+    if c.join_push_messages {
+        session_loop::run(&mut conn, inbound, sink, &JoinedLines, Mode::Unidirectional, write_timeout).await;
     } else {
-        batch.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
-    };
-    batch.clear();
-    for f in frames {
-        if socket.send(Message::Text(f.into())).await.is_err() {
-            return false;
-        }
+        session_loop::run(&mut conn, inbound, sink, &OnePerMessage, Mode::Unidirectional, write_timeout).await;
     }
-    true
 }
 
 async fn finish(socket: &mut WebSocket, node: &Node, d: &Disconnect) {
     if !node.config.uni_websocket.disable_disconnect_push {
-        let push = String::from_utf8_lossy(&disconnect_push(d)).into_owned();
+        let push = String::from_utf8_lossy(&disconnect_push(true, d)).into_owned();
         let _ = socket.send(Message::Text(push.into())).await;
     }
     let _ = close(socket, d).await;

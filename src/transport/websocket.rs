@@ -2,22 +2,24 @@
 //! newline-separated commands in, batched replies and pushes out as one text frame
 //! per drain of the queue. Disconnects are WebSocket close frames; a client's Close is
 //! echoed, and a frame that breaks RFC 6455 gets 1002 (1007 for text that is not
-//! UTF-8, 1009 when too big). One task per connection: it reads, writes and runs the
-//! connection's timers.
+//! UTF-8, 1009 when too big). One task per connection runs the session loop over the
+//! socket's two halves (see [`ws_ends`]).
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::SinkExt;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 
 use crate::node::{Conn, Node, Transport};
 use crate::protocol::Disconnect;
+
+use super::session_loop::{self, Inbound, JoinedLines, Mode, Outbound};
 
 pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
@@ -38,74 +40,57 @@ async fn run(mut socket: WebSocket, node: Arc<Node>, forwarded: Vec<(String, Str
         return;
     }
     let mut conn = Conn::new(node.clone(), Transport::WebSocket).with_headers(forwarded);
-    let queue = conn.queue().clone();
     let write_timeout = node.config.websocket.write_timeout.std();
-    let mut batch = Vec::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = queue.notified() => {
-                let closed = queue.drain(&mut batch);
-                if !batch.is_empty() {
-                    let frame = join_lines(&batch);
-                    batch.clear();
-                    let send = socket.send(Message::Text(frame.into()));
-                    if !matches!(tokio::time::timeout(write_timeout, send).await, Ok(Ok(()))) {
-                        break;
-                    }
-                }
-                if let Some(d) = closed {
-                    let _ = tokio::time::timeout(write_timeout, close(&mut socket, &d)).await;
-                    break;
-                }
-            }
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    // Boxed: command handling is a large state machine that should not
-                    // live inside every idle connection's task.
-                    if let Err(d) = Box::pin(conn.handle_frame(t.as_bytes())).await {
-                        queue.close(d, true);
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => queue.close(Disconnect::bad_request(), true),
-                Some(Ok(Message::Close(_))) => {
-                    echo_close(&mut socket, write_timeout).await;
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    if let Some(d) = violation(e) {
-                        let _ = tokio::time::timeout(write_timeout, close(&mut socket, &d)).await;
-                    }
-                    break;
-                }
-                None => break,
-            },
-            _ = tokio::time::sleep_until(conn.deadline()) => {
-                if let Err(d) = conn.on_deadline() {
-                    queue.close(d, true);
-                }
-            }
-        }
-    }
+    let (inbound, sink) = ws_ends(socket, false);
+    session_loop::run(&mut conn, inbound, sink, &JoinedLines, Mode::Bidirectional, write_timeout).await;
 }
 
-/// Joins queued messages with `\n` into one frame.
-pub(super) fn join_lines(items: &[Bytes]) -> String {
-    let len = items.iter().map(|b| b.len() + 1).sum();
-    let mut out = Vec::with_capacity(len);
-    for (i, b) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\n');
+/// A WebSocket as the session loop's inbound stream and outbound sink: text frames
+/// are commands, binary ones unsupported, Close is echoed, broken frames closed with
+/// the code [`violation`] picks; outbound frames are text messages, a close is a close
+/// frame, preceded by a bare disconnect push when `push_disconnect` (uni WebSocket).
+pub(super) fn ws_ends(
+    socket: WebSocket,
+    push_disconnect: bool,
+) -> (impl Stream<Item = Inbound> + Unpin, impl Sink<Outbound<Bytes>, Error = axum::Error> + Unpin) {
+    let (tx, rx) = socket.split();
+    let inbound = rx.filter_map(|msg| async move {
+        match msg {
+            Ok(Message::Text(t)) => Some(Inbound::Frame(Bytes::from(t))),
+            Ok(Message::Binary(_)) => Some(Inbound::Unsupported),
+            Ok(Message::Close(_)) => Some(Inbound::PeerClosed),
+            Ok(Message::Ping(_) | Message::Pong(_)) => None,
+            Err(e) => Some(Inbound::Broken(violation(e))),
         }
-        out.extend_from_slice(b);
-    }
-    String::from_utf8(out).unwrap_or_default()
+    });
+    let sink = Box::pin(futures_util::sink::unfold(tx, move |mut tx, item: Outbound<Bytes>| async move {
+        match item {
+            Outbound::Frame(b) => {
+                let text = Utf8Bytes::try_from(b).unwrap_or_default();
+                tx.send(Message::Text(text)).await?;
+            }
+            Outbound::Close(d) => {
+                if push_disconnect {
+                    let push = super::http_body::disconnect_push(true, &d);
+                    tx.send(Message::Text(Utf8Bytes::try_from(push).unwrap_or_default())).await?;
+                }
+                tx.send(close_message(&d)).await?;
+            }
+            // tungstenite queued the echo of the client's Close when it read it, and
+            // writes it on the next flush.
+            Outbound::EchoClose => tx.flush().await?,
+        }
+        Ok::<_, axum::Error>(tx)
+    }));
+    (Box::pin(inbound), sink)
+}
+
+fn close_message(d: &Disconnect) -> Message {
+    Message::Close(Some(CloseFrame { code: d.code as u16, reason: d.close_reason().into() }))
 }
 
 pub(super) async fn close(socket: &mut WebSocket, d: &Disconnect) -> Result<(), axum::Error> {
-    let frame = CloseFrame { code: d.code as u16, reason: d.close_reason().into() };
-    socket.send(Message::Close(Some(frame))).await
+    socket.send(close_message(d)).await
 }
 
 /// Answers the client's Close frame with its own code: tungstenite queued the echo

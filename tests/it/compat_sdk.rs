@@ -44,3 +44,22 @@ fn python_centrifuge_sdk() {
         &[("ROTOR_PING_SECONDS", PING_SECONDS)],
     );
 }
+
+/// centrifuge-js over `http_stream` and `sse` (commands through `/emulation`), and
+/// its fallback from WebSocket (disabled here) to `http_stream`.
+#[test]
+fn javascript_centrifuge_sdk_emulation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node_modules = crate::compat_env::node_modules();
+    let mut config = base_config(free_port());
+    config["http_stream"] = json!({"enabled": true});
+    config["sse"] = json!({"enabled": true});
+    config["websocket"] = json!({"disabled": true});
+    let mut server = Rotor::start(&config);
+    run_script(
+        "node",
+        &root.join("tests/compat/js/emulation_client.mjs"),
+        &mut server,
+        &[("NODE_PATH", &node_modules.to_string_lossy())],
+    );
+}

@@ -16,6 +16,7 @@ mod compat_api;
 mod compat_env;
 mod compat_sdk;
 mod connections;
+mod emulation;
 mod filter;
 mod fuzz_regressions;
 mod hardening_io;

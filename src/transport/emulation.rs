@@ -1,0 +1,149 @@
+//! Bidirectional emulation for clients without WebSocket (centrifuge-js's
+//! `http_stream` and `sse` transports):
+//!
+//! - `POST /connection/http_stream`: the body is the first frame of commands (the
+//!   connect); the response streams every Reply and Push as one JSON line.
+//! - `GET /connection/sse?cf_connect=<frame>` (or POST with the frame as the body): the
+//!   same as Server-Sent Events, `data: <json>\n\n` each.
+//! - `POST /emulation` with `{"session","node","data"}`: `data` (a JSON string holding
+//!   newline-separated commands) goes to that session's loop, on this node or, with
+//!   the Redis engine, on the node that owns it. 204 when delivered; replies arrive on
+//!   the stream. 404 for an unknown node or session, 400 for a malformed body, 413 over
+//!   `emulation.max_request_body_size`, 503 when the session's inbound queue stays
+//!   full, 500 when the owning node does not answer.
+//!
+//! The connect reply carries `session` (a fresh random ID) and `node`. Only JSON is
+//! served; a protobuf request (`application/octet-stream`) is refused with 415.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use crate::node::{Conn, EmulationError, Node, Transport};
+use crate::protocol::codec::decode_frame;
+
+use super::http_body::{self, Framing, stream_response};
+use super::session_loop::{self, Inbound, Mode};
+
+/// Longest `session` or `node` accepted (both are UUIDs, 36 characters).
+const MAX_ID_LEN: usize = 64;
+
+pub async fn http_stream(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = refuse(&node, &headers) {
+        return refused;
+    }
+    serve(node, &headers, body, Transport::HttpStream, Framing::Lines).await
+}
+
+pub async fn sse(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(&node, &headers) {
+        return refused;
+    }
+    let frame = if method == Method::POST {
+        body
+    } else {
+        match query.get("cf_connect") {
+            Some(q) => Bytes::copy_from_slice(q.as_bytes()),
+            None => return bad_request(),
+        }
+    };
+    serve(node, &headers, frame, Transport::Sse, Framing::Sse).await
+}
+
+/// The checks every emulation endpoint makes first: origin, JSON only.
+fn refuse(node: &Node, headers: &HeaderMap) -> Option<Response> {
+    if !super::origin::allowed(&node.config.client.allowed_origins, headers) {
+        return Some(StatusCode::FORBIDDEN.into_response());
+    }
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"));
+    protobuf.then(|| (StatusCode::UNSUPPORTED_MEDIA_TYPE, "protobuf is not supported").into_response())
+}
+
+fn bad_request() -> Response {
+    (StatusCode::BAD_REQUEST, "Bad Request").into_response()
+}
+
+/// Runs the first frame (the connect), then streams the session. A frame that is not
+/// commands is a 400; a connect answered with an error streams that reply and ends.
+async fn serve(node: Arc<Node>, headers: &HeaderMap, frame: Bytes, transport: Transport, framing: Framing) -> Response {
+    if decode_frame(&frame).is_err() {
+        return bad_request();
+    }
+    let forwarded = node.proxies.capture(headers);
+    let mut conn = Conn::new(node.clone(), transport).with_headers(forwarded);
+    if let Err(d) = Box::pin(conn.handle_frame(&frame)).await {
+        conn.queue().close(d, true);
+    }
+    let Some(session) = conn.session().map(|s| s.session.clone()) else {
+        return connect_failed(&conn, framing);
+    };
+    let (registration, rx) = node.register_emulated(&session);
+    let s = http_body::streamed(framing, false, Bytes::from_static(framing.preamble()));
+    let mut rx = rx;
+    let commands = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let inbound = futures_util::stream::select(commands.map(Inbound::Frame), s.gone);
+    let write_timeout = node.config.websocket.write_timeout.std();
+    tokio::spawn(async move {
+        let _registration = registration;
+        session_loop::run(&mut conn, inbound, s.sink, &framing, Mode::Bidirectional, write_timeout).await;
+    });
+    stream_response(s.body, framing)
+}
+
+/// No session: what the connect queued (an error reply, or a disconnect) is the whole
+/// body.
+fn connect_failed(conn: &Conn, framing: Framing) -> Response {
+    let mut out = BytesMut::from(framing.preamble());
+    let mut items = Vec::new();
+    let closed = conn.queue().drain(&mut items);
+    for item in &items {
+        framing.put(&mut out, item);
+    }
+    if let Some(d) = closed {
+        framing.put(&mut out, &http_body::disconnect_push(false, &d));
+    }
+    stream_response(axum::body::Body::from(out.freeze()), framing)
+}
+
+#[derive(Deserialize)]
+struct EmulationRequest {
+    session: String,
+    node: String,
+    data: String,
+}
+
+/// `POST /emulation`.
+pub async fn emulation(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = refuse(&node, &headers) {
+        return refused;
+    }
+    let Ok(req) = serde_json::from_slice::<EmulationRequest>(&body) else { return bad_request() };
+    let ids_ok = |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN;
+    if !ids_ok(&req.session) || !ids_ok(&req.node) || decode_frame(req.data.as_bytes()).is_err() {
+        return bad_request();
+    }
+    match node.emulate(&req.node, &req.session, Bytes::from(req.data)).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(EmulationError::UnknownNode | EmulationError::UnknownSession) => StatusCode::NOT_FOUND.into_response(),
+        Err(EmulationError::Busy) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Err(e @ EmulationError::Unreachable(_)) => {
+            tracing::warn!("emulation request not delivered: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

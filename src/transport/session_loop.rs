@@ -1,0 +1,158 @@
+//! The one session loop every transport runs: it reads frames of commands from a
+//! [`Stream`] of [`Inbound`] events, hands them to the [`Conn`], writes what the
+//! connection queued (replies, pushes, pings) to a [`Sink`] of [`Outbound`] frames, and
+//! runs the connection's timers. The transports only adapt their socket or response
+//! body to that stream and sink, so a connection can be driven by in-memory channels.
+//!
+//! How queued messages become wire frames is the [`Codec`]'s business (JSON lines in
+//! one WebSocket text frame, one SSE event per message…), so another encoding is
+//! another `Codec`, not another loop. Every write is bounded by the write timeout; a
+//! write that fails or times out ends the session.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+
+use crate::node::Conn;
+use crate::protocol::Disconnect;
+
+/// What a transport read from its client.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A frame of newline-separated commands.
+    Frame(Bytes),
+    /// A frame this transport cannot carry commands in (binary on a JSON WebSocket).
+    Unsupported,
+    /// The peer closed cleanly; the transport answers the close.
+    PeerClosed,
+    /// The peer broke the transport's rules (`Some`: what to tell it) or is gone.
+    Broken(Option<Disconnect>),
+}
+
+/// What the loop asks the transport to write.
+#[derive(Debug, PartialEq)]
+pub enum Outbound<F> {
+    Frame(F),
+    /// The session ends for this reason: tell the peer (close frame, disconnect push).
+    Close(Disconnect),
+    /// Answer the peer's close.
+    EchoClose,
+}
+
+/// Turns a batch of queued messages (each one encoded Reply or Push) into frames.
+pub trait Codec {
+    type Frame;
+    fn frames(&self, batch: &[Bytes], out: &mut Vec<Self::Frame>);
+}
+
+/// Whether the client's frames are commands (bidirectional) or ignored (uni).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Bidirectional,
+    Unidirectional,
+}
+
+/// Drives `conn` until the session ends: the queue closed (its reason is written
+/// as [`Outbound::Close`]), the peer closed or broke the rules, the inbound stream
+/// ended, or a write failed.
+pub async fn run<I, S, C>(conn: &mut Conn, mut inbound: I, mut sink: S, codec: &C, mode: Mode, write_timeout: Duration)
+where
+    I: Stream<Item = Inbound> + Unpin,
+    S: Sink<Outbound<C::Frame>> + Unpin,
+    C: Codec,
+{
+    let queue = conn.queue().clone();
+    let mut batch = Vec::new();
+    let mut frames = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = queue.notified() => {
+                let closed = queue.drain(&mut batch);
+                if !batch.is_empty() {
+                    codec.frames(&batch, &mut frames);
+                    batch.clear();
+                    for f in frames.drain(..) {
+                        if !write(&mut sink, Outbound::Frame(f), write_timeout).await {
+                            return;
+                        }
+                    }
+                }
+                if let Some(d) = closed {
+                    write(&mut sink, Outbound::Close(d), write_timeout).await;
+                    return;
+                }
+            }
+            msg = inbound.next() => match msg {
+                Some(Inbound::Frame(f)) if mode == Mode::Bidirectional => {
+                    // Boxed: command handling is a large state machine that should not
+                    // live inside every idle connection's task.
+                    if let Err(d) = Box::pin(conn.handle_frame(&f)).await {
+                        queue.close(d, true);
+                    }
+                }
+                Some(Inbound::Unsupported) if mode == Mode::Bidirectional => queue.close(Disconnect::bad_request(), true),
+                Some(Inbound::Frame(_) | Inbound::Unsupported) => {}
+                Some(Inbound::PeerClosed) => {
+                    write(&mut sink, Outbound::EchoClose, write_timeout).await;
+                    return;
+                }
+                Some(Inbound::Broken(Some(d))) => {
+                    write(&mut sink, Outbound::Close(d), write_timeout).await;
+                    return;
+                }
+                Some(Inbound::Broken(None)) | None => return,
+            },
+            _ = tokio::time::sleep_until(conn.deadline()) => {
+                if let Err(d) = conn.on_deadline() {
+                    queue.close(d, true);
+                }
+            }
+        }
+    }
+}
+
+/// One write under the timeout; false when it failed or took too long.
+async fn write<S, F>(sink: &mut S, item: Outbound<F>, timeout: Duration) -> bool
+where
+    S: Sink<Outbound<F>> + Unpin,
+{
+    matches!(tokio::time::timeout(timeout, sink.send(item)).await, Ok(Ok(())))
+}
+
+/// Messages joined with `\n` into one frame (bidirectional WebSocket, joined uni WS).
+pub struct JoinedLines;
+
+impl Codec for JoinedLines {
+    type Frame = Bytes;
+    fn frames(&self, batch: &[Bytes], out: &mut Vec<Bytes>) {
+        out.push(join_lines(batch));
+    }
+}
+
+/// Each message its own frame (uni WebSocket without joining).
+pub struct OnePerMessage;
+
+impl Codec for OnePerMessage {
+    type Frame = Bytes;
+    fn frames(&self, batch: &[Bytes], out: &mut Vec<Bytes>) {
+        out.extend(batch.iter().cloned());
+    }
+}
+
+/// Joins messages with `\n`.
+pub fn join_lines(items: &[Bytes]) -> Bytes {
+    let len = items.iter().map(|b| b.len() + 1).sum();
+    let mut out = Vec::with_capacity(len);
+    for (i, b) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b);
+    }
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests;
