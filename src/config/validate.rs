@@ -26,6 +26,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         return err("client.ping_interval must be greater than client.pong_timeout");
     }
     admin(c)?;
+    grpc_api(&c.grpc_api)?;
     channel_options("channel.without_namespace", &c.channel.without_namespace)?;
     let mut seen = HashSet::new();
     for ns in &c.channel.namespaces {
@@ -70,6 +71,24 @@ fn proxies(c: &Config) -> Result<(), ConfigError> {
         if on && p.timeout.std().is_zero() {
             return err(format!("{key}.timeout must be above zero"));
         }
+    }
+    Ok(())
+}
+
+/// `grpc_api`: a key is required when enabled (no unauthenticated API), the error mode
+/// is known, and TLS has both a certificate and a key.
+fn grpc_api(g: &super::schema::GrpcApi) -> Result<(), ConfigError> {
+    if !["", "transport"].contains(&g.error_mode.as_str()) {
+        return err(format!("grpc_api.error_mode must be \"\" or \"transport\", not {:?}", g.error_mode));
+    }
+    if !g.enabled {
+        return Ok(());
+    }
+    if g.key.is_empty() {
+        return err("grpc_api.key is required when grpc_api.enabled (calls authenticate with it)");
+    }
+    if g.tls.enabled && (g.tls.cert_pem.is_empty() || g.tls.key_pem.is_empty()) {
+        return err("grpc_api.tls needs both cert_pem and key_pem when enabled");
     }
     Ok(())
 }
@@ -164,6 +183,29 @@ mod tests {
         assert!(check(r#"{"admin":{"enabled":true},"http_api":{"handler_prefix":""}}"#).is_err());
         assert!(check(r#"{"admin":{"enabled":true,"max_failed_logins":0}}"#).is_err());
         assert!(check(r#"{"admin":{"enabled":true,"handler_prefix":"/health"}}"#).is_err());
+    }
+
+    #[test]
+    fn grpc_api_keys() {
+        assert!(check(r#"{"grpc_api":{"enabled":true,"key":"k"}}"#).is_ok());
+        assert!(check(r#"{"grpc_api":{"enabled":true}}"#).unwrap_err().0.contains("grpc_api.key"));
+        assert!(check(r#"{"grpc_api":{"error_mode":"loud"}}"#).unwrap_err().0.contains("grpc_api.error_mode"));
+        let tls = r#"{"grpc_api":{"enabled":true,"key":"k","tls":{"enabled":true,"cert_pem":"c.pem"}}}"#;
+        assert!(check(tls).unwrap_err().0.contains("key_pem"));
+        let env = crate::config::load_with_env(
+            None,
+            &Default::default(),
+            &[
+                ("ROTOR_GRPC_API_ENABLED".into(), "true".into()),
+                ("ROTOR_GRPC_API_PORT".into(), "10001".into()),
+                ("ROTOR_GRPC_API_MAX_RECEIVE_MESSAGE_SIZE".into(), "1024".into()),
+                ("ROTOR_GRPC_API_TLS_CERT_PEM".into(), "cert.pem".into()),
+            ],
+        )
+        .unwrap();
+        let g = env.config.grpc_api;
+        assert!(g.enabled && g.port == 10001 && g.max_receive_message_size == 1024 && g.tls.cert_pem == "cert.pem");
+        assert_eq!(crate::config::Config::default().grpc_api.port, 10000);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod api_methods;
 mod bad_input;
 mod cluster;
 mod connections;
+mod grpc;
 mod hardening_io;
 mod harness;
 mod proxy;
