@@ -158,8 +158,9 @@ async fn every_method_against_live_clients() {
     assert_eq!(rpc.error.unwrap().code, 104);
 
     // Connections: by label filter, by user, by expression, paged with limit/cursor.
+    let lister = c.clone();
     let conn = |req: ConnectionsRequest| {
-        let mut c = c.clone();
+        let mut c = lister.clone();
         async move { c.connections(authed(req)).await.unwrap().into_inner() }
     };
     let eu = conn(ConnectionsRequest { label_filter: Some(label("region", "eu")), ..Default::default() }).await;
@@ -431,10 +432,14 @@ async fn hostile_messages() {
         .into_inner();
     assert_eq!(r.error.unwrap().code, 107);
 
-    // Oversized: refused with RESOURCE_EXHAUSTED before it is decoded.
+    // Oversized: refused before it is decoded (tonic answers OUT_OF_RANGE where
+    // grpc-go answers RESOURCE_EXHAUSTED), nothing published.
     let big = PublishRequest { channel: "big".into(), data: vec![b'1'; 70_000], ..Default::default() };
     let status = c.publish(authed(big)).await.unwrap_err();
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("65536"), "{status:?}");
+    let h = c.history(authed(HistoryRequest { channel: "big".into(), limit: -1, ..Default::default() })).await;
+    assert!(h.unwrap().into_inner().result.unwrap().publications.is_empty());
 
     // Data that is not JSON cannot reach JSON clients: 107, nothing published.
     for data in [b"\x00\x01binary".to_vec(), b"{\"a\":".to_vec(), b"1 2".to_vec()] {
