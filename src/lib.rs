@@ -14,6 +14,7 @@
 //! - [`node`] client sessions, command handling, fan-out;
 //! - [`transport`] WebSocket and unidirectional transports;
 //! - [`api`] the server HTTP API;
+//! - [`grpc`] the gRPC server API (the same methods as [`api`], over protobuf);
 //! - [`admin`] the admin web UI and its endpoints (embedded static files);
 //! - [`cli`] the `rotor` command line (the only user of `anyhow`).
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod engine;
 pub mod filter;
 pub mod glob;
+pub mod grpc;
 pub mod hub;
 pub mod node;
 pub mod protocol;

@@ -1,4 +1,5 @@
-//! `rotor [-c config.json]`: run the server with a loaded configuration.
+//! `rotor [-c config.json]`: run the server with a loaded configuration (the HTTP
+//! server, and the gRPC API alongside it when `grpc_api.enabled`; both stop at shutdown).
 
 use anyhow::Context;
 
@@ -18,6 +19,14 @@ pub fn run(loaded: Loaded) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let node = Node::start(loaded.config).await?;
         let listener = crate::server::bind(&node).await.context("binding the HTTP port")?;
+        if let Some(grpc) = crate::grpc::bind(&node).await.context("starting the gRPC API")? {
+            let node = node.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::grpc::serve(node, grpc).await {
+                    tracing::error!(error = %e, "gRPC API server failed");
+                }
+            });
+        }
         crate::server::serve(node, listener).await.context("serving")
     })
 }

@@ -20,6 +20,7 @@ pub struct Config {
     pub channel: Channel,
     pub rpc: Rpc,
     pub http_api: HttpApi,
+    pub grpc_api: GrpcApi,
     pub websocket: WebSocket,
     pub uni_http_stream: UniHttp,
     pub uni_sse: UniHttp,
@@ -537,6 +538,49 @@ impl Default for HttpApi {
             max_request_body_size: 10 * 1024 * 1024,
         }
     }
+}
+
+/// The gRPC server API (`src/grpc/`): the HTTP API's methods over protobuf.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpcApi {
+    pub enabled: bool,
+    /// Host to bind (`""` = all interfaces).
+    pub address: String,
+    pub port: u16,
+    /// Required when enabled: calls carry `authorization: apikey <key>` metadata.
+    pub key: String,
+    /// `""` (errors in the response's `error` field) or `"transport"` (gRPC status codes).
+    pub error_mode: ErrorMode,
+    pub tls: GrpcTls,
+    /// Serve gRPC server reflection (for tools such as `grpcurl`).
+    pub reflection: bool,
+    /// Largest request message in bytes; `0` = the gRPC default of 4 MiB.
+    pub max_receive_message_size: usize,
+}
+
+impl Default for GrpcApi {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: String::new(),
+            port: 10000,
+            key: String::new(),
+            error_mode: ErrorMode::Body,
+            tls: GrpcTls::default(),
+            reflection: false,
+            max_receive_message_size: 0,
+        }
+    }
+}
+
+/// TLS of the gRPC API: `cert_pem` / `key_pem` each a file path or PEM text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpcTls {
+    pub enabled: bool,
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

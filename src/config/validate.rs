@@ -26,6 +26,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     admin(c)?;
     emulation(c)?;
+    grpc_api(&c.grpc_api)?;
     channel_options("channel.without_namespace", &c.channel.without_namespace)?;
     let mut seen = HashSet::new();
     for ns in &c.channel.namespaces {
@@ -94,6 +95,20 @@ fn emulation(c: &Config) -> Result<(), ConfigError> {
     }
     if c.http_stream.enabled && c.sse.enabled && c.http_stream_prefix() == c.sse_prefix() {
         return err("http_stream.handler_prefix must differ from sse.handler_prefix");
+    }
+    Ok(())
+}
+
+/// `grpc_api`: a key is required when enabled (no unauthenticated API), and TLS has both a certificate and a key.
+fn grpc_api(g: &super::schema::GrpcApi) -> Result<(), ConfigError> {
+    if !g.enabled {
+        return Ok(());
+    }
+    if g.key.is_empty() {
+        return err("grpc_api.key is required when grpc_api.enabled (calls authenticate with it)");
+    }
+    if g.tls.enabled && (g.tls.cert_pem.is_empty() || g.tls.key_pem.is_empty()) {
+        return err("grpc_api.tls needs both cert_pem and key_pem when enabled");
     }
     Ok(())
 }
@@ -216,6 +231,29 @@ mod tests {
         assert_eq!(c.engine.kind, EngineKind::Redis);
         assert_eq!(c.log.level, crate::config::LogLevel::None);
         assert_eq!(c.http_api.error_mode, crate::config::ErrorMode::Transport);
+    }
+
+    #[test]
+    fn grpc_api_keys() {
+        assert!(check(r#"{"grpc_api":{"enabled":true,"key":"k"}}"#).is_ok());
+        assert!(check(r#"{"grpc_api":{"enabled":true}}"#).unwrap_err().to_string().contains("grpc_api.key"));
+        assert!(parse_str(r#"{"grpc_api":{"error_mode":"loud"}}"#, "json").is_err());
+        let tls = r#"{"grpc_api":{"enabled":true,"key":"k","tls":{"enabled":true,"cert_pem":"c.pem"}}}"#;
+        assert!(check(tls).unwrap_err().to_string().contains("key_pem"));
+        let env = crate::config::load_with_env(
+            None,
+            &Default::default(),
+            &[
+                ("ROTOR_GRPC_API_ENABLED".into(), "true".into()),
+                ("ROTOR_GRPC_API_PORT".into(), "10001".into()),
+                ("ROTOR_GRPC_API_MAX_RECEIVE_MESSAGE_SIZE".into(), "1024".into()),
+                ("ROTOR_GRPC_API_TLS_CERT_PEM".into(), "cert.pem".into()),
+            ],
+        )
+        .unwrap();
+        let g = env.config.grpc_api;
+        assert!(g.enabled && g.port == 10001 && g.max_receive_message_size == 1024 && g.tls.cert_pem == "cert.pem");
+        assert_eq!(crate::config::Config::default().grpc_api.port, 10000);
     }
 
     #[test]

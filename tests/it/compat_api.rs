@@ -41,3 +41,25 @@ fn javascript_cent_js_client() {
         &[("NODE_PATH", &node_modules.to_string_lossy())],
     );
 }
+
+/// A Python gRPC client generated from `proto/rotor_api.proto` with `grpcio-tools`
+/// (`tests/compat/py/grpc_client.py`): every CentrifugoApi method, Connections and
+/// Disconnect by label filter over live WebSocket clients, auth failures, an
+/// oversized message.
+#[test]
+fn python_grpc_client() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = crate::compat_env::python_bin().join("python");
+    let grpc_port = free_port();
+    let mut config = base_config(free_port());
+    config["grpc_api"] = json!({"enabled": true, "address": "127.0.0.1", "port": grpc_port, "key": "py-grpc-key"});
+    let mut server = Rotor::start(&config);
+    let target = format!("127.0.0.1:{grpc_port}");
+    let proto = root.join("proto");
+    run_script(
+        python,
+        &root.join("tests/compat/py/grpc_client.py"),
+        &mut server,
+        &[("ROTOR_GRPC", &target), ("ROTOR_GRPC_KEY", "py-grpc-key"), ("ROTOR_PROTO_DIR", &proto.to_string_lossy())],
+    );
+}

@@ -19,6 +19,7 @@ mod connections;
 mod emulation;
 mod filter;
 mod fuzz_regressions;
+mod grpc;
 mod hardening_io;
 mod harness;
 mod openapi;
