@@ -26,6 +26,7 @@ pub mod engine;
 pub mod filter;
 pub mod glob;
 pub mod hub;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod proxy;

@@ -17,8 +17,8 @@ pub fn run(loaded: Loaded) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
     runtime.block_on(async move {
         let node = Node::start(loaded.config).await?;
-        let listener = crate::server::bind(&node).await.context("binding the HTTP port")?;
-        crate::server::serve(node, listener).await.context("serving")
+        let listeners = crate::server::bind(&node).await.context("binding the HTTP port")?;
+        crate::server::serve(node, listeners).await.context("serving")
     })
 }
 

@@ -84,6 +84,7 @@ impl Node {
         if size > limit {
             return Err(PublishError::TooLarge { size, limit });
         }
+        self.metrics.node_sent(crate::metrics::Message::Publication);
         let history = (o.history_enabled() && !opts.skip_history).then(|| HistoryOptions {
             size: o.history_size,
             ttl: o.history_ttl.std(),

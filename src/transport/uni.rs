@@ -87,6 +87,7 @@ async fn next_chunk(conn: &mut Conn, framing: Framing, first: Option<BytesMut>) 
             framing.put(&mut out, &item);
         }
         if let Some(d) = &closed {
+            conn.node().metrics.server_disconnect(d.code);
             framing.put(&mut out, &disconnect_push(d));
         }
         if !out.is_empty() || closed.is_some() {

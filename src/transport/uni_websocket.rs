@@ -89,6 +89,7 @@ async fn run(mut socket: WebSocket, node: Arc<Node>, preset: Option<ConnectReque
                     break;
                 }
                 if let Some(d) = closed {
+                    node.metrics.server_disconnect(d.code);
                     return finish(&mut socket, &node, &d).await;
                 }
             }

@@ -55,6 +55,7 @@ async fn run(mut socket: WebSocket, node: Arc<Node>, forwarded: Vec<(String, Str
                     }
                 }
                 if let Some(d) = closed {
+                    node.metrics.server_disconnect(d.code);
                     let _ = tokio::time::timeout(write_timeout, close(&mut socket, &d)).await;
                     break;
                 }

@@ -9,6 +9,7 @@ mod cluster;
 mod connections;
 mod hardening_io;
 mod harness;
+mod metrics;
 mod proxy;
 mod redis;
 mod seed;
