@@ -194,7 +194,7 @@ async fn metrics_count_what_clients_and_the_api_did() {
     let mut clients = Vec::new();
     for user in ["u1", "u2", "u3"] {
         let (mut ws, reply) = Ws::connect(&s, &token(user, json!({}))).await;
-        assert!(reply.get("connect").is_some(), "{reply}");
+        assert!(reply.get("client").is_some(), "{reply}");
         let r = ws.call("subscribe", json!({"channel": "news"})).await;
         assert!(r.get("subscribe").is_some(), "{r}");
         clients.push(ws);
@@ -205,8 +205,8 @@ async fn metrics_count_what_clients_and_the_api_did() {
     }
     for ws in &mut clients {
         for i in 0..N {
-            let p = ws.push_where(|p| p["push"]["pub"].is_object()).await;
-            assert_eq!(p["push"]["pub"]["data"]["n"], i, "{p}");
+            let p = ws.push_where(|p| p["pub"].is_object()).await;
+            assert_eq!(p["pub"]["data"]["n"], i, "{p}");
         }
     }
     let m = scrape(&s).await;
@@ -267,7 +267,7 @@ async fn connections_api_metrics_count_rows_matches_and_compile_errors() {
     let mut clients = Vec::new();
     for (user, region) in [("a", "eu"), ("b", "eu"), ("c", "us")] {
         let (ws, reply) = Ws::connect(&s, &token(user, json!({"labels": {"region": region}}))).await;
-        assert!(reply.get("connect").is_some(), "{reply}");
+        assert!(reply.get("client").is_some(), "{reply}");
         clients.push(ws);
     }
     let eu = json!({"label_filter": {"key": "region", "cmp": "eq", "val": "eu"}});
@@ -314,7 +314,7 @@ async fn internal_port_moves_api_admin_metrics_and_health() {
     assert_eq!(post(inside.clone()).await, 200, "API on the internal port");
     // Clients connect on the public port only.
     let (mut ws, reply) = Ws::connect(&s, &token("x", json!({}))).await;
-    assert!(reply.get("connect").is_some(), "{reply}");
+    assert!(reply.get("client").is_some(), "{reply}");
     assert_eq!(get(&format!("{inside}/connection/websocket")).await.0, 404);
     let m = scrape(&s).await;
     assert_eq!(m.get("centrifugo_node_num_clients", &[]), 1.0);
@@ -344,15 +344,19 @@ async fn hostile_requests_cannot_add_series_or_break_the_exposition() {
     let (status, text) = get(&format!("{url}?{}", "a=%22%0A".repeat(2000))).await;
     assert_eq!(status, 200);
     assert!(!text.contains("%22"));
-    // Method names from requests never become label values: a legacy command with
-    // a quote and a newline in its method counts under `unknown`.
+    // Method names from requests never become label values: a legacy command or a
+    // batch command with a quote and a newline in its method is refused, and no
+    // series names it.
     let body = "{\"method\":\"evil\\\"\\nname\",\"params\":{}}";
     let r = client.post(format!("{}/api", s.http())).header("X-API-Key", API_KEY).body(body).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.status().as_u16(), 400);
+    let (_, r) = s.api("batch", json!({"commands": [{"evil\"\nname": {}}]})).await;
+    assert_eq!(r["replies"][0]["error"]["code"], 104, "{r}");
     let (_, text) = get(&url).await;
     let m = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(!text.contains("evil"), "a request's method name became a label");
-    assert_eq!(m.get("centrifugo_api_command_duration_seconds_count", &[("method", "unknown")]), 1.0);
+    assert_eq!(m.get("centrifugo_api_command_duration_seconds_count", &[("method", "unknown")]), 0.0);
+    assert_eq!(m.get("centrifugo_api_command_duration_seconds_count", &[("method", "batch")]), 1.0);
     // A client command frame too big for the connection closes it and counts once.
     let (mut ws, _) = Ws::connect(&s, &token("big", json!({}))).await;
     ws.send_text(&format!("{{\"id\":2,\"rpc\":{{\"method\":\"{}\"}}}}", "x".repeat(70_000))).await;

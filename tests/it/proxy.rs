@@ -438,7 +438,7 @@ async fn refresh_proxy_updates_info_and_meta() {
     assert_eq!(entry["conn_info"], json!({"v": 2}), "{presence}");
     let r = ws.call("publish", json!({"channel": "news", "data": {"x": 1}})).await;
     assert!(r.get("publish").is_some(), "{r}");
-    let p = ws.push_where(|p| p["push"]["pub"].is_object()).await;
-    assert_eq!(p["push"]["pub"]["info"]["conn_info"], json!({"v": 2}), "{p}");
-    assert_eq!(p["push"]["pub"]["info"]["user"], "r", "{p}");
+    let p = ws.push_where(|p| p["pub"].is_object()).await;
+    assert_eq!(p["pub"]["info"]["conn_info"], json!({"v": 2}), "{p}");
+    assert_eq!(p["pub"]["info"]["user"], "r", "{p}");
 }
