@@ -103,9 +103,8 @@ pub async fn serve(node: Arc<Node>, listeners: Listeners) -> std::io::Result<()>
         None => (app(&node), None),
     };
     let internal = async {
-        match internal {
-            Some((l, app)) => accept_loop(l, app, c, stopped(stop_rx.clone())).await,
-            None => {}
+        if let Some((l, app)) = internal {
+            accept_loop(l, app, c, stopped(stop_rx.clone())).await;
         }
     };
     let public = accept_loop(listeners.public, public_app, c, shutdown);
