@@ -125,8 +125,9 @@ fn session() -> Session {
         transport: Transport::WebSocket,
         app_name: "app".into(),
         app_version: "1.2.3".into(),
-        info: None,
-        meta: Some(Arc::from(serde_json::value::RawValue::from_string(r#"{"plan":"pro","n":1}"#.into()).unwrap())),
+        info: None.into(),
+        meta: Some(Arc::from(serde_json::value::RawValue::from_string(r#"{"plan":"pro","n":1}"#.into()).unwrap()))
+            .into(),
         labels: vec![("region".into(), "eu".into()), ("tier".into(), "pro".into())],
         connected_at_ms: 1_700_000_000_000,
         session: String::new(),

@@ -28,6 +28,7 @@ pub mod filter;
 pub mod glob;
 pub mod grpc;
 pub mod hub;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod proxy;

@@ -117,8 +117,8 @@ impl Serialize for StateOut<'_> {
         if self.subs.values().any(|sub| sub.token.is_some()) {
             m.serialize_entry("subscription_tokens", &SubTokensOut(self.subs))?;
         }
-        if let Some(meta) = &self.s.meta {
-            m.serialize_entry("meta", meta)?;
+        if let Some(meta) = self.s.meta.get() {
+            m.serialize_entry("meta", &meta)?;
         }
         m.end()
     }

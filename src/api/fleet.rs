@@ -76,7 +76,10 @@ fn raw(body: &[u8]) -> Result<Box<RawValue>, Undecodable> {
 async fn survey(node: &Arc<Node>, op: &str, body: &[u8]) -> Result<Option<SurveyOutcome>, ApiError> {
     let Some(fleet) = &node.fleet else { return Ok(None) };
     let data = raw(body).map_err(|_| ApiError::bad_request("invalid JSON"))?;
-    fleet.survey(&node.uid, op, &data).await.map(Some).map_err(internal)
+    let started = std::time::Instant::now();
+    let out = fleet.survey(&node.uid, op, &data).await;
+    node.metrics.survey(op).observe(started.elapsed().as_secs_f64());
+    out.map(Some).map_err(internal)
 }
 
 // ---------------------------------------------------------------- targeted ops

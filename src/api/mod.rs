@@ -166,7 +166,9 @@ pub(crate) async fn local<T: Send + 'static>(
         return Ok(f(node));
     }
     let turns = TURNS.try_with(Arc::clone).unwrap_or_else(|_| default_turns());
+    let waiting = std::time::Instant::now();
     let _turn = turns.take(pool_for(node, "connections", body)).await;
+    node.metrics.connections.survey_queue_wait.observe(waiting.elapsed().as_secs_f64());
     let node = node.clone();
     tokio::task::spawn_blocking(move || f(&node)).await.map_err(|_| ApiError::new(crate::protocol::ErrorCode::Internal))
 }
@@ -281,6 +283,13 @@ fn to_value<T: Serialize>(r: Result<T, ApiError>) -> Result<Encoded, ApiError> {
 /// path where it crossed the limit, for every method alike (a publication's raw `data`
 /// included), before the parser could refuse it with a bare 400.
 pub async fn call(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
+    let started = std::time::Instant::now();
+    let out = Box::pin(run(node, name, body)).await;
+    node.metrics.api(name).observe(started.elapsed().as_secs_f64());
+    out
+}
+
+async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
     if let Err(too_deep) = nesting::check(body, nesting::MAX_DEPTH) {
         return Ok(Err(ApiError::bad_request(too_deep.to_string())));
     }

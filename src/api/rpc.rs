@@ -53,11 +53,8 @@ fn get_user_connections(node: &Node, params: Option<serde_json::Value>) -> Resul
         .user_connections(user)
         .iter()
         .map(|s| {
-            let c = UserConnection {
-                app_name: s.app_name.clone(),
-                app_version: s.app_version.clone(),
-                meta: s.meta.clone(),
-            };
+            let c =
+                UserConnection { app_name: s.app_name.clone(), app_version: s.app_version.clone(), meta: s.meta.get() };
             (s.client.clone(), c)
         })
         .collect();

@@ -117,10 +117,14 @@ impl Selector {
     ) -> Result<Selector, ApiError> {
         let budget = Some(node.config.connections.cel_time_budget.std()).filter(|b| !b.is_zero());
         let mut sel = Selector { user: user.map(str::to_owned), program: None, cel: None, nothing: false, budget };
-        let mut exprs: Vec<Expr> = label_expr(label_filter)?.into_iter().collect();
+        let m = &node.metrics.connections;
+        let mut exprs: Vec<Expr> =
+            label_expr(label_filter).inspect_err(|_| m.filter_compile_errors.inc())?.into_iter().collect();
         if !expression.trim().is_empty() {
-            let plan = crate::filter::cel::plan(expression, &cel_limits(node))
-                .map_err(|e| ApiError::bad_request(format!("expression: {}", e.message)))?;
+            let plan = crate::filter::cel::plan(expression, &cel_limits(node)).map_err(|e| {
+                m.cel_compile_errors.inc();
+                ApiError::bad_request(format!("expression: {}", e.message))
+            })?;
             match plan {
                 CelPlan::Translated { user: cel_user, labels } => {
                     if let Some(u) = cel_user {
@@ -136,8 +140,10 @@ impl Selector {
         }
         if !exprs.is_empty() {
             let expr = if exprs.len() == 1 { exprs.pop().expect("one") } else { Expr::and(exprs) };
-            let program = compile_expr(&expr, "label_filter", node.hub.label_values())
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let program = compile_expr(&expr, "label_filter", node.hub.label_values()).map_err(|e| {
+                m.filter_compile_errors.inc();
+                ApiError::bad_request(e.to_string())
+            })?;
             sel.program = Some(program);
         }
         Ok(sel)
@@ -183,15 +189,18 @@ impl Selector {
         }
         let deadline = Deadline::start(self.budget.filter(|_| self.cel.is_some()));
         let keep_cel = |s: &Session| self.cel.as_ref().is_none_or(|cel| !deadline.passed() && cel_matches(cel, s));
+        let m = &node.metrics.connections;
         let (mut out, total) = match (&self.user, &self.program) {
             (Some(user), _) => {
                 let mut conns = node.hub.user_connections(user);
+                m.rows_scanned.inc_by(conns.len() as u64);
                 conns.retain(|s| self.labels_match(s) && keep_cel(s));
                 let total = conns.len();
                 conns.retain(|s| s.id > after);
                 (conns, total)
             }
             (None, Some(program)) => {
+                m.rows_scanned.inc_by(node.hub.len() as u64);
                 let mut ids = node.hub.survey(program, survey_threads());
                 ids.sort_unstable();
                 if self.cel.is_none() {
@@ -211,6 +220,7 @@ impl Selector {
                 }
             }
             (None, None) if self.cel.is_some() => {
+                m.rows_scanned.inc_by(node.hub.len() as u64);
                 let mut conns = node.hub.scan(survey_threads(), |s| keep_cel(s));
                 let total = conns.len();
                 conns.retain(|s| s.id > after);
@@ -221,6 +231,7 @@ impl Selector {
         if deadline.stopped() {
             return Err(self.over_budget());
         }
+        m.matches.inc_by(total as u64);
         out.sort_unstable_by_key(|s| s.id);
         Ok((out, total))
     }
@@ -242,6 +253,7 @@ impl Selector {
 pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
     let channels: Vec<String> =
         if cel.uses("channels") { s.state.lock().subs.keys().cloned().collect() } else { Vec::new() };
+    let meta = s.meta.get();
     cel.matches(&CelConn {
         user: &s.user,
         client: &s.client,
@@ -249,7 +261,7 @@ pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
         app_version: &s.app_version,
         transport: s.transport.name(),
         protocol: "json",
-        meta_json: s.meta.as_deref().map(|m| m.get()),
+        meta_json: meta.as_deref().map(|m| m.get()),
         labels: &s.labels,
         channels: &channels,
         connected_at: s.connected_at_ms,

@@ -18,7 +18,7 @@ pub fn run(loaded: Loaded) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
     runtime.block_on(async move {
         let node = Node::start(loaded.config).await?;
-        let listener = crate::server::bind(&node).await.context("binding the HTTP port")?;
+        let listeners = crate::server::bind(&node).await.context("binding the HTTP port")?;
         if let Some(grpc) = crate::grpc::bind(&node).await.context("starting the gRPC API")? {
             let node = node.clone();
             tokio::spawn(async move {
@@ -27,7 +27,7 @@ pub fn run(loaded: Loaded) -> anyhow::Result<()> {
                 }
             });
         }
-        crate::server::serve(node, listener).await.context("serving")
+        crate::server::serve(node, listeners).await.context("serving")
     })
 }
 

@@ -32,6 +32,7 @@ pub struct Config {
     /// `POST /emulation`, served whenever `http_stream` or `sse` is enabled.
     pub emulation: Emulation,
     pub health: Health,
+    pub prometheus: Prometheus,
     pub admin: Admin,
     pub node: Node,
     pub shutdown: Shutdown,
@@ -54,6 +55,11 @@ pub struct HttpServer {
     /// Accepted connections whose first request's headers are not parsed yet; past
     /// this, new connections are closed at once. `0` = no cap.
     pub max_pending_connections: usize,
+    /// Address of the internal listener (`""` = all interfaces).
+    pub internal_address: String,
+    /// When set (non-zero), the server API, admin, `/metrics` and health are served
+    /// only on this second listener, as in Centrifugo.
+    pub internal_port: u16,
 }
 
 impl Default for HttpServer {
@@ -64,6 +70,8 @@ impl Default for HttpServer {
             read_header_timeout: Duration::from_secs(5),
             read_body_timeout: Duration::from_secs(10),
             max_pending_connections: 4096,
+            internal_address: String::new(),
+            internal_port: 0,
         }
     }
 }
@@ -668,6 +676,20 @@ pub struct Health {
 impl Default for Health {
     fn default() -> Self {
         Self { enabled: true, handler_prefix: "/health".into() }
+    }
+}
+
+/// `prometheus`: the `/metrics` endpoint (metric list in docs/observability.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Prometheus {
+    pub enabled: bool,
+    pub handler_prefix: String,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Self { enabled: false, handler_prefix: "/metrics".into() }
     }
 }
 

@@ -27,6 +27,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     admin(c)?;
     emulation(c)?;
     grpc_api(&c.grpc_api)?;
+    listeners(c)?;
     channel_options("channel.without_namespace", &c.channel.without_namespace)?;
     let mut seen = HashSet::new();
     for ns in &c.channel.namespaces {
@@ -129,6 +130,34 @@ fn admin(c: &Config) -> Result<(), ConfigError> {
     }
     if a.token_ttl.is_zero() || a.login_window.is_zero() || a.max_failed_logins == 0 {
         return err("admin.token_ttl, admin.login_window and admin.max_failed_logins must be positive");
+    }
+    Ok(())
+}
+
+/// `prometheus.handler_prefix` is a path of its own; the internal listener is a
+/// socket of its own.
+fn listeners(c: &Config) -> Result<(), ConfigError> {
+    let p = &c.prometheus;
+    if p.enabled {
+        let h = p.handler_prefix.as_str();
+        if !h.starts_with('/') || h.len() < 2 || h.ends_with('/') {
+            return err(format!(
+                "prometheus.handler_prefix {h:?} must start with '/', name a path and not end with '/'"
+            ));
+        }
+        let api = c.http_api.handler_prefix.trim_end_matches('/');
+        let taken = [
+            (!c.http_api.disabled && (h == api || h.starts_with(&format!("{api}/"))), "http_api.handler_prefix"),
+            (c.health.enabled && h == c.health.handler_prefix, "health.handler_prefix"),
+            (!c.websocket.disabled && h == c.websocket.handler_prefix, "websocket.handler_prefix"),
+        ];
+        if let Some((_, key)) = taken.iter().find(|(clash, _)| *clash) {
+            return err(format!("prometheus.handler_prefix {h:?} clashes with {key}"));
+        }
+    }
+    let s = &c.http_server;
+    if s.internal_port != 0 && s.internal_port == s.port && s.internal_address == s.address {
+        return err("http_server.internal_port must differ from http_server.port on the same address");
     }
     Ok(())
 }
@@ -275,5 +304,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(env.config.engine.redis.address, vec!["redis://a:1", "redis://b:2"]);
+    }
+
+    #[test]
+    fn prometheus_and_internal_listener() {
+        assert!(check(r#"{"prometheus":{"enabled":true}}"#).is_ok());
+        assert!(check(r#"{"prometheus":{"enabled":true,"handler_prefix":"/stats"}}"#).is_ok());
+        for bad in ["", "/", "metrics", "/metrics/", "/health", "/api", "/api/publish", "/connection/websocket"] {
+            let json = format!(r#"{{"prometheus":{{"enabled":true,"handler_prefix":"{bad}"}}}}"#);
+            assert!(check(&json).unwrap_err().to_string().contains("prometheus.handler_prefix"), "{bad:?}");
+        }
+        // A disabled endpoint's prefix is not checked.
+        assert!(check(r#"{"prometheus":{"handler_prefix":"nope"}}"#).is_ok());
+        assert!(check(r#"{"http_server":{"port":8000,"internal_port":9000}}"#).is_ok());
+        assert!(
+            check(r#"{"http_server":{"port":8000,"internal_port":8000}}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("internal_port")
+        );
+        let other = r#"{"http_server":{"port":8000,"internal_port":8000,"internal_address":"127.0.0.1"}}"#;
+        assert!(check(other).is_ok());
+        let env = crate::config::load_with_env(
+            None,
+            &Default::default(),
+            &[
+                ("ROTOR_HTTP_SERVER_INTERNAL_PORT".into(), "9100".into()),
+                ("ROTOR_PROMETHEUS_ENABLED".into(), "true".into()),
+                ("ROTOR_PROMETHEUS_HANDLER_PREFIX".into(), "/m".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(env.config.http_server.internal_port, 9100);
+        assert!(env.config.prometheus.enabled);
+        assert_eq!(env.config.prometheus.handler_prefix, "/m");
+        let bad = r#"{"http_server":{"internal_port":70000}}"#;
+        assert!(crate::config::parse_str(bad, "json").is_err(), "ports above 65535 are refused at load");
     }
 }

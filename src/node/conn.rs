@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::metrics::Frame;
 use crate::protocol::codec::{self, PING, decode_frame, encode_error, encode_reply};
 use crate::protocol::{Command, ConnectRequest, Disconnect, Empty, ErrorCode, ErrorReply, Method};
 
@@ -59,6 +60,7 @@ impl Conn {
     pub fn new(node: Arc<Node>, transport: Transport) -> Self {
         let queue = Arc::new(super::Queue::new(node.config.client.queue_max_size));
         let stale_at = Some(Instant::now() + node.config.client.stale_close_delay.std());
+        node.metrics.connects[transport as usize].inc();
         Self {
             node,
             queue,
@@ -78,6 +80,10 @@ impl Conn {
         self
     }
 
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     pub fn queue(&self) -> &Arc<super::Queue> {
         &self.queue
     }
@@ -90,37 +96,59 @@ impl Conn {
     }
 
     /// Handles one frame of newline-separated commands, in order.
+    /// Each command counts as received with an even share of the frame's bytes.
     pub async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Disconnect> {
-        for cmd in decode_frame(frame)? {
-            self.handle_command(cmd).await?;
+        let commands = decode_frame(frame)?;
+        let share = frame.len() / commands.len();
+        let mut rest = frame.len() - share * commands.len();
+        for cmd in commands {
+            let size = share + std::mem::take(&mut rest);
+            self.handle_command(cmd, size).await?;
         }
         Ok(())
     }
 
-    async fn handle_command(&mut self, cmd: Command) -> Result<(), Disconnect> {
+    async fn handle_command(&mut self, cmd: Command, size: usize) -> Result<(), Disconnect> {
         if matches!(self.state, State::Failed) {
             return Err(Disconnect::bad_request());
         }
+        let metrics = self.node.metrics.clone();
+        let transport = self.transport as usize;
         if cmd.is_pong() {
+            metrics.received(transport, Frame::Pong, size);
             return self.on_pong();
         }
         let id = cmd.id;
         let method = cmd.into_method().ok_or_else(Disconnect::bad_request)?;
+        let index = command_index(&method);
+        metrics.received(transport, Frame::command(index), size);
+        let started = std::time::Instant::now();
         let session = match (&self.state, method) {
-            (State::New, Method::Connect(req)) => return self.connect_bidi(id, req).await,
+            (State::New, Method::Connect(req)) => {
+                let r = self.connect_bidi(id, req).await;
+                metrics.commands[index].observe(started.elapsed().as_secs_f64());
+                return r;
+            }
             (State::Connected(s), m) if !matches!(m, Method::Connect(_)) => (s.clone(), m),
             _ => return Err(Disconnect::bad_request()),
         };
         let (s, method) = session;
         let name = method.name();
-        match self.dispatch(&s, id, method).await {
+        let result = self.dispatch(&s, id, method).await;
+        metrics.commands[index].observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(Some(reply)) => {
+                metrics.sent(transport, Frame::command(index), reply.len());
                 self.queue.push(reply);
                 Ok(())
             }
+            // Subscribe queues its own reply (and counts it there).
             Ok(None) => Ok(()),
             Err(Fail::Error(e)) => {
-                self.queue.push(encode_error(id, &e));
+                let reply = encode_error(id, &e);
+                metrics.sent(transport, Frame::command(index), reply.len());
+                metrics.reply_error(index, e.code);
+                self.queue.push(reply);
                 tracing::debug!(method = name, code = e.code, "command error");
                 Ok(())
             }
@@ -139,7 +167,12 @@ impl Conn {
     }
 
     async fn connect_bidi(&mut self, id: u32, req: ConnectRequest) -> Result<(), Disconnect> {
-        let reply = |r: &crate::protocol::ConnectResult| encode_reply(id, "connect", r);
+        let (metrics, transport) = (self.node.metrics.clone(), self.transport as usize);
+        let reply = |r: &crate::protocol::ConnectResult| {
+            let b = encode_reply(id, "connect", r);
+            metrics.sent(transport, Frame::Connect, b.len());
+            b
+        };
         match self
             .node
             .connect(req, self.transport, self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
@@ -151,7 +184,10 @@ impl Conn {
             }
             Err(ConnectError::Error(e)) => {
                 self.state = State::Failed;
-                self.queue.push(encode_error(id, &e));
+                let reply = encode_error(id, &e);
+                self.node.metrics.sent(self.transport as usize, Frame::Connect, reply.len());
+                self.node.metrics.reply_error(0, e.code);
+                self.queue.push(reply);
                 Ok(())
             }
             Err(ConnectError::Disconnect(d)) => Err(d),
@@ -160,7 +196,12 @@ impl Conn {
 
     /// Connects a unidirectional client: the first message is the `connect` push.
     pub async fn connect_uni(&mut self, req: ConnectRequest) -> Result<(), Disconnect> {
-        let reply = |r: &crate::protocol::ConnectResult| codec::encode_push(true, "", "connect", r);
+        let (metrics, transport) = (self.node.metrics.clone(), self.transport as usize);
+        let reply = |r: &crate::protocol::ConnectResult| {
+            let b = codec::encode_push(true, "", "connect", r);
+            metrics.sent(transport, Frame::Connect, b.len());
+            b
+        };
         match self
             .node
             .connect(req, self.transport, self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
@@ -330,11 +371,29 @@ impl Conn {
 
     fn send_ping(&mut self, now: Instant) {
         let c = &self.node.config.client;
+        self.node.metrics.sent(self.transport as usize, Frame::Ping, PING.len());
         self.queue.push(bytes::Bytes::from_static(PING));
         self.next_ping = Some(now + c.ping_interval.std());
         if !self.transport.unidirectional() && self.pong_due.is_none() {
             self.pong_due = Some(now + c.pong_timeout.std());
         }
+    }
+}
+
+/// The position of a command in [`crate::metrics::COMMANDS`].
+fn command_index(m: &Method) -> usize {
+    match m {
+        Method::Connect(_) => 0,
+        Method::Subscribe(_) => 1,
+        Method::Unsubscribe(_) => 2,
+        Method::Publish(_) => 3,
+        Method::Presence(_) => 4,
+        Method::PresenceStats(_) => 5,
+        Method::History(_) => 6,
+        Method::Rpc(_) => 7,
+        Method::Send(_) => 8,
+        Method::Refresh(_) => 9,
+        Method::SubRefresh(_) => 10,
     }
 }
 

@@ -163,8 +163,8 @@ impl Node {
             transport,
             app_name: req.name.clone(),
             app_version: req.version.clone(),
-            info: t.and_then(|t| t.info.clone()).map(|i| one_line(Arc::from(i))),
-            meta: t.and_then(|t| t.meta.clone()).map(|m| one_line(Arc::from(m))),
+            info: t.and_then(|t| t.info.clone()).map(|i| one_line(Arc::from(i))).into(),
+            meta: t.and_then(|t| t.meta.clone()).map(|m| one_line(Arc::from(m))).into(),
             labels: labels.unwrap_or_default(),
             connected_at_ms: now_ms(),
             session: if transport.unidirectional() || transport.emulated() {

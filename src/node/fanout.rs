@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::metrics::{Frame, Message};
 use crate::protocol::codec::encode_push_raw;
 use crate::protocol::{ClientInfo, JoinLeave, Publication};
 
@@ -41,6 +42,7 @@ impl Node {
     /// Queues a publication for every local subscriber of `channel` whose tags filter
     /// (if any) accepts it; returns how many got it.
     pub fn fan_out(&self, channel: &str, publication: &Publication) -> usize {
+        self.metrics.node_received(Message::Publication);
         let subs = self.subscribers(channel);
         if subs.is_empty() {
             return 0;
@@ -52,7 +54,9 @@ impl Node {
             if s.tags_filter.as_ref().is_some_and(|f| !f.matches_map(&publication.tags)) {
                 continue;
             }
-            s.session.push(framed.for_client(s.session.uni()));
+            let push = framed.for_client(s.session.uni());
+            self.metrics.sent(s.session.transport as usize, Frame::Publication, push.len());
+            s.session.push(push);
             sent += 1;
         }
         sent
@@ -60,6 +64,9 @@ impl Node {
 
     /// Queues a join or leave push for subscribers that asked for them.
     pub fn fan_out_join_leave(&self, channel: &str, kind: &str, info: &ClientInfo) {
+        let (message, frame) =
+            if kind == "join" { (Message::Join, Frame::Join) } else { (Message::Leave, Frame::Leave) };
+        self.metrics.node_received(message);
         let subs = self.subscribers(channel);
         if !subs.iter().any(|s| s.push_join_leave) {
             return;
@@ -67,7 +74,9 @@ impl Node {
         let body = serde_json::to_vec(&JoinLeave { info: info.clone() }).expect("join encodes");
         let mut framed = Framed::new(channel, kind, body);
         for s in subs.iter().filter(|s| s.push_join_leave) {
-            s.session.push(framed.for_client(s.session.uni()));
+            let push = framed.for_client(s.session.uni());
+            self.metrics.sent(s.session.transport as usize, frame, push.len());
+            s.session.push(push);
         }
     }
 

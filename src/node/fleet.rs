@@ -467,6 +467,8 @@ impl Node {
     /// Emits a join or leave: through Redis to every node with the Redis engine,
     /// straight to local subscribers with the memory engine.
     pub(super) fn emit_join_leave(&self, channel: &str, kind: &str, info: &ClientInfo) {
+        let m = if kind == "join" { crate::metrics::Message::Join } else { crate::metrics::Message::Leave };
+        self.metrics.node_sent(m);
         match self.engine.redis() {
             None => self.fan_out_join_leave(channel, kind, info),
             Some(r) => {
@@ -514,17 +516,23 @@ impl Node {
     /// outlive their TTL only while their connection lives.
     fn refresh_presence(&self) {
         for s in self.hub.all() {
-            let subs: Vec<(String, Option<crate::protocol::Raw>)> = {
-                let st = s.state.lock();
-                st.subs
-                    .iter()
-                    .filter(|(_, sub)| sub.presence)
-                    .map(|(ch, sub)| (ch.clone(), sub.chan_info.clone()))
-                    .collect()
-            };
-            for (ch, chan_info) in subs {
-                self.presence_add(&ch, s.client_info(chan_info));
-            }
+            self.readd_presence(&s);
+        }
+    }
+
+    /// Re-adds one session's presence entries with its current client info (after
+    /// the refresh proxy changed its `info`, too).
+    pub(super) fn readd_presence(&self, s: &super::Session) {
+        let subs: Vec<(String, Option<crate::protocol::Raw>)> = {
+            let st = s.state.lock();
+            st.subs
+                .iter()
+                .filter(|(_, sub)| sub.presence)
+                .map(|(ch, sub)| (ch.clone(), sub.chan_info.clone()))
+                .collect()
+        };
+        for (ch, chan_info) in subs {
+            self.presence_add(&ch, s.client_info(chan_info));
         }
     }
 }

@@ -41,7 +41,7 @@ pub use emulation::{EmulatedSessions, EmulationError, Registration};
 pub use ops::{ServerSubscribe, Target};
 pub use publish::{PublishError, PublishOptions, PublishOutcome};
 pub use queue::Queue;
-pub use session::{MutableState, Session, SubSource, SubState, Subscriber, TokenInfo, Transport};
+pub use session::{MutableState, RawCell, Session, SubSource, SubState, Subscriber, TokenInfo, Transport};
 pub use sessions::{Entry as SessionEntry, Sessions};
 pub use user_status::UserStatus;
 
@@ -57,6 +57,8 @@ pub struct Node {
     pub verifier: Verifier,
     /// HTTP proxies to the application backend.
     pub proxies: crate::proxy::Proxies,
+    /// Prometheus metrics (handles resolved at start; see `crate::metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub channels: ChannelRules,
     /// Emulated (http_stream / sse) sessions of this node, for `/emulation`.
     pub emulated: EmulatedSessions,
@@ -124,8 +126,10 @@ impl Node {
         } else {
             config.node.name.clone()
         };
+        let metrics = Arc::new(crate::metrics::Metrics::new(VERSION, crate::api::METHODS));
         Ok(Self {
-            proxies: crate::proxy::Proxies::new(&config),
+            proxies: crate::proxy::Proxies::new(&config).with_metrics(metrics.clone()),
+            metrics,
             channels: ChannelRules::new(&config.channel),
             emulated: EmulatedSessions::default(),
             hub: Hub::new().with_max_label_keys(config.client.labels.max_keys_per_node),
@@ -155,6 +159,19 @@ impl Node {
         for session in self.hub.all() {
             session.queue.close(Disconnect::shutdown(), true);
         }
+    }
+
+    /// The Prometheus exposition, gauges read from the hub and the fleet now.
+    pub fn metrics_text(&self) -> String {
+        let channels = self.hub.channels();
+        let nodes = self.fleet.as_ref().map_or(1, |f| f.peers().len() + 1);
+        self.metrics.encode(crate::metrics::Snapshot {
+            clients: self.hub.len(),
+            users: self.hub.num_users(),
+            subscriptions: channels.num_subscriptions(),
+            channels: channels.num_channels(),
+            nodes,
+        })
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -54,7 +54,7 @@ fn base(ep: &Endpoint, client: &str, transport: Transport, user: &str, meta: Opt
 }
 
 fn session_base(ep: &Endpoint, s: &Session) -> Base {
-    base(ep, &s.client, s.transport, &s.user, s.meta.as_ref())
+    base(ep, &s.client, s.transport, &s.user, s.meta.get().as_ref())
 }
 
 impl Node {
@@ -99,8 +99,11 @@ impl Node {
     }
 
     /// Refreshes a proxy-issued connection in the background until the backend
-    /// answers: a new expiry (and info/meta are left as they were), `expired` (3005)
-    /// or a disconnect. Errors and timeouts are retried; the connection stays.
+    /// answers: a new expiry, with `info` / `b64info` and `meta` replacing the
+    /// connection's when present (later presence, join/leave and client publications
+    /// carry the new info; the connections API shows the new meta), `expired` (3005)
+    /// or a disconnect. Errors, timeouts and undecodable `b64info` are retried; the
+    /// connection stays.
     pub(super) fn spawn_refresh(self: &Arc<Self>, s: Arc<Session>, busy: Arc<AtomicBool>) {
         let node = self.clone();
         tokio::spawn(async move {
@@ -136,6 +139,18 @@ impl Node {
         };
         if r.expired || (r.expire_at != 0 && r.expire_at < now_secs()) {
             return Err(Some(Disconnect::expired()));
+        }
+        let info = proxy::payload(r.info, r.b64info.as_deref()).map_err(|e| {
+            tracing::debug!(client = %s.client, error = ?e, "refresh proxy info undecodable; will retry");
+            None
+        })?;
+        let meta = r.meta.map(|m| serde_json::value::to_raw_value(&m).expect("JSON values encode"));
+        if let Some(info) = info {
+            s.info.set(Some(crate::protocol::one_line(info)));
+            self.readd_presence(s);
+        }
+        if let Some(meta) = meta {
+            s.meta.set(Some(Raw::from(meta)));
         }
         let at = (r.expire_at != 0).then(|| r.expire_at.min(now_secs() + 365 * 24 * 3600));
         s.state.lock().expire_at = at;

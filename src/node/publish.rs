@@ -97,6 +97,7 @@ impl Node {
                 {
                     return Ok(PublishOutcome { offset: pos.offset, epoch: pos.epoch });
                 }
+                self.metrics.node_sent(crate::metrics::Message::Publication);
                 let (publication, outcome) = match history {
                     Some(h) => {
                         let (p, pos) = m.add_history(channel, publication, h);
@@ -112,6 +113,7 @@ impl Node {
                 Ok(outcome)
             }
             Engine::Redis(r) => {
+                self.metrics.node_sent(crate::metrics::Message::Publication);
                 let done = r.publish(channel, &publication, history, &opts.idempotency_key).await.map_err(internal)?;
                 Ok(PublishOutcome { offset: done.position.offset, epoch: done.position.epoch })
             }

@@ -106,8 +106,9 @@ pub struct Session {
     pub transport: Transport,
     pub app_name: String,
     pub app_version: String,
-    pub info: Option<Raw>,
-    pub meta: Option<Raw>,
+    /// Connection info (in ClientInfo) and meta; the refresh proxy may replace both.
+    pub info: RawCell,
+    pub meta: RawCell,
     pub labels: Vec<(Arc<str>, Arc<str>)>,
     pub connected_at_ms: i64,
     /// Session ID of unidirectional and emulated connections (ConnectResult.session),
@@ -125,7 +126,7 @@ pub struct Session {
 impl Session {
     /// ClientInfo for presence, join/leave and client publications.
     pub fn client_info(&self, chan_info: Option<Raw>) -> ClientInfo {
-        ClientInfo { user: self.user.clone(), client: self.client.clone(), conn_info: self.info.clone(), chan_info }
+        ClientInfo { user: self.user.clone(), client: self.client.clone(), conn_info: self.info.get(), chan_info }
     }
 
     pub fn push(&self, msg: Bytes) -> bool {
@@ -150,6 +151,27 @@ impl Member for Session {
     }
     fn labels(&self) -> &[(Arc<str>, Arc<str>)] {
         &self.labels
+    }
+}
+
+/// A connection attribute that may change while the session lives (`info`, `meta`):
+/// read as an `Arc` clone under a short lock that is never held across anything else.
+#[derive(Default)]
+pub struct RawCell(Mutex<Option<Raw>>);
+
+impl RawCell {
+    pub fn get(&self) -> Option<Raw> {
+        self.0.lock().clone()
+    }
+
+    pub fn set(&self, v: Option<Raw>) {
+        *self.0.lock() = v;
+    }
+}
+
+impl From<Option<Raw>> for RawCell {
+    fn from(v: Option<Raw>) -> Self {
+        RawCell(Mutex::new(v))
     }
 }
 

@@ -243,7 +243,9 @@ impl Node {
         let mut q = s.queue.hold();
         let (mut result, join) = self.attach(s, &req.channel, &name, attach, stream);
         result.data = sub_data;
-        q.push(crate::protocol::codec::encode_reply(id, "subscribe", &result));
+        let reply = crate::protocol::codec::encode_reply(id, "subscribe", &result);
+        self.metrics.sent(s.transport as usize, crate::metrics::Frame::Subscribe, reply.len());
+        q.push(reply);
         drop(q);
         s.queue.wake();
         if let Some(j) = join {

@@ -60,6 +60,8 @@ pub struct Proxies {
     /// Union of every proxy's `http_headers` / `emulated_headers`, lowercased.
     wanted_transport: Vec<String>,
     wanted_emulated: Vec<String>,
+    /// Where calls record their duration and failures.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 fn endpoint(cfg: &config::Proxy, on: bool, kind: &'static str) -> Option<Endpoint> {
@@ -100,7 +102,15 @@ impl Proxies {
             rpc,
             wanted_transport,
             wanted_emulated,
+            metrics: None,
         }
+    }
+
+    /// Records every call's duration and failures in `m`
+    /// (`centrifugo_proxy_duration_seconds`, `centrifugo_proxy_errors`).
+    pub fn with_metrics(mut self, m: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(m);
+        self
     }
 
     /// The transport headers of a client request that some proxy forwards.
@@ -123,7 +133,26 @@ impl Proxies {
 
     /// POSTs `body` to `ep` and reads `{"result"|"error"|"disconnect"}`
     /// (`disconnect` > `error` > `result`). `Ok(None)` is a response without result.
+    /// Its duration is recorded, and an unavailable backend counts as a proxy error.
     pub async fn call<R: DeserializeOwned>(
+        &self,
+        ep: &Endpoint,
+        headers: &Headers,
+        body: &impl Serialize,
+    ) -> Result<Option<R>, ProxyError> {
+        let started = std::time::Instant::now();
+        let out = self.send(ep, headers, body).await;
+        let slot = crate::metrics::PROXIES.iter().position(|k| *k == ep.kind);
+        if let (Some(m), Some(i)) = (&self.metrics, slot) {
+            m.proxies[i].duration.observe(started.elapsed().as_secs_f64());
+            if matches!(out, Err(ProxyError::Unavailable(_))) {
+                m.proxies[i].errors.inc();
+            }
+        }
+        out
+    }
+
+    async fn send<R: DeserializeOwned>(
         &self,
         ep: &Endpoint,
         headers: &Headers,

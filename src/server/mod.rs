@@ -1,8 +1,12 @@
-//! The HTTP server: composes the transport and API routers with `/health`, binds,
-//! accepts connections under the read limits (`conn.rs`, `body.rs`), and runs until
-//! SIGINT/SIGTERM, then shuts down gracefully — every client gets a reconnect-able
-//! 3001 disconnect and in-flight streams end before the process exits (bounded by
-//! `shutdown.timeout`).
+//! The HTTP server: composes the transport and API routers with `/health` and
+//! `/metrics`, binds, accepts connections under the read limits (`conn.rs`,
+//! `body.rs`), and runs until SIGINT/SIGTERM, then shuts down gracefully — every
+//! client gets a reconnect-able 3001 disconnect and in-flight streams end before the
+//! process exits (bounded by `shutdown.timeout`).
+//!
+//! With `http_server.internal_port` set there are two listeners, as in Centrifugo:
+//! the public one serves only the client transports; the server API, admin, metrics
+//! and health move to the internal one. Both accept under the same limits.
 
 mod body;
 mod conn;
@@ -12,6 +16,9 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -19,34 +26,91 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::HttpServer;
 use crate::node::Node;
 
-/// Every route of the server.
+/// Every route of the server (one listener).
 pub fn app(node: &Arc<Node>) -> Router {
-    let mut r = crate::transport::router(node).merge(crate::api::router(node)).merge(crate::admin::router(node));
+    crate::transport::router(node).merge(internal_routes(node)).with_state(node.clone())
+}
+
+/// The routes of the public listener when an internal port is set: transports only.
+pub fn public_app(node: &Arc<Node>) -> Router {
+    crate::transport::router(node).with_state(node.clone())
+}
+
+/// The routes of the internal listener: API, admin, metrics, health.
+pub fn internal_app(node: &Arc<Node>) -> Router {
+    internal_routes(node).with_state(node.clone())
+}
+
+fn internal_routes(node: &Arc<Node>) -> Router<Arc<Node>> {
+    let mut r = crate::api::router(node).merge(crate::admin::router(node));
     if node.config.health.enabled {
         r = r.route(&node.config.health.handler_prefix, get(crate::api::health));
     }
-    r.with_state(node.clone())
+    let p = &node.config.prometheus;
+    if p.enabled {
+        r = r.route(&p.handler_prefix, get(metrics));
+    }
+    r
 }
 
-/// Binds `http_server.address:port` (`""` = all interfaces).
-pub async fn bind(node: &Node) -> std::io::Result<TcpListener> {
+/// `GET /metrics`: the Prometheus text exposition.
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let mut resp = (StatusCode::OK, node.metrics_text()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+    resp
+}
+
+/// The bound sockets: the public one, and the internal one when configured.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub internal: Option<TcpListener>,
+}
+
+/// Binds `http_server.address:port` (`""` = all interfaces) and, when
+/// `internal_port` is set, `internal_address:internal_port`.
+pub async fn bind(node: &Node) -> std::io::Result<Listeners> {
     let c = &node.config.http_server;
-    let host = if c.address.is_empty() { "0.0.0.0" } else { c.address.as_str() };
-    TcpListener::bind((host, c.port)).await
+    let host = |a: &str| if a.is_empty() { "0.0.0.0".to_string() } else { a.to_string() };
+    let public = TcpListener::bind((host(&c.address), c.port)).await?;
+    let internal = match c.internal_port {
+        0 => None,
+        port => Some(TcpListener::bind((host(&c.internal_address), port)).await?),
+    };
+    Ok(Listeners { public, internal })
 }
 
 /// Serves until a shutdown signal, then drains.
-pub async fn serve(node: Arc<Node>, listener: TcpListener) -> std::io::Result<()> {
-    let addr: SocketAddr = listener.local_addr()?;
+pub async fn serve(node: Arc<Node>, listeners: Listeners) -> std::io::Result<()> {
+    let addr: SocketAddr = listeners.public.local_addr()?;
     tracing::info!(%addr, node = %node.name, "rotor listening");
-    let app = app(&node);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let signal_node = node.clone();
     let shutdown = async move {
         wait_for_signal().await;
         tracing::info!("shutting down: disconnecting clients");
         signal_node.shutdown();
+        let _ = stop_tx.send(true);
     };
-    let server = accept_loop(listener, app, &node.config.http_server, shutdown);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let c = &node.config.http_server;
+    let (public_app, internal) = match listeners.internal {
+        Some(l) => {
+            tracing::info!(addr = %l.local_addr()?, "internal endpoints (API, admin, metrics, health) listening");
+            (public_app(&node), Some((l, internal_app(&node))))
+        }
+        None => (app(&node), None),
+    };
+    let internal = async {
+        if let Some((l, app)) = internal {
+            accept_loop(l, app, c, stopped(stop_rx.clone())).await;
+        }
+    };
+    let public = accept_loop(listeners.public, public_app, c, shutdown);
+    let server = async {
+        tokio::join!(public, internal);
+    };
     let timeout = node.config.shutdown.timeout.std();
     let drained = async {
         node.shutdown_signal().await;

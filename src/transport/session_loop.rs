@@ -80,6 +80,7 @@ where
                     }
                 }
                 if let Some(d) = closed {
+                    conn.node().metrics.server_disconnect(d.code);
                     write(&mut sink, Outbound::Close(d), write_timeout).await;
                     return;
                 }

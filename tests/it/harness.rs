@@ -82,6 +82,8 @@ pub fn base_config(port: u16) -> Value {
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// `http_server.internal_port` when the test set one: API, admin, metrics, health.
+    pub internal_port: Option<u16>,
     pub dir: PathBuf,
 }
 
@@ -103,7 +105,8 @@ impl Server {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start rotor");
-        let server = Server { child, port, dir };
+        let internal_port = cfg["http_server"]["internal_port"].as_u64().filter(|p| *p != 0).map(|p| p as u16);
+        let server = Server { child, port, internal_port, dir };
         server.wait_healthy().await;
         server
     }
@@ -112,7 +115,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = reqwest::Client::new();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}/health", self.http())).send().await
+            if let Ok(r) = client.get(format!("{}/health", self.internal_http())).send().await
                 && r.status().is_success()
             {
                 return;
@@ -126,6 +129,11 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Where the API, admin, metrics and health are served.
+    pub fn internal_http(&self) -> String {
+        format!("http://127.0.0.1:{}", self.internal_port.unwrap_or(self.port))
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/connection/websocket", self.port)
     }
@@ -133,7 +141,7 @@ impl Server {
     /// POST /api/<method> with the API key; returns (status, body JSON or Null).
     pub async fn api(&self, method: &str, body: Value) -> (u16, Value) {
         let r = reqwest::Client::new()
-            .post(format!("{}/api/{method}", self.http()))
+            .post(format!("{}/api/{method}", self.internal_http()))
             .header("X-API-Key", API_KEY)
             .body(body.to_string())
             .send()

@@ -22,6 +22,7 @@ mod fuzz_regressions;
 mod grpc;
 mod hardening_io;
 mod harness;
+mod metrics;
 mod openapi;
 mod process;
 mod proxy;

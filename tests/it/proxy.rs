@@ -392,3 +392,53 @@ async fn sub_refresh_proxy_extends_then_unsubscribes() {
     assert_eq!(calls[0].body["channel"], "sr:room");
     assert_eq!(calls[0].body["user"], "9");
 }
+
+/// The refresh result's `info` and `meta` replace the connection's: a later client
+/// publication and the presence entry carry the new info, the connections API shows
+/// the new meta and the next refresh request sends it. A `b64info` that is not base64
+/// is a failure: retried, the connection kept.
+#[tokio::test]
+async fn refresh_proxy_updates_info_and_meta() {
+    let b = Backend::start(|path, _, nth| match (path, nth) {
+        ("/connect", _) => {
+            (200, json!({"result": {"user": "r", "expire_at": now_secs() + 1, "info": {"v": 1}, "meta": {"m": 1}}}), 0)
+        }
+        ("/refresh", 0) => (200, json!({"result": {"expire_at": now_secs() + 1, "b64info": "%%% not base64"}}), 0),
+        ("/refresh", 1) => {
+            (200, json!({"result": {"expire_at": now_secs() + 1, "info": {"v": 2}, "meta": {"m": 2}}}), 0)
+        }
+        _ => (200, json!({"result": {"expire_at": now_secs() + 3600}}), 0),
+    })
+    .await;
+    let mut cfg = connect_proxy(&b, json!({}));
+    crate::harness::merge(
+        &mut cfg,
+        &json!({"client": {"proxy": {"refresh": {"enabled": true, "endpoint": b.at("/refresh"), "include_connection_meta": true}}}}),
+    );
+    let s = Server::start(cfg).await;
+    let (mut ws, reply) = connect_no_token(&s, json!({})).await;
+    assert_eq!(reply["connect"].get("expires"), None, "{reply}");
+    let r = ws.call("subscribe", json!({"channel": "news"})).await;
+    assert!(r.get("subscribe").is_some(), "{r}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while b.calls("/refresh").len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "refresh calls: {:?}", b.calls("/refresh"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = b.calls("/refresh");
+    assert_eq!(calls[0].body["meta"], json!({"m": 1}));
+    assert_eq!(calls[1].body["meta"], json!({"m": 1}), "the undecodable answer changed nothing");
+    assert_eq!(calls[2].body["meta"], json!({"m": 2}), "the next refresh sends the new meta");
+
+    let (_, conns) = s.api("connections", json!({"user": "r"})).await;
+    let conn = conns["result"]["connections"].as_object().unwrap().values().next().cloned().unwrap();
+    assert_eq!(conn["state"]["meta"], json!({"m": 2}), "{conns}");
+    let (_, presence) = s.api("presence", json!({"channel": "news"})).await;
+    let entry = presence["result"]["presence"].as_object().unwrap().values().next().cloned().unwrap();
+    assert_eq!(entry["conn_info"], json!({"v": 2}), "{presence}");
+    let r = ws.call("publish", json!({"channel": "news", "data": {"x": 1}})).await;
+    assert!(r.get("publish").is_some(), "{r}");
+    let p = ws.push_where(|p| p["pub"].is_object()).await;
+    assert_eq!(p["pub"]["info"]["conn_info"], json!({"v": 2}), "{p}");
+    assert_eq!(p["pub"]["info"]["user"], "r", "{p}");
+}
