@@ -64,6 +64,8 @@ fn error_code(a: &Answer) -> Option<u64> {
 #[tokio::test]
 async fn every_method_answers_a_minimal_valid_request_with_a_result() {
     let app = app();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let in_an_hour = now + 3600;
     let valid = [
         ("publish", json!({"channel": "news", "data": {"text": "hi"}})),
         ("broadcast", json!({"channels": ["a", "b"], "data": {"x": 1}})),
@@ -80,6 +82,13 @@ async fn every_method_answers_a_minimal_valid_request_with_a_result() {
         ("batch", json!({"commands": [{"publish": {"channel": "news", "data": {}}}]})),
         ("rpc", json!({"method": "getUserConnections", "params": {"user": "nobody"}})),
         ("connections", json!({"user": "nobody"})),
+        ("revoke_token", json!({"uid": "some-token-id", "expire_at": in_an_hour})),
+        ("invalidate_user_tokens", json!({"user": "nobody", "expire_at": in_an_hour})),
+        ("block_user", json!({"user": "blocked-one", "expire_at": in_an_hour})),
+        ("unblock_user", json!({"user": "blocked-one"})),
+        ("update_user_status", json!({"users": ["nobody"], "state": "away"})),
+        ("get_user_status", json!({"users": ["nobody"]})),
+        ("delete_user_status", json!({"users": ["nobody"]})),
     ];
     assert_eq!(valid.len(), METHODS.len(), "a method without a case here");
     for (method, body) in valid {
