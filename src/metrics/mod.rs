@@ -20,7 +20,7 @@ use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Transports in the order of `node::Transport` (its discriminants index tables here).
-pub const TRANSPORTS: [&str; 4] = ["websocket", "uni_http_stream", "uni_sse", "uni_websocket"];
+pub const TRANSPORTS: [&str; 6] = ["websocket", "uni_http_stream", "uni_sse", "uni_websocket", "http_stream", "sse"];
 
 /// Client commands in the order of [`Frame`]'s first variants.
 pub const COMMANDS: [&str; 11] = [
@@ -154,11 +154,11 @@ pub struct Metrics {
     registry: Registry,
     gauges: [IntGauge; 5],
     /// `centrifugo_transport_messages_sent{transport,frame_type}` (+ `_size`).
-    pub sent: [[Counted; FRAMES.len()]; 4],
+    pub sent: [[Counted; FRAMES.len()]; TRANSPORTS.len()],
     /// `centrifugo_transport_messages_received{transport,frame_type}` (+ `_size`).
-    pub received: [[Counted; FRAMES.len()]; 4],
+    pub received: [[Counted; FRAMES.len()]; TRANSPORTS.len()],
     /// `centrifugo_transport_connect_count{transport}`.
-    pub connects: [IntCounter; 4],
+    pub connects: [IntCounter; TRANSPORTS.len()],
     /// `centrifugo_client_command_duration_seconds{method}`, per [`COMMANDS`].
     pub commands: [Histogram; COMMANDS.len()],
     /// `centrifugo_node_messages_sent_count{type}` / `_received_count{type}`.
@@ -413,6 +413,25 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: the tables had 4 transports when emulation added two more, and the
+    /// first emulated connect panicked indexing them.
+    #[test]
+    fn every_transport_has_its_row_in_the_tables() {
+        use crate::node::Transport;
+        let all = [
+            Transport::WebSocket,
+            Transport::UniHttpStream,
+            Transport::UniSse,
+            Transport::UniWebSocket,
+            Transport::HttpStream,
+            Transport::Sse,
+        ];
+        assert_eq!(all.len(), TRANSPORTS.len());
+        for t in all {
+            assert_eq!(TRANSPORTS[t as usize], t.name());
+        }
+    }
 
     #[test]
     fn names_labels_and_handles() {
