@@ -110,6 +110,11 @@ pub async fn serve(node: Arc<Node>, listeners: Listeners) -> std::io::Result<()>
     let public = accept_loop(listeners.public, public_app, c, shutdown);
     let server = async {
         tokio::join!(public, internal);
+        // An upgraded WebSocket is no longer a connection hyper waits for: wait until
+        // every session has ended (its 3001 close written), bounded by `drained`.
+        while !node.hub.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     };
     let timeout = node.config.shutdown.timeout.std();
     let drained = async {
