@@ -17,7 +17,8 @@ use tokio::process::Command;
 
 use crate::admin::{Admin, PASSWORD, admin_config};
 use crate::compat_env;
-use crate::harness::{Closed, Server, Ws, token};
+use crate::harness::{Closed, Server, Ws, now_secs, token};
+use crate::sessions::{BLOCKED, REVOKED, refused, try_connect};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -35,8 +36,8 @@ fn chromium() -> Option<PathBuf> {
     on_path.or_else(|| Some(PathBuf::from("/usr/bin/chromium"))).filter(|p| p.exists())
 }
 
-/// The test's connections, by name.
-struct Conns(BTreeMap<&'static str, (Ws, String)>);
+/// The test's connections by name (socket and client id), and the token each used.
+struct Conns(BTreeMap<&'static str, (Ws, String)>, BTreeMap<&'static str, String>);
 
 impl Conns {
     fn id(&self, name: &str) -> &str {
@@ -55,6 +56,25 @@ impl Conns {
     async fn expect_closed(&mut self, name: &str) {
         let (mut ws, _) = self.0.remove(name).expect("a known connection");
         assert!(matches!(ws.closed().await, Closed::Code(..)), "{name}'s connection was closed by the server");
+    }
+
+    /// Asserts `name` was closed by the server with `code`, and forgets it.
+    async fn expect_closed_with(&mut self, name: &str, code: u16) {
+        let (mut ws, _) = self.0.remove(name).expect("a known connection");
+        match ws.closed().await {
+            Closed::Code(c, reason) => assert_eq!(c, code, "{name} closed with {c} {reason:?}"),
+            Closed::NoFrame => panic!("{name}: no close frame"),
+        }
+    }
+
+    /// Opens a connection of `user` with `claims` and remembers it as `name`.
+    async fn open(&mut self, server: &Server, name: &'static str, user: &str, claims: Value) -> String {
+        let tok = token(user, claims);
+        let (ws, connected) = Ws::connect(server, &tok).await;
+        let id = connected["client"].as_str().unwrap().to_string();
+        self.0.insert(name, (ws, id.clone()));
+        self.1.insert(name, tok);
+        id
     }
 
     /// Asserts every remaining connection still answers a command.
@@ -92,8 +112,10 @@ impl Conns {
     }
 }
 
-/// Answers one checkpoint of the script (panics when the sockets disagree).
-async fn checkpoint(step: &Value, conns: &mut Conns, admin: &Admin) {
+/// Answers one checkpoint of the script (panics when the sockets disagree); what it
+/// returns is added to the answer.
+async fn checkpoint(step: &Value, conns: &mut Conns, server: &Server, admin: &Admin) -> Value {
+    let name = |conns: &Conns| conns.name_of(step["client"].as_str().expect("the step names a client"));
     match step["step"].as_str().unwrap_or("") {
         "refreshed" => {
             let dave = conns.name_of(step["client"].as_str().unwrap());
@@ -131,9 +153,41 @@ async fn checkpoint(step: &Value, conns: &mut Conns, admin: &Admin) {
             conns.expect_open().await;
             assert_eq!(conns.0.keys().copied().collect::<Vec<_>>(), ["dave"]);
             expect_listed(admin, vec![conns.id("dave").to_string()]).await;
+            // Two connections of erin for the session steps, with tokens issued a while
+            // ago so "issued before now" surely covers them.
+            let iat = now_secs() - 10;
+            let erin1 = conns.open(server, "erin1", "erin", json!({"jti": "tok-e1", "iat": iat})).await;
+            let erin2 = conns.open(server, "erin2", "erin", json!({"jti": "tok-e2", "iat": iat})).await;
+            return json!({"conns": {"erin1": erin1, "erin2": erin2}});
+        }
+        "token-revoked" => {
+            let erin1 = name(conns);
+            conns.expect_closed_with(erin1, REVOKED).await;
+            conns.expect_open().await;
+            assert_eq!(refused(server, &conns.1[erin1]).await, REVOKED, "the revoked token connects again");
+        }
+        "tokens-invalidated" => {
+            let erin2 = name(conns);
+            conns.expect_closed_with(erin2, REVOKED).await;
+            conns.expect_open().await;
+            assert_eq!(refused(server, &conns.1[erin2]).await, REVOKED, "an invalidated token connects again");
+        }
+        "block-cancelled" => {
+            assert_eq!(name(conns), "dave");
+            // A block closes at once: dave still answering means nothing was blocked.
+            conns.expect_open().await;
+        }
+        "blocked" => {
+            let dave = name(conns);
+            conns.expect_closed_with(dave, BLOCKED).await;
+            assert_eq!(refused(server, &conns.1[dave]).await, BLOCKED, "a blocked user connects");
+        }
+        "unblocked" => {
+            try_connect(server, &conns.1["dave"]).await.expect("dave connects again after Unblock");
         }
         other => panic!("unknown checkpoint {other:?}: {step}"),
     }
+    Value::Null
 }
 
 /// Everything the issue asks of the UI in one browser session: login (wrong and right
@@ -164,9 +218,11 @@ async fn admin_browser_playwright() {
             json!({"labels": {"region": "eu", "plan": "pro"}, "meta": {"device": "phone"}, "jti": "tok-dave"}),
         ),
     ];
-    let mut conns = Conns(BTreeMap::new());
+    let mut conns = Conns(BTreeMap::new(), BTreeMap::new());
     for (name, user, claims) in specs {
-        let (mut ws, connected) = Ws::connect(&server, &token(user, claims)).await;
+        let tok = token(user, claims);
+        let (mut ws, connected) = Ws::connect(&server, &tok).await;
+        conns.1.insert(name, tok);
         if name == "alice1" || name == "dave" {
             let r = ws.call("subscribe", json!({"channel": "news"})).await;
             assert!(r.get("subscribe").is_some(), "{r}");
@@ -205,9 +261,13 @@ async fn admin_browser_playwright() {
         while let Some(line) = stdout.next_line().await.expect("read the script's output") {
             if let Some(step) = line.strip_prefix("STEP ") {
                 let step: Value = serde_json::from_str(step).expect("a JSON checkpoint");
-                checkpoint(&step, &mut conns, &admin).await;
+                let extra = checkpoint(&step, &mut conns, &server, &admin).await;
                 steps.push(step["step"].as_str().unwrap().to_string());
-                stdin.write_all(b"{\"ok\":true}\n").await.expect("answer the script");
+                let mut answer = json!({"ok": true});
+                if let Value::Object(extra) = extra {
+                    answer.as_object_mut().unwrap().extend(extra);
+                }
+                stdin.write_all(format!("{answer}\n").as_bytes()).await.expect("answer the script");
             } else if line == "DONE" {
                 done = true;
             }
@@ -217,6 +277,18 @@ async fn admin_browser_playwright() {
     let status = child.wait().await.unwrap();
     let err = stderr_text.await.unwrap();
     assert!(status.success() && done, "admin_ui.mjs failed ({status}):\n{err}");
-    let want = ["refreshed", "published", "subscribed", "row-disconnected", "bulk-cancelled", "bulk-confirmed"];
+    let want = [
+        "refreshed",
+        "published",
+        "subscribed",
+        "row-disconnected",
+        "bulk-cancelled",
+        "bulk-confirmed",
+        "token-revoked",
+        "tokens-invalidated",
+        "block-cancelled",
+        "blocked",
+        "unblocked",
+    ];
     assert_eq!(steps, want, "every checkpoint was reached");
 }

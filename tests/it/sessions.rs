@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::harness::*;
 use crate::redis::Redis;
 
-const REVOKED: u16 = 3510;
-const BLOCKED: u16 = 3511;
+pub(crate) const REVOKED: u16 = 3510;
+pub(crate) const BLOCKED: u16 = 3511;
 
 /// Polls `check` until it holds (deadline 20 s).
 async fn until<F, Fut>(what: &str, mut check: F)
@@ -28,7 +28,7 @@ where
 }
 
 /// Connects with `token`: the client, or how the server closed the connection.
-async fn try_connect(server: &Server, token: &str) -> Result<Ws, Closed> {
+pub(crate) async fn try_connect(server: &Server, token: &str) -> Result<Ws, Closed> {
     let mut ws = Ws::open(&server.ws_url()).await;
     ws.send_text(&json!({"id": 1, "connect": {"token": token}}).to_string()).await;
     let deadline = Instant::now() + WAIT;
@@ -41,7 +41,7 @@ async fn try_connect(server: &Server, token: &str) -> Result<Ws, Closed> {
     }
 }
 
-async fn refused(server: &Server, token: &str) -> u16 {
+pub(crate) async fn refused(server: &Server, token: &str) -> u16 {
     match try_connect(server, token).await {
         Ok(_) => panic!("connect accepted; expected a refusal"),
         Err(Closed::Code(code, _)) => code,

@@ -307,6 +307,7 @@ function renderRows(connections, total, missing) {
   const page = state.cursors.length;
   const start = state.starts[page - 1] || 0;
   state.pageRows = entries.length;
+  showUserActions(state.query && state.query.user);
   $('rows').replaceChildren(...entries.map(([id, info]) => row(id, info)));
   $('results-total').textContent = String(total || 0);
   let summary = (total === 1 ? 'connection matches' : 'connections match') + ' in all';
@@ -335,7 +336,13 @@ function row(id, info) {
     el('td', { class: 'nowrap' },
       el('button', { type: 'button', class: 'small danger', onclick: (ev) => { ev.stopPropagation(); disconnectOne(id, info, tr); } }, 'Disconnect'),
       ' ',
-      el('button', { type: 'button', class: 'small quiet', onclick: (ev) => { ev.stopPropagation(); refreshOne(id, info, tr); } }, 'Refresh')));
+      el('button', { type: 'button', class: 'small quiet', onclick: (ev) => { ev.stopPropagation(); refreshOne(id, info, tr); } }, 'Refresh'),
+      ' ',
+      revokeButton(info),
+      ' ',
+      el('button', userButton(info, 'Block', () => blockUser(info.user)), 'Block'),
+      ' ',
+      el('button', userButton(info, 'Invalidate tokens', () => invalidateTokens(info.user)), 'Invalidate tokens')));
   tr.addEventListener('click', () => showDetails(id, info));
   tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') showDetails(id, info); });
   return tr;
@@ -373,6 +380,106 @@ async function refreshOne(id, info, tr) {
   } catch (e) {
     showAlert('search-error', e.message);
   }
+}
+
+// ---- session management: entries that keep a terminated session terminated ----
+
+// How long an entry lasts (expire_at = now + seconds; 0 = until removed).
+const LASTS = [['1 hour', 3600], ['1 day', 86400], ['7 days', 604800], ['30 days', 2592000], ['Until removed', 0]];
+
+// Asks in the `session` dialog; resolves to the chosen expire_at (Unix seconds, 0 =
+// never) on Confirm, or null on Cancel.
+function confirmSession(title, text, lasts) {
+  $('session-title').textContent = title;
+  $('session-text').textContent = text;
+  $('session-lasts').replaceChildren(...LASTS.map(([name, secs]) =>
+    el('option', secs === lasts ? { value: String(secs), selected: '' } : { value: String(secs) }, name)));
+  const dialog = $('session');
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      if (dialog.returnValue !== 'yes') return resolve(null);
+      const secs = Number($('session-lasts').value);
+      resolve(secs ? Math.floor(Date.now() / 1000) + secs : 0);
+    }, { once: true });
+  });
+}
+
+// Runs a session method after confirmation; `done` is said on success.
+async function sessionAction(title, text, lasts, method, params, done) {
+  clearAlerts('search-error');
+  const expire_at = await confirmSession(title, text, lasts);
+  if (expire_at === null) return;
+  try {
+    await api(method, { ...params, expire_at });
+    say(done);
+  } catch (e) {
+    showAlert('search-error', e.message);
+  }
+}
+
+// "Revoke token" for a row: needs the token's uid (its `jti` claim).
+function revokeButton(info) {
+  const uid = info.state && info.state.connection_token && info.state.connection_token.uid;
+  const attrs = { type: 'button', class: 'small danger', onclick: (ev) => { ev.stopPropagation(); revokeToken(uid); } };
+  if (!uid) {
+    attrs.disabled = '';
+    attrs.title = 'This connection\'s token has no uid (jti claim) to revoke.';
+  }
+  return el('button', attrs, 'Revoke token');
+}
+
+// A row's per-user button; disabled for anonymous connections.
+function userButton(info, name, action) {
+  const attrs = { type: 'button', class: 'small danger', onclick: (ev) => { ev.stopPropagation(); action(); } };
+  if (!info.user) {
+    attrs.disabled = '';
+    attrs.title = name + ' needs a user; this connection is anonymous.';
+  }
+  return attrs;
+}
+
+function revokeToken(uid) {
+  return sessionAction('Revoke token ' + uid + '?',
+    'Connections holding token ' + uid + ' are disconnected (code 3510) within seconds on every node, ' +
+    'and the token cannot connect again while the revocation lasts. Let it last at least until the token expires.',
+    2592000, 'revoke_token', { uid }, 'Revoked token ' + uid + '; its connections close within seconds.');
+}
+
+function blockUser(user) {
+  return sessionAction('Block user ' + user + '?',
+    'Every connection of ' + user + ' is disconnected (code 3511) on every node, and ' + user +
+    ' cannot connect until unblocked or the block ends.',
+    0, 'block_user', { user }, 'Blocked ' + user + '.');
+}
+
+// issued_before is left to the server's clock (its default: now).
+function invalidateTokens(user) {
+  return sessionAction('Invalidate tokens of ' + user + '?',
+    'Connection tokens of ' + user + ' issued before now are refused, and connections holding one are ' +
+    'disconnected (code 3510) within seconds on every node. The user needs a new token to connect.',
+    2592000, 'invalidate_user_tokens', { user }, 'Invalidated the tokens of ' + user + ' issued before now.');
+}
+
+async function unblockUser(user) {
+  clearAlerts('search-error');
+  try {
+    await api('unblock_user', { user });
+    say('Unblocked ' + user + '.');
+  } catch (e) {
+    showAlert('search-error', e.message);
+  }
+}
+
+// The bar of per-user actions, shown when the search names a user (it works for a
+// user with no connection left, e.g. to unblock one).
+function showUserActions(user) {
+  const bar = $('user-actions');
+  bar.hidden = !user;
+  if (!user) return;
+  bar.setAttribute('aria-label', 'User ' + user);
+  $('user-actions-text').textContent = 'User ' + user + ':';
 }
 
 function showDetails(id, info) {
@@ -552,6 +659,14 @@ const ACTIONS = {
     f('code', 'Code', 'int', { placeholder: '4000–4999', group: 'disconnect' }), f('reason', 'Reason', 'text', { group: 'disconnect' })],
   channels: [f('pattern', 'Pattern', 'text', { value: '*' })],
   info: [],
+  revoke_token: [f('uid', 'Token uid', 'text', { required: true }), f('expire_at', 'Expire at', 'int', { placeholder: 'Unix seconds; empty = never' })],
+  invalidate_user_tokens: [f('user', 'User', 'text', { required: true }), f('issued_before', 'Issued before', 'int', { placeholder: 'Unix seconds; empty = now' }),
+    f('channel', 'Channel', 'text', { placeholder: 'only this channel\'s subscription tokens' }), f('expire_at', 'Expire at', 'int', { placeholder: 'Unix seconds; empty = never' })],
+  block_user: [f('user', 'User', 'text', { required: true }), f('expire_at', 'Expire at', 'int', { placeholder: 'Unix seconds; empty = never' })],
+  unblock_user: [f('user', 'User', 'text', { required: true })],
+  update_user_status: [f('users', 'Users', 'list', { required: true }), f('state', 'State', 'text', { placeholder: 'e.g. away' })],
+  get_user_status: [f('users', 'Users', 'list', { required: true })],
+  delete_user_status: [f('users', 'Users', 'list', { required: true })],
 };
 
 // The params of a filled action form, or throws an Error naming the field.
@@ -648,6 +763,9 @@ document.addEventListener('DOMContentLoaded', () => {
     runSearch([...state.cursors, state.nextCursor], starts);
   });
   $('disconnect-all').addEventListener('click', disconnectAll);
+  $('user-block').addEventListener('click', () => blockUser(state.query.user));
+  $('user-unblock').addEventListener('click', () => unblockUser(state.query.user));
+  $('user-invalidate').addEventListener('click', () => invalidateTokens(state.query.user));
   setupActions();
   window.addEventListener('hashchange', route);
   start();

@@ -47,6 +47,7 @@ async function check(step, data) {
   if (done) throw new Error(`the test closed stdin at step ${step}`);
   const reply = JSON.parse(value);
   if (!reply.ok) throw new Error(`step ${step}: ${reply.error}`);
+  return reply;
 }
 
 // ---- small helpers ----
@@ -299,9 +300,52 @@ async function run() {
   await confirm.getByText('This disconnects 3 connections').waitFor();
   await confirm.getByRole('button', { name: 'Confirm' }).click();
   await page.getByText('Disconnected 3 connections').waitFor();
-  await check('bulk-confirmed', { closed: [C.alice1, C.alice2, C.carol] });
+  // The test answers with two new connections of user erin (token uids tok-e1, tok-e2).
+  const more = await check('bulk-confirmed', { closed: [C.alice1, C.alice2, C.carol] });
+  Object.assign(C, more.conns);
   await button('Search').click();
   await expectRows('none left', [], 0);
+
+  // Revoke token: exactly the connection holding that token closes (3510), for good.
+  await search({ user: 'erin' });
+  await expectRows('erin', [C.erin1, C.erin2], 2);
+  await page.getByRole('group', { name: 'User erin', exact: true }).waitFor();
+  await rowOf(C.erin1).getByRole('button', { name: 'Revoke token', exact: true }).click();
+  const revoke = page.getByRole('dialog', { name: 'Revoke token tok-e1?' });
+  await revoke.getByLabel('Lasts').selectOption({ label: '1 day' });
+  await revoke.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByText('Revoked token tok-e1').waitFor();
+  await check('token-revoked', { client: C.erin1, uid: 'tok-e1' });
+
+  // Invalidate tokens from erin2's row: tokens issued before now stop working.
+  await button('Search').click();
+  await expectRows('erin2 left', [C.erin2], 1);
+  await rowOf(C.erin2).getByRole('button', { name: 'Invalidate tokens', exact: true }).click();
+  const invalidate = page.getByRole('dialog', { name: 'Invalidate tokens of erin?' });
+  await invalidate.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByText('Invalidated the tokens of erin').waitFor();
+  await check('tokens-invalidated', { client: C.erin2 });
+
+  // Block from dave's row: Cancel changes nothing; Confirm closes him (3511) for good.
+  await search({ user: 'dave' });
+  await expectRows('dave', [C.dave], 1);
+  const block = page.getByRole('dialog', { name: 'Block user dave?' });
+  await rowOf(C.dave).getByRole('button', { name: 'Block', exact: true }).click();
+  await block.getByRole('button', { name: 'Cancel' }).click();
+  await block.waitFor({ state: 'hidden' });
+  await check('block-cancelled', { client: C.dave });
+  await rowOf(C.dave).getByRole('button', { name: 'Block', exact: true }).click();
+  await block.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByText('Blocked dave.').waitFor();
+  await check('blocked', { client: C.dave });
+
+  // Unblock from the user bar: it is there for a user with no connection left.
+  await button('Search').click();
+  await expectRows('dave gone', [], 0);
+  const userBar = page.getByRole('group', { name: 'User dave', exact: true });
+  await userBar.getByRole('button', { name: 'Unblock', exact: true }).click();
+  await page.getByText('Unblocked dave.').waitFor();
+  await check('unblocked');
 }
 
 // ---- main ----
