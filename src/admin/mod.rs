@@ -145,7 +145,7 @@ async fn api(State(node): State<Arc<Node>>, body: Bytes) -> Response {
     }
     match crate::api::legacy(&node, &body).await {
         Ok(out) => ([(header::CONTENT_TYPE, "application/json")], out).into_response(),
-        Err(()) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+        Err(()) => crate::api::Undecodable::legacy().into_response(),
     }
 }
 

@@ -37,7 +37,7 @@ pub fn install(node: &Arc<Node>) {
                     Ok(Err(e)) => {
                         tracing::info!(op, code = e.code.code(), "fleet operation refused here: {}", e.message)
                     }
-                    Err(Undecodable) => tracing::warn!(op, "undecodable fleet operation"),
+                    Err(Undecodable(why)) => tracing::warn!(op, why, "undecodable fleet operation"),
                 }
             })
         }),
@@ -69,7 +69,7 @@ fn internal(e: crate::engine::EngineError) -> ApiError {
 }
 
 fn raw(body: &[u8]) -> Result<Box<RawValue>, Undecodable> {
-    serde_json::from_slice(body).map_err(|_| Undecodable)
+    serde_json::from_slice(body).map_err(Undecodable::from_serde)
 }
 
 /// Runs a survey on the other nodes (none with the memory engine).

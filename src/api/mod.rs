@@ -107,7 +107,7 @@ async fn handle(
     let transport_mode = c.error_mode == ErrorMode::Transport
         || headers.get("x-centrifugo-error-mode").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"transport"));
     match TURNS.scope(turns, call(&node, &name, &body)).await {
-        Err(Undecodable) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+        Err(e) => e.into_response(),
         // batch answers at the top level, as `cent` expects.
         Ok(Ok(result)) if name == "batch" => json_response(StatusCode::OK, &result),
         Ok(Ok(result)) => json_response(StatusCode::OK, &Envelope { result: Some(&result), error: None }),
@@ -136,7 +136,7 @@ async fn handle_legacy(
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
-        Err(()) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+        Err(()) => Undecodable::legacy().into_response(),
     }
 }
 
@@ -253,8 +253,30 @@ fn pool_for(node: &Node, method: &str, body: &[u8]) -> Pool {
     }
 }
 
-/// The body could not be decoded as the method's request.
-pub struct Undecodable;
+/// The body could not be decoded as the method's request: not JSON, or a field of the
+/// wrong type. HTTP 400 as in Centrifugo (whose clients look only at the status), with
+/// a body in Rotor's error format saying where the decoder stopped.
+#[derive(Debug)]
+pub struct Undecodable(pub String);
+
+impl Undecodable {
+    fn from_serde(e: serde_json::Error) -> Undecodable {
+        Undecodable(format!("bad request: {e}"))
+    }
+
+    /// A legacy `/api` (or `/admin/api`) body that is not a stream of known
+    /// `{method, params}` commands.
+    pub fn legacy() -> Undecodable {
+        Undecodable("bad request: not a stream of {method, params} commands with known methods".into())
+    }
+}
+
+impl IntoResponse for Undecodable {
+    fn into_response(self) -> Response {
+        let e = ApiError::bad_request(self.0);
+        json_response(StatusCode::BAD_REQUEST, &Envelope::<()> { result: None, error: Some(&e) })
+    }
+}
 
 #[derive(Serialize)]
 struct Envelope<'a, T: Serialize> {
@@ -265,7 +287,7 @@ struct Envelope<'a, T: Serialize> {
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Undecodable> {
-    serde_json::from_slice(body).map_err(|_| Undecodable)
+    serde_json::from_slice(body).map_err(Undecodable::from_serde)
 }
 
 /// An encoded method result (serialized once, embedded as is).

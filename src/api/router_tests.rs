@@ -109,12 +109,15 @@ async fn every_method_answers_a_minimal_valid_request_with_a_result() {
 }
 
 #[tokio::test]
-async fn every_method_refuses_a_body_that_is_not_json_of_its_request_with_a_bare_400() {
+async fn every_method_refuses_a_body_that_is_not_json_of_its_request_with_400_and_107() {
     let app = app();
     for method in METHODS {
         for body in ["", "not json", "{\"channel\":", "\"text\"", "{} trailing", "\u{0}"] {
             let a = send(&app, Method::POST, &format!("/api/{method}"), Some(KEY), body).await;
             assert_eq!(a.status, StatusCode::BAD_REQUEST, "{method} {body:?}: {}", a.text);
+            assert_eq!(a.body["error"]["code"], 107, "{method} {body:?}: {}", a.text);
+            let message = a.body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("bad request: "), "{method} {body:?}: {}", a.text);
         }
     }
     // A field of the wrong type is undecodable too.
@@ -127,6 +130,9 @@ async fn every_method_refuses_a_body_that_is_not_json_of_its_request_with_a_bare
     ] {
         let a = post(&app, method, body.clone()).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{method} {body}: {}", a.text);
+        // The message says where the decoder stopped.
+        let message = a.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("line 1 column"), "{method} {body}: {}", a.text);
     }
 }
 
@@ -240,6 +246,7 @@ async fn legacy_endpoint_runs_each_line_and_refuses_garbage() {
     for bad in ["definitely not json", "", "{\"method\":\"nope\",\"params\":{}}", "{\"method\":[1]}"] {
         let a = send(&app, Method::POST, "/api", Some(KEY), bad).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", a.text);
+        assert_eq!(a.body["error"]["code"], 107, "{bad:?}: {}", a.text);
     }
     let a = send(&app, Method::POST, "/api", None, "{\"method\":\"info\"}").await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);

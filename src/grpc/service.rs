@@ -65,7 +65,7 @@ impl Api {
             Err(e) => return Ok(Err(ApiError::bad_request(e.to_string()))),
         };
         match api::call(&self.node, method, &body).await {
-            Err(Undecodable) => Err(Status::invalid_argument("bad request")),
+            Err(Undecodable(why)) => Err(Status::invalid_argument(why)),
             Ok(Err(e)) => Ok(Err(e)),
             Ok(Ok(encoded)) => serde_json::from_str(encoded.get())
                 .map(Ok)

@@ -42,8 +42,10 @@ async fn publish_errors() {
     assert_eq!(e["error"]["code"], 107);
     let (_, ok) = s.api("publish", json!({"channel": "news", "data": {}, "unknown_field": [1, 2]})).await;
     assert!(ok.get("result").is_some(), "unknown fields are ignored: {ok}");
-    let (_, e) = s.api("publish", json!({"channel": 5, "data": {}})).await;
-    assert_eq!(e, serde_json::Value::Null, "wrong types are undecodable");
+    let (status, e) = s.api("publish", json!({"channel": 5, "data": {}})).await;
+    assert_eq!(status, 400, "wrong types are undecodable: {e}");
+    assert_eq!(e["error"]["code"], 107, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("invalid type"), "{e}");
 }
 
 #[tokio::test]
