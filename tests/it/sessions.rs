@@ -451,3 +451,59 @@ async fn memory_mode_forgets_entries_on_restart() {
     let s = Server::start(json!({})).await;
     try_connect(&s, &t).await.unwrap();
 }
+
+/// Redis Cluster: entries and statuses live on several masters (the user's or token's
+/// key decides the slot); both nodes enforce them, a node started later loads them,
+/// and a bulk status read for hundreds of users spans every master.
+#[tokio::test]
+async fn entries_and_statuses_on_redis_cluster() {
+    let cluster = crate::redis::RedisCluster::start();
+    let config = json!({"engine": {"type": "redis", "redis": {"cluster_address": cluster.urls()}}});
+    let a = Server::start(config.clone()).await;
+    let b = Server::start(config.clone()).await;
+    for s in [&a, &b] {
+        until("both nodes in info", || async { node_count(s).await == 2 }).await;
+    }
+    // Several users and token ids, so the keys land on different masters.
+    let users: Vec<String> = (0..6).map(|i| format!("cl-user-{i}")).collect();
+    let mut revoked = Vec::new();
+    let mut blocked = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let jti = format!("cl-tok-{i}");
+        let (r, _) = Ws::connect(&b, &token(u, json!({"jti": jti}))).await;
+        revoked.push((r, jti));
+        let (bl, _) = Ws::connect(&b, &token(&format!("{u}-b"), json!({}))).await;
+        blocked.push((bl, format!("{u}-b")));
+    }
+    for (_, jti) in &revoked {
+        ok(&a, "revoke_token", json!({"uid": jti, "expire_at": now_secs() + 3600})).await;
+    }
+    for (_, user) in &blocked {
+        ok(&a, "block_user", json!({"user": user, "expire_at": now_secs() + 3600})).await;
+    }
+    for (ws, jti) in &mut revoked {
+        assert_eq!(closed_with(ws.closed().await), REVOKED, "{jti}");
+    }
+    for (ws, user) in &mut blocked {
+        assert_eq!(closed_with(ws.closed().await), BLOCKED, "{user}");
+    }
+    // A node started now knows every entry.
+    let c = Server::start(config).await;
+    for (i, u) in users.iter().enumerate() {
+        assert_eq!(refused(&c, &token(u, json!({"jti": format!("cl-tok-{i}")}))).await, REVOKED);
+        assert_eq!(refused(&c, &token(&format!("{u}-b"), json!({}))).await, BLOCKED);
+    }
+    try_connect(&c, &token(&users[0], json!({"jti": "a-fresh-one"}))).await.unwrap();
+
+    // Statuses for hundreds of users across the masters, written on one node and read
+    // on another, in the order asked.
+    let many: Vec<String> = (0..300).map(|i| format!("st{i}")).collect();
+    ok(&a, "update_user_status", json!({"users": many, "state": "here"})).await;
+    let r = ok(&b, "get_user_status", json!({"users": many})).await;
+    let st = r["statuses"].as_array().unwrap();
+    assert_eq!(st.len(), 300);
+    assert!(st.iter().zip(&many).all(|(s, u)| s["user"] == *u && s["active"].is_i64() && s["state"] == "here"), "{r}");
+    ok(&b, "delete_user_status", json!({"users": many})).await;
+    let r = ok(&a, "get_user_status", json!({"users": many})).await;
+    assert!(r["statuses"].as_array().unwrap().iter().all(|s| s.get("active").is_none()), "{r}");
+}
