@@ -51,17 +51,12 @@ const ENUM: &[&str] = &[
     "connections",
 ];
 
-/// Methods the legacy endpoint knows by name only (Centrifugo PRO's session
-/// management and user status; the admin UI calls them through `/admin/api`).
-const NAMED: &[&str] = &[
-    "revoke_token",
-    "invalidate_user_tokens",
-    "block_user",
-    "unblock_user",
-    "update_user_status",
-    "get_user_status",
-    "delete_user_status",
-];
+/// Whether the legacy endpoint knows `name` by name only: every method of
+/// [`super::METHODS`] outside Centrifugo's enum (PRO's session management and user
+/// status; the admin UI calls them through `/admin/api`), except `batch`.
+fn named_only(name: &str) -> bool {
+    name != "batch" && !ENUM.contains(&name) && super::METHODS.contains(&name)
+}
 
 /// A method the enum knows; `Some("")` for valid-but-unimplemented numbers.
 fn method_name(m: &Option<Value>) -> Option<String> {
@@ -69,7 +64,8 @@ fn method_name(m: &Option<Value>) -> Option<String> {
         None | Some(Value::Null) => Some("publish".into()),
         Some(Value::String(s)) => {
             let lower = s.to_ascii_lowercase();
-            ENUM.iter().chain(NAMED).find(|e| !e.is_empty() && **e == lower).map(|e| e.to_string())
+            let known = !lower.is_empty() && (ENUM.contains(&lower.as_str()) || named_only(&lower));
+            known.then_some(lower)
         }
         Some(Value::Number(n)) => n.as_u64().and_then(|i| ENUM.get(i as usize)).map(|e| e.to_string()),
         _ => None,
