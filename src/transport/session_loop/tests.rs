@@ -1,5 +1,5 @@
 //! The session loop driven by in-memory channels: connect, a command and its reply,
-//! a push, ping and pong timing (short real timers), close codes.
+//! a push, ping and pong timing (on tokio's paused clock, checked to the tick), close codes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,16 +14,20 @@ use crate::node::{Node, Transport};
 
 type Out = Outbound<Bytes>;
 
-/// A node with insecure (anonymous) connects and short timers (200ms ping, 100ms
-/// pong timeout, 300ms stale close), so timer paths run in well under a second.
-/// (tokio's paused clock needs its `test-util` feature, which this crate does not
-/// enable; the tests wait for events, never for a fixed time.)
+/// A node with insecure (anonymous) connects and Centrifugo's default timers (25 s
+/// ping, 8 s pong timeout, 10 s stale close). Timer tests run on tokio's paused clock
+/// (`start_paused`): it jumps to the next timer whenever every task waits, so they
+/// take no wall-clock time and can check *when* things happen, exactly.
+const PING: Duration = Duration::from_secs(25);
+const PONG: Duration = Duration::from_secs(8);
+const STALE: Duration = Duration::from_secs(10);
+
 fn node() -> Arc<Node> {
     let mut c = Config::default();
     c.client.insecure = true;
-    c.client.ping_interval = crate::config::Duration::from_millis(200);
-    c.client.pong_timeout = crate::config::Duration::from_millis(100);
-    c.client.stale_close_delay = crate::config::Duration::from_millis(300);
+    c.client.ping_interval = crate::config::Duration(PING);
+    c.client.pong_timeout = crate::config::Duration(PONG);
+    c.client.stale_close_delay = crate::config::Duration(STALE);
     Node::new(c).unwrap()
 }
 
@@ -95,7 +99,7 @@ impl Harness {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn connect_command_reply_and_push() {
     let node = node();
     let mut h = start(&node);
@@ -110,24 +114,33 @@ async fn connect_command_reply_and_push() {
     assert_eq!(h.next_reply().await["push"]["pub"]["data"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn ping_then_no_pong_closes_3012() {
     let node = node();
     let mut h = start(&node);
     h.connect().await;
-    // The first ping comes within one interval; answering it keeps the session.
+    let connected = tokio::time::Instant::now();
+    // The first ping comes within one interval of connect (at a random point of its
+    // second half, so a fleet's reconnecting clients do not ping in step); answering
+    // it keeps the session.
     assert_eq!(h.next_json().await, serde_json::json!({}));
+    let first = tokio::time::Instant::now();
+    assert!((PING / 2..=PING).contains(&(first - connected)), "first ping after {:?}", first - connected);
+    tokio::time::advance(Duration::from_secs(1)).await;
     h.send("{}");
-    // The next ping is left unanswered: closed for no pong.
+    // The next ping is left unanswered: closed for no pong, one pong timeout after it.
     assert_eq!(h.next_json().await, serde_json::json!({}));
+    let second = tokio::time::Instant::now();
+    assert_eq!(second - first, PING, "the pong reset nothing but the wait for it");
     match h.next().await {
         Outbound::Close(d) => assert_eq!(d.code, 3012),
         other => panic!("expected a close, got {other:?}"),
     }
+    assert_eq!(tokio::time::Instant::now() - second, PONG, "closed one pong timeout after the ping");
     h.task.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_frames_and_unsupported_close_3501() {
     for bad in [Inbound::Frame(Bytes::from_static(b"not json")), Inbound::Unsupported] {
         let node = node();
@@ -141,18 +154,20 @@ async fn bad_frames_and_unsupported_close_3501() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stale_connection_closes_3502() {
     let node = node();
+    let opened = tokio::time::Instant::now();
     let mut h = start(&node);
     match h.next().await {
         Outbound::Close(d) => assert_eq!(d.code, 3502),
         other => panic!("expected a close, got {other:?}"),
     }
+    assert_eq!(tokio::time::Instant::now() - opened, STALE, "closed one stale_close_delay after opening");
     h.task.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn peer_close_is_echoed_and_broken_peer_told() {
     let node = node();
     let mut h = start(&node);
@@ -171,7 +186,7 @@ async fn peer_close_is_echoed_and_broken_peer_told() {
     h.task.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_disconnect_is_written_as_close() {
     let node = node();
     let mut h = start(&node);
@@ -184,7 +199,7 @@ async fn server_disconnect_is_written_as_close() {
     h.task.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unidirectional_mode_ignores_frames() {
     let node = node();
     let (to_loop, inbound, sink, mut from_loop) = ends();
