@@ -5,6 +5,7 @@
 //!
 //! Module map (dependencies point downwards only):
 //!
+//! - [`json`] infallible JSON encoding of Rotor's own types;
 //! - [`protocol`] wire types, JSON codec and code tables (no I/O);
 //! - [`filter`] the FilterNode language: parse → IR → bytecode → VM, plus an oracle;
 //! - [`config`] the configuration schema, defaults, loading and validation;
@@ -28,6 +29,7 @@ pub mod filter;
 pub mod glob;
 pub mod grpc;
 pub mod hub;
+pub mod json;
 pub mod metrics;
 pub mod node;
 pub mod protocol;

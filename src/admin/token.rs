@@ -42,7 +42,8 @@ fn issue_at(c: &Admin, iat: u64) -> Option<String> {
     }
     let claims = Claims { sub: SUBJECT.into(), aud: AUDIENCE.into(), iat, exp: iat + c.token_ttl.std().as_secs() };
     let key = EncodingKey::from_secret(c.secret.as_bytes());
-    Some(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("HS256 signing cannot fail"))
+    // HS256 signing fails only for keys of other algorithms; None like a missing secret.
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).ok()
 }
 
 /// Whether `token` was signed with `admin.secret` for the admin audience and has not

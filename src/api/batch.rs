@@ -66,7 +66,7 @@ async fn one(node: &Arc<Node>, command: &Value) -> Reply {
     let Some((name, params)) = obj.iter().find(|(k, _)| super::METHODS.contains(&k.as_str()) && *k != "batch") else {
         return Reply::Error(ApiError::not_found());
     };
-    let body = serde_json::to_vec(params).expect("re-encodes");
+    let body = crate::json::to_vec(params);
     match super::call(node, name, &body).await {
         Ok(Ok(result)) => Reply::Result(name.clone(), result),
         Ok(Err(e)) => Reply::Error(e),

@@ -51,7 +51,7 @@ async fn answer(node: &Arc<Node>, op: &str, body: &[u8]) -> Result<Box<RawValue>
         "connections" => {
             let req: ConnectionsRequest = decode(body).map_err(undecodable)?;
             let page = local(node, body, move |n| super::connections::page(n, req)).await;
-            page.and_then(|p| p).map(|p| serde_json::value::to_raw_value(&p).expect("encodes"))
+            page.and_then(|p| p).map(|p| crate::json::to_raw(&p))
         }
         "user_connections" => {
             let req: RpcRequest = decode(body).map_err(undecodable)?;
@@ -73,13 +73,13 @@ fn raw(body: &[u8]) -> Result<Box<RawValue>, Undecodable> {
 }
 
 /// Runs a survey on the other nodes (none with the memory engine).
-async fn survey(node: &Arc<Node>, op: &str, body: &[u8]) -> Result<Option<SurveyOutcome>, ApiError> {
-    let Some(fleet) = &node.fleet else { return Ok(None) };
+async fn survey(node: &Arc<Node>, op: &str, body: &[u8]) -> Result<SurveyOutcome, ApiError> {
+    let Some(fleet) = &node.fleet else { return Ok(SurveyOutcome::default()) };
     let data = raw(body).map_err(|_| ApiError::bad_request("invalid JSON"))?;
     let started = std::time::Instant::now();
     let out = fleet.survey(&node.uid, op, &data).await;
     node.metrics.survey(op).observe(started.elapsed().as_secs_f64());
-    out.map(Some).map_err(internal)
+    out.map_err(internal)
 }
 
 // ---------------------------------------------------------------- targeted ops
@@ -137,9 +137,12 @@ pub fn info(node: &Node, _req: InfoRequest) -> Result<InfoResult, ApiError> {
 /// `channels` summed over the fleet: `num_clients` of a channel is its subscriber
 /// count on every node that answered.
 pub async fn channels(node: &Arc<Node>, req: ChannelsRequest) -> Result<Encoded, ApiError> {
-    let body = serde_json::to_vec(&req).expect("encodes");
+    let body = crate::json::to_vec(&req);
     let mut total: ChannelsResult = super::channel_info::channels(node, req)?;
-    let Some(outcome) = survey(node, "channels", &body).await? else { return to_value(Ok(total)) };
+    if node.fleet.is_none() {
+        return to_value(Ok(total));
+    }
+    let outcome = survey(node, "channels", &body).await?;
     for a in outcome.answers {
         let Ok(data) = a.result else { continue };
         let Ok(part) = serde_json::from_str::<ChannelsResult>(data.get()) else { continue };
@@ -157,20 +160,20 @@ pub async fn rpc(node: &Arc<Node>, req: RpcRequest) -> Result<Encoded, ApiError>
     if req.method != "getUserConnections" || node.fleet.is_none() {
         return to_value(super::rpc::rpc(node, req));
     }
-    let body = serde_json::to_vec(&req).expect("encodes");
+    let body = crate::json::to_vec(&req);
     let here = super::rpc::rpc(node, req)?;
     let mut data: BTreeMap<String, Box<RawValue>> = match &here.data {
         Some(d) => serde_json::from_value(d.clone()).unwrap_or_default(),
         None => BTreeMap::new(),
     };
-    let outcome = survey(node, "user_connections", &body).await?.expect("fleet");
+    let outcome = survey(node, "user_connections", &body).await?;
     for a in outcome.answers {
         let Ok(d) = a.result else { continue };
         if let Ok(part) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(d.get()) {
             data.extend(part);
         }
     }
-    let data = serde_json::to_value(&data).expect("encodes");
+    let data = crate::json::to_value(&data);
     to_value(Ok(WithMissing { result: RpcResult { data: Some(data) }, missing_nodes: outcome.missing }))
 }
 
@@ -188,7 +191,7 @@ pub async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest)
     // This node's page is computed while the peers compute theirs.
     let (here, outcome) =
         tokio::join!(local(node, body, move |n| super::connections::page(n, req)), survey(node, "connections", body));
-    let (here, outcome) = (here??, outcome?.expect("fleet"));
+    let (here, outcome) = (here??, outcome?);
     let mut more = here.more;
     let mut total = here.total;
     let mut items = here.items;

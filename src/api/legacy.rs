@@ -83,7 +83,7 @@ pub async fn handle(node: &Arc<Node>, body: &[u8]) -> Result<Vec<u8>, ()> {
         if count > 0 {
             out.push(b'\n');
         }
-        serde_json::to_writer(&mut out, &reply).expect("replies encode");
+        crate::json::write(&mut out, &reply);
         count += 1;
     }
     if count == 0 {
@@ -100,7 +100,7 @@ async fn run(node: &Arc<Node>, name: &str, id: Option<u32>, params: Option<Value
     if name.is_empty() {
         return reply(Err(ApiError::not_found()));
     }
-    let body = serde_json::to_vec(&params.unwrap_or_else(|| Value::Object(Default::default()))).expect("encodes");
+    let body = crate::json::to_vec(&params.unwrap_or_else(|| Value::Object(Default::default())));
     match Box::pin(super::call(node, name, &body)).await {
         Ok(r) => reply(r),
         Err(_) => reply(Err(ApiError::bad_request("invalid params"))),

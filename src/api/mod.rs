@@ -217,6 +217,7 @@ impl SurveyTurns {
         SurveyTurns::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 
+    #[allow(clippy::expect_used, reason = "the semaphores live as long as self and are never closed")]
     async fn take(&self, pool: Pool) -> SemaphorePermit<'_> {
         let sem = match pool {
             Pool::Bytecode => &self.bytecode,
@@ -294,7 +295,7 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Undecodable> {
 pub type Encoded = Box<serde_json::value::RawValue>;
 
 fn to_value<T: Serialize>(r: Result<T, ApiError>) -> Result<Encoded, ApiError> {
-    r.map(|v| serde_json::value::to_raw_value(&v).expect("API results encode"))
+    r.map(|v| crate::json::to_raw(&v))
 }
 
 /// Runs one method on a JSON body. With the Redis engine, `channels`, `info`,
@@ -340,7 +341,7 @@ async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded
 }
 
 fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let bytes = serde_json::to_vec(body).expect("API responses encode");
+    let bytes = crate::json::to_vec(body);
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp

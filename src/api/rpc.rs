@@ -58,5 +58,5 @@ fn get_user_connections(node: &Node, params: Option<serde_json::Value>) -> Resul
             (s.client.clone(), c)
         })
         .collect();
-    Ok(RpcResult { data: Some(serde_json::to_value(data).expect("encodes")) })
+    Ok(RpcResult { data: Some(crate::json::to_value(&data)) })
 }

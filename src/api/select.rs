@@ -94,10 +94,7 @@ pub fn filter_is_empty(f: &Option<Value>) -> bool {
 
 /// Decodes and validates a `label_filter` into IR; errors are 107 naming the JSON path.
 fn label_expr(f: &Option<Value>) -> Result<Option<Expr>, ApiError> {
-    if filter_is_empty(f) {
-        return Ok(None);
-    }
-    let raw = f.as_ref().expect("non-empty filter");
+    let Some(raw) = f.as_ref().filter(|_| !filter_is_empty(f)) else { return Ok(None) };
     let node: FilterNode = serde_path_to_error::deserialize(raw).map_err(|e| {
         let path = e.path().to_string();
         let at = if path == "." { "label_filter".to_owned() } else { format!("label_filter.{path}") };
@@ -138,8 +135,12 @@ impl Selector {
                 CelPlan::Interpreted(p) => sel.cel = Some(p),
             }
         }
-        if !exprs.is_empty() {
-            let expr = if exprs.len() == 1 { exprs.pop().expect("one") } else { Expr::and(exprs) };
+        let expr = match exprs.len() {
+            0 => None,
+            1 => exprs.pop(),
+            _ => Some(Expr::and(exprs)),
+        };
+        if let Some(expr) = expr {
             let program = compile_expr(&expr, "label_filter", node.hub.label_values()).map_err(|e| {
                 m.filter_compile_errors.inc();
                 ApiError::bad_request(e.to_string())

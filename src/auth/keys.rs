@@ -60,11 +60,17 @@ impl KeySet {
             }
             f(text.as_bytes()).map(Some).map_err(|e| AuthError::BadPublicKey { key, message: e.to_string() })
         };
-        let jwks = (!k.jwks_public_endpoint.is_empty()).then(|| Jwks {
-            url: k.jwks_public_endpoint.clone(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client"),
-            cache: Mutex::new((HashMap::new(), None)),
-        });
+        let jwks = match k.jwks_public_endpoint.as_str() {
+            "" => None,
+            url => Some(Jwks {
+                url: url.to_string(),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| AuthError::JwksClient(e.to_string()))?,
+                cache: Mutex::new((HashMap::new(), None)),
+            }),
+        };
         let set = Self {
             hmac: (!k.hmac_secret_key.is_empty()).then(|| DecodingKey::from_secret(k.hmac_secret_key.as_bytes())),
             hmac_previous: (!k.hmac_previous_secret_key.is_empty()).then(|| {

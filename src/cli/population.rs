@@ -69,10 +69,8 @@ impl Population {
     /// The default distribution: `region` (5 values), `tier` (3), `app_version` (20)
     /// on every connection and `beta` (2) on a tenth of them.
     pub fn default_keys() -> Vec<LabelKey> {
-        ["region:5", "tier:3", "app_version:20", "beta:2:0.1"]
-            .iter()
-            .map(|s| s.parse().expect("valid default"))
-            .collect()
+        let key = |name: &str, cardinality, share| LabelKey { name: name.into(), cardinality, share };
+        vec![key("region", 5, 1.0), key("tier", 3, 1.0), key("app_version", 20, 1.0), key("beta", 2, 0.1)]
     }
 
     /// The value of key `k` for connection `i`: `"<name>-<n>"`.

@@ -63,7 +63,7 @@ pub fn load_with_env(
         Some(p) => read_file(p)?,
         None => Value::Object(Map::new()),
     };
-    let known = serde_json::to_value(Config::default()).expect("defaults serialize");
+    let known = crate::json::to_value(&Config::default());
     let mut unknown = Vec::new();
     find_unknown(&tree, &known, "", &mut unknown);
     for (name, value) in env {
@@ -89,7 +89,7 @@ pub fn load_with_env(
 /// Parses configuration text of a format (`json`, `yaml`/`yml`, `toml`), no environment.
 pub fn parse_str(text: &str, ext: &str) -> Result<Loaded, ConfigError> {
     let tree = parse_text(text, ext, "config")?;
-    let known = serde_json::to_value(Config::default()).expect("defaults serialize");
+    let known = crate::json::to_value(&Config::default());
     let mut unknown = Vec::new();
     find_unknown(&tree, &known, "", &mut unknown);
     let config = deserialize(tree, None)?;
@@ -139,13 +139,13 @@ fn find_unknown(v: &Value, known: &Value, prefix: &str, out: &mut Vec<String>) {
             // Free-form maps: any key is the user's.
             Some(_) if path.ends_with(".static_headers") => {}
             Some(_) if path == "rpc.namespaces" => {
-                let ns = serde_json::to_value(super::schema::RpcNamespace::default()).expect("serializes");
+                let ns = crate::json::to_value(&super::schema::RpcNamespace::default());
                 for (i, item) in child.as_array().into_iter().flatten().enumerate() {
                     find_unknown(item, &ns, &format!("{path}[{i}]"), out);
                 }
             }
             Some(_) if path == "channel.namespaces" => {
-                let ns = serde_json::to_value(Namespace::default()).expect("serializes");
+                let ns = crate::json::to_value(&Namespace::default());
                 for (i, item) in child.as_array().into_iter().flatten().enumerate() {
                     find_unknown(item, &ns, &format!("{path}[{i}]"), out);
                 }
@@ -187,7 +187,7 @@ fn set_path(tree: &mut Value, known: &Value, path: &[String], raw: &str) -> Resu
         if !node.get(k).is_some_and(Value::is_object) {
             node[k.as_str()] = Value::Object(Map::new());
         }
-        node = node.get_mut(k).expect("just inserted");
+        node = &mut node[k.as_str()];
     }
     node[path[path.len() - 1].as_str()] = value;
     Ok(())

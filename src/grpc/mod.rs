@@ -65,8 +65,10 @@ pub async fn serve(node: Arc<Node>, bound: Bound) -> Result<(), tonic::transport
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .build_v1()
-            .expect("the proto's descriptor set is valid")
+            .inspect_err(|e| tracing::error!("gRPC reflection unavailable: {e}"))
+            .ok()
     });
+    let reflection = reflection.flatten();
     let mut server = Server::builder();
     if let Some(tls) = bound.tls {
         server = server.tls_config(tls)?;

@@ -121,7 +121,9 @@ pub struct Answer {
     pub result: Result<Box<RawValue>, String>,
 }
 
-/// Every answer that came, and the names of the live nodes that did not answer.
+/// Every answer that came, and the names of the live nodes that did not answer
+/// (both empty for a node alone).
+#[derive(Default)]
 pub struct SurveyOutcome {
     pub answers: Vec<Answer>,
     pub missing: Vec<String>,
@@ -341,7 +343,7 @@ impl Drop for RemoveOnDrop<'_> {
 }
 
 fn encode(c: &Control) -> Vec<u8> {
-    serde_json::to_vec(c).expect("control messages encode")
+    crate::json::to_vec(c)
 }
 
 impl Node {
@@ -444,7 +446,7 @@ impl Node {
                 tokio::spawn(async move {
                     let Some(fleet) = &node.fleet else { return };
                     let (error, data) = match node.emulate_local(&session, bytes::Bytes::from(data)).await {
-                        Ok(()) => (None, Some(RawValue::from_string("true".into()).expect("static JSON"))),
+                        Ok(()) => (None, Some(crate::json::to_raw(&true))),
                         Err(e) => (Some(e.wire().to_string()), None),
                     };
                     let reply = Control { from: node.uid.clone(), body: Body::SurveyResponse { id, error, data } };

@@ -144,7 +144,7 @@ impl Node {
             tracing::debug!(client = %s.client, error = ?e, "refresh proxy info undecodable; will retry");
             None
         })?;
-        let meta = r.meta.map(|m| serde_json::value::to_raw_value(&m).expect("JSON values encode"));
+        let meta = r.meta.map(|m| crate::json::to_raw(&m));
         if let Some(info) = info {
             s.info.set(Some(crate::protocol::one_line(info)));
             self.readd_presence(s);
@@ -239,7 +239,7 @@ impl Node {
         if r.expire_at != 0 && r.expire_at < now_secs() {
             return Err(ErrorCode::Expired.into());
         }
-        let raw = |r: Option<Raw>| r.map(|r| serde_json::value::to_raw_value(&r).expect("raw JSON is JSON"));
+        let raw = |r: Option<Raw>| r.map(|r| crate::json::to_raw(&r));
         Ok(SubscribeToken {
             user: s.user.clone(),
             channel: req.channel.clone(),

@@ -156,8 +156,8 @@ fn push_size(channel: &str, publication: &Publication) -> usize {
         }
     }
     let mut count = Count(0);
-    serde_json::to_writer(&mut count, publication).expect("publications encode");
-    serde_json::to_writer(&mut count, channel).expect("strings encode");
+    crate::json::write(&mut count, publication);
+    crate::json::write(&mut count, channel);
     // The offset history assigns later (absent while it is 0).
     let offset = r#","offset":18446744073709551615"#.len();
     count.0 + offset + r#"{"push":{"channel":,"pub":}}"#.len()

@@ -41,7 +41,7 @@ impl Node {
             let id = e.id();
             match &e {
                 Entry::Unblocked { .. } => r.remove_session_entry(&id).await?,
-                _ => r.put_session_entry(&id, &serde_json::to_vec(&e).expect("encodes"), e.expire_at()).await?,
+                _ => r.put_session_entry(&id, &crate::json::to_vec(&e), e.expire_at()).await?,
             }
         }
         self.apply_session_entry(&e);

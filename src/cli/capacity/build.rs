@@ -45,11 +45,9 @@ pub fn build(n: usize, population: &Population, progress: bool) -> anyhow::Resul
 pub fn populate(node: Arc<Node>, n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
     let queue_size = node.config.client.queue_max_size;
     let bar = if progress { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
     bar.set_message(format!("building {n}"));
     let request = ConnectRequest { name: "capacity".into(), version: "1.0.0".into(), ..Default::default() };
     let before = rss_bytes()?;

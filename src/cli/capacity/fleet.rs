@@ -123,12 +123,10 @@ async fn alone(node: &Arc<Node>, body: &str, runs: usize) -> anyhow::Result<Vec<
     for _ in 0..=runs {
         let (node, body) = (node.clone(), body.to_string());
         let start = Instant::now();
-        tokio::task::spawn_blocking(move || {
-            let req: ConnectionsRequest = serde_json::from_str(&body).expect("valid request");
-            crate::api::connections::page(&node, req).map(|p| p.items.len())
-        })
-        .await?
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let req: ConnectionsRequest = serde_json::from_str(&body)?;
+        tokio::task::spawn_blocking(move || crate::api::connections::page(&node, req).map(|p| p.items.len()))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         samples.push(start.elapsed().as_secs_f64() * 1e3);
     }
     samples.remove(0);

@@ -114,12 +114,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         std::fs::write(path, plot::svg(&reports)).with_context(|| format!("writing {}", path.display()))?;
     }
     if a.json {
-        let out = match reports.as_slice() {
-            [one] => serde_json::to_string(one)?,
-            all => {
-                let largest = all.iter().max_by_key(|r| r.connections).expect("several reports");
-                serde_json::to_string(&Summary { largest, series: all })?
-            }
+        let largest = reports.iter().max_by_key(|r| r.connections);
+        let out = match (reports.as_slice(), largest) {
+            ([one], _) => serde_json::to_string(one)?,
+            (all, Some(largest)) => serde_json::to_string(&Summary { largest, series: all })?,
+            (_, None) => anyhow::bail!("no capacity report was made"),
         };
         println!("{out}");
     } else {

@@ -41,7 +41,9 @@ pub enum Spec {
 /// CEL (the same predicate, so their ratio shows in one run), a `nex` on the last
 /// key, and one user.
 pub fn default_specs(p: &Population) -> Vec<Spec> {
-    let k0 = &p.keys[0];
+    let (Some(k0), Some(last)) = (p.keys.first(), p.keys.last()) else {
+        return vec![Spec::User { name: "user 0".into(), user: p.user(0) }];
+    };
     let v0 = Population::value(k0, 0);
     let mut specs = vec![Spec::LabelFilter {
         name: format!("{} eq", k0.name),
@@ -65,7 +67,6 @@ pub fn default_specs(p: &Population) -> Vec<Spec> {
     };
     specs.push(Spec::LabelFilter { name: "predicate".into(), json: filter.to_string() });
     specs.push(Spec::Expression { name: "predicate".into(), src: cel });
-    let last = p.keys.last().expect("at least one key");
     specs.push(Spec::LabelFilter {
         name: format!("{} nex", last.name),
         json: serde_json::json!({"key": last.name, "cmp": "nex"}).to_string(),

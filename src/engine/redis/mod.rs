@@ -189,7 +189,7 @@ impl RedisEngine {
 
     /// Publishes a join or leave push to every node subscribed to the channel.
     pub async fn publish_join_leave(&self, channel: &str, join: bool, info: &ClientInfo) -> Result<(), RedisError> {
-        let body = serde_json::to_vec(info).expect("client info encodes");
+        let body = crate::json::to_vec(info);
         let mut payload = Vec::with_capacity(body.len() + 1);
         payload.push(if join { b'j' } else { b'l' });
         payload.extend_from_slice(&body);
@@ -207,7 +207,7 @@ impl RedisEngine {
         history: Option<HistoryOptions>,
         idempotency_key: &str,
     ) -> Result<Published, RedisError> {
-        let body = serde_json::to_vec(publication).expect("publication encodes");
+        let body = crate::json::to_vec(publication);
         let shard = self.shard(channel);
         if history.is_none() && idempotency_key.is_empty() {
             let mut payload = Vec::with_capacity(body.len() + 4);
@@ -302,7 +302,7 @@ impl RedisEngine {
     /// Adds (or refreshes) a connection's presence entry; it expires after
     /// `presence_ttl` unless refreshed, so a dead node's entries go away on their own.
     pub async fn add_presence(&self, channel: &str, info: &ClientInfo) -> Result<(), RedisError> {
-        let body = serde_json::to_vec(info).expect("client info encodes");
+        let body = crate::json::to_vec(info);
         let ttl = self.presence_ttl.as_secs().max(1);
         let mut inv = scripts::PRESENCE_ADD.prepare_invoke();
         inv.key(self.keys.presence_data(channel))
