@@ -5,16 +5,22 @@
 //!   the label bytecode in the hub survey (2 threads), the same CEL expression
 //!   translated by `plan` (it lands on the same bytecode), and forced through the `cel`
 //!   interpreter (`plan_interpreted`, 2 threads). Target (SPEC §13): the bytecode at
-//!   least 50× faster than the interpreter, in the same run.
-//! - `result_building`: ConnectionInfo for one matched session, encoded to JSON.
-//!   Target: ≤ 1 µs per matched connection.
+//!   least 50× faster than the interpreter, in the same run. `cel_prefiltered_2t` adds
+//!   an untranslatable conjunct (`transport == "websocket"`): the label conjuncts
+//!   pre-filter on the survey and the interpreter runs on the ~13% they keep.
+//! - `result_building`: ConnectionInfo for one matched session, encoded to JSON —
+//!   `connection_info_json` on its own (a fresh `Vec` each time, as before),
+//!   `into_buffer` appended to a reused buffer (how a listing writes rows), and
+//!   `listing_1000` a whole 1,000-row `connections` result through the API's encoding
+//!   (`to_raw_value`), reported per row. Target (SPEC §13): ≤ 1 µs per matched
+//!   connection; issue 13: ≤ 200 ns.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parking_lot::Mutex;
-use rotor::api::connections::ConnectionInfo;
+use rotor::api::connections::{ConnectionInfo, ConnectionsResult, write_info};
 use rotor::filter::cel::{CelConn, CelLimits, CelPlan, plan, plan_interpreted};
 use rotor::filter::{NoSymbols, compile_expr};
 use rotor::hub::{Hub, Member};
@@ -58,6 +64,22 @@ fn hub() -> Hub<Fake, ()> {
     hub
 }
 
+/// What the interpreter sees of a synthetic connection.
+fn conn<'a>(f: &'a Fake, no_channels: &'a [String]) -> CelConn<'a> {
+    CelConn {
+        user: &f.user,
+        client: "",
+        app_name: "",
+        app_version: "",
+        transport: "websocket",
+        protocol: "json",
+        meta_json: None,
+        labels: &f.labels,
+        channels: no_channels,
+        connected_at: 0,
+    }
+}
+
 fn predicate(c: &mut Criterion) {
     let hub = hub();
     let CelPlan::Translated { labels: Some(expr), .. } = plan(EXPR, &CelLimits::default()).unwrap() else {
@@ -76,21 +98,24 @@ fn predicate(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("cel_interpreted_2t", |b| {
         b.iter(|| {
-            let got = hub.scan(2, |f| {
-                interpreted.matches(&CelConn {
-                    user: &f.user,
-                    client: "",
-                    app_name: "",
-                    app_version: "",
-                    transport: "websocket",
-                    protocol: "json",
-                    meta_json: None,
-                    labels: &f.labels,
-                    channels: &no_channels,
-                    connected_at: 0,
-                })
-            });
+            let got = hub.scan(2, |f| interpreted.matches(&conn(f, &no_channels)));
             assert_eq!(got.len(), expected);
+        });
+    });
+    // Partly translatable: the label conjuncts pre-filter on the bytecode survey, the
+    // interpreter sees only the ~13% they keep (how `connections` runs it).
+    let mixed = format!("{EXPR} && transport == \"websocket\"");
+    let CelPlan::Interpreted(mixed) = plan(&mixed, &CelLimits::default()).unwrap() else {
+        panic!("{mixed} should be interpreted");
+    };
+    let (_, Some(pre)) = mixed.prefilter().expect("a pre-filter") else { panic!("label pre-filter") };
+    let pre = compile_expr(pre, "expression", hub.label_values()).unwrap();
+    group.bench_function("cel_prefiltered_2t", |b| {
+        b.iter(|| {
+            let ids = hub.survey(&pre, 2);
+            let kept = hub.resolve(&ids);
+            let got = kept.iter().filter(|f| mixed.matches(&conn(f, &no_channels))).count();
+            assert_eq!(got, expected);
         });
     });
     group.finish();
@@ -144,6 +169,25 @@ fn result_building(c: &mut Criterion) {
     c.bench_function("result_building/connection_info_json", |b| {
         b.iter(|| serde_json::to_vec(&ConnectionInfo(&s, "rotor-1")).unwrap().len())
     });
+    let mut buf = String::with_capacity(4096);
+    c.bench_function("result_building/into_buffer", |b| {
+        b.iter(|| {
+            buf.clear();
+            write_info(&mut buf, &s, "rotor-1");
+            buf.len()
+        })
+    });
+    let rows = 1000;
+    let result = ConnectionsResult {
+        connections: (0..rows).map(|_| Arc::new(session())).collect(),
+        next_cursor: String::new(),
+        total: rows as u64,
+        node: "rotor-1".into(),
+    };
+    let mut group = c.benchmark_group("result_building");
+    group.throughput(Throughput::Elements(rows as u64));
+    group.bench_function("listing_1000", |b| b.iter(|| serde_json::value::to_raw_value(&result).unwrap().get().len()));
+    group.finish();
 }
 
 criterion_group!(benches, predicate, result_building);

@@ -5,13 +5,12 @@
 //! request never lists the fleet. Rotor's `limit`/`cursor` page through a listing in
 //! client-id order, so a connection present throughout appears exactly once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::node::{Node, Session, SubState, TokenInfo};
+use crate::node::{Node, Session, TokenInfo};
 
 use super::error::ApiError;
 use super::select::{Selector, filter_is_empty};
@@ -51,144 +50,226 @@ impl Serialize for ConnectionsResult {
     }
 }
 
-/// `{"<client id>": ConnectionInfo, …}` written straight from the sessions.
+/// `{"<client id>": ConnectionInfo, …}`, encoded by [`write_info`] into one buffer and
+/// handed to the serializer as it is.
 struct ConnectionMap<'a>(&'a [Arc<Session>], &'a str);
 
 impl Serialize for ConnectionMap<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(Some(self.0.len()))?;
-        for s in self.0 {
-            m.serialize_entry(&s.client, &ConnectionInfo(s, self.1))?;
+        // Reserve for a page; a huge listing grows geometrically like any buffer.
+        let mut out = String::with_capacity(2 + self.0.len().min(4096) * ROW_GUESS);
+        out.push('{');
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_str(&mut out, &s.client);
+            out.push(':');
+            write_info(&mut out, s, self.1);
         }
-        m.end()
+        out.push('}');
+        Verbatim(&out).serialize(ser)
     }
 }
 
-/// The ConnectionInfo of one live session, serialized without copying it: `app_name`,
-/// `app_version` (omitted when empty), `transport`, `protocol`, `user` (omitted when
-/// anonymous), `state{channels{<ch>:{source?}}, connection_token{uid?, issued_at?},
-/// subscription_tokens{<ch>:{…}}, meta}` (empty parts omitted), `labels`,
-/// `connected_at_ms` and Rotor's `node` (the name of the node holding the connection,
-/// the second field). The session's state lock is held while its entry is written.
+/// A typical ConnectionInfo's size in bytes (a few channels, a token, small meta), to
+/// size a listing's buffer once.
+const ROW_GUESS: usize = 320;
+
+/// The ConnectionInfo of one live session (see [`write_info`] for the fields).
 pub struct ConnectionInfo<'a>(pub &'a Session, pub &'a str);
 
 impl Serialize for ConnectionInfo<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let s = self.0;
-        let mut m = ser.serialize_map(None)?;
-        if !s.app_name.is_empty() {
-            m.serialize_entry("app_name", &s.app_name)?;
-        }
-        if !s.app_version.is_empty() {
-            m.serialize_entry("app_version", &s.app_version)?;
-        }
-        m.serialize_entry("transport", s.transport.name())?;
-        m.serialize_entry("protocol", "json")?;
-        if !s.user.is_empty() {
-            m.serialize_entry("user", &s.user)?;
-        }
-        {
-            let st = s.state.lock();
-            m.serialize_entry("state", &StateOut { s, subs: &st.subs })?;
-        }
-        if !s.labels.is_empty() {
-            m.serialize_entry("labels", &LabelsOut(&s.labels))?;
-        }
-        m.serialize_entry("connected_at_ms", &s.connected_at_ms)?;
-        m.serialize_entry("node", self.1)?;
-        m.end()
+        let mut out = String::with_capacity(ROW_GUESS);
+        write_info(&mut out, self.0, self.1);
+        Verbatim(&out).serialize(ser)
     }
 }
 
-struct StateOut<'a> {
-    s: &'a Session,
-    subs: &'a HashMap<String, SubState>,
-}
-
-impl Serialize for StateOut<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(None)?;
-        if !self.subs.is_empty() {
-            m.serialize_entry("channels", &ChannelsOut(self.subs))?;
-        }
-        if let Some(t) = &self.s.token {
-            m.serialize_entry("connection_token", &TokenOut(t))?;
-        }
-        if self.subs.values().any(|sub| sub.token.is_some()) {
-            m.serialize_entry("subscription_tokens", &SubTokensOut(self.subs))?;
-        }
-        if let Some(meta) = self.s.meta.get() {
-            m.serialize_entry("meta", &meta)?;
-        }
-        m.end()
+/// Appends the ConnectionInfo of `s` to `out` as compact JSON, written straight from
+/// the session, no intermediate structs: `app_name`, `app_version` (omitted when
+/// empty), `transport`, `protocol`, `user` (omitted when anonymous),
+/// `state{channels{<ch>:{source?}}, connection_token{uid?, issued_at?},
+/// subscription_tokens{<ch>:{…}}, meta}` (empty parts omitted), `labels`,
+/// `connected_at_ms` and Rotor's `node` (the name of the node holding the
+/// connection). The session's state lock is held while its channels are written.
+///
+/// The bytes are those serde_json wrote for the former `Serialize` structs (same
+/// order, same escaping; `tests` compare with a `serde_json::json!` rendering). Nothing
+/// is cached per connection: writing the fixed fields measured within the budget
+/// (docs/performance.md), so a pre-encoded copy would cost memory for little time.
+pub fn write_info(out: &mut String, s: &Session, node: &str) {
+    out.push('{');
+    if !s.app_name.is_empty() {
+        out.push_str("\"app_name\":");
+        write_str(out, &s.app_name);
+        out.push(',');
     }
-}
-
-struct ChannelsOut<'a>(&'a HashMap<String, SubState>);
-
-impl Serialize for ChannelsOut<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(Some(self.0.len()))?;
-        for (ch, sub) in self.0 {
-            m.serialize_entry(ch, &SourceOut(sub.source as u32))?;
-        }
-        m.end()
+    if !s.app_version.is_empty() {
+        out.push_str("\"app_version\":");
+        write_str(out, &s.app_version);
+        out.push(',');
     }
-}
-
-/// ChannelContext: `{"source": n}`, `{}` for client subscriptions (source 0).
-struct SourceOut(u32);
-
-impl Serialize for SourceOut {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(None)?;
-        if self.0 != 0 {
-            m.serialize_entry("source", &self.0)?;
-        }
-        m.end()
+    out.push_str("\"transport\":");
+    write_str(out, s.transport.name());
+    out.push_str(",\"protocol\":");
+    write_str(out, "json");
+    if !s.user.is_empty() {
+        out.push_str(",\"user\":");
+        write_str(out, &s.user);
     }
-}
-
-struct SubTokensOut<'a>(&'a HashMap<String, SubState>);
-
-impl Serialize for SubTokensOut<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(None)?;
-        for (ch, sub) in self.0 {
-            if let Some(t) = &sub.token {
-                m.serialize_entry(ch, &TokenOut(t))?;
+    out.push_str(",\"state\":{");
+    let mut first = true;
+    let mut field = |out: &mut String, name: &str| {
+        if !std::mem::take(&mut first) {
+            out.push(',');
+        }
+        out.push_str(name);
+    };
+    {
+        let st = s.state.lock();
+        if !st.subs.is_empty() {
+            field(out, "\"channels\":{");
+            for (i, (ch, sub)) in st.subs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, ch);
+                match sub.source as u32 {
+                    0 => out.push_str(":{}"),
+                    n => {
+                        out.push_str(":{\"source\":");
+                        write_int(out, n as i64);
+                        out.push('}');
+                    }
+                }
             }
+            out.push('}');
         }
-        m.end()
+        if let Some(t) = &s.token {
+            field(out, "\"connection_token\":");
+            write_token(out, t);
+        }
+        if st.subs.values().any(|sub| sub.token.is_some()) {
+            field(out, "\"subscription_tokens\":{");
+            let mut first = true;
+            for (ch, t) in st.subs.iter().filter_map(|(ch, sub)| Some((ch, sub.token.as_ref()?))) {
+                if !std::mem::take(&mut first) {
+                    out.push(',');
+                }
+                write_str(out, ch);
+                out.push(':');
+                write_token(out, t);
+            }
+            out.push('}');
+        }
     }
+    if let Some(meta) = s.meta.get() {
+        field(out, "\"meta\":");
+        out.push_str(meta.get());
+    }
+    out.push('}');
+    if !s.labels.is_empty() {
+        out.push_str(",\"labels\":{");
+        for (i, (k, v)) in s.labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_str(out, k);
+            out.push(':');
+            write_str(out, v);
+        }
+        out.push('}');
+    }
+    out.push_str(",\"connected_at_ms\":");
+    write_int(out, s.connected_at_ms);
+    out.push_str(",\"node\":");
+    write_str(out, node);
+    out.push('}');
 }
 
 /// TokenInfo: `uid` and `issued_at`, each omitted when empty or zero.
-struct TokenOut<'a>(&'a TokenInfo);
-
-impl Serialize for TokenOut<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(None)?;
-        if !self.0.uid.is_empty() {
-            m.serialize_entry("uid", &self.0.uid)?;
-        }
-        if self.0.issued_at != 0 {
-            m.serialize_entry("issued_at", &self.0.issued_at)?;
-        }
-        m.end()
+fn write_token(out: &mut String, t: &TokenInfo) {
+    out.push('{');
+    if !t.uid.is_empty() {
+        out.push_str("\"uid\":");
+        write_str(out, &t.uid);
     }
+    if t.issued_at != 0 {
+        if !t.uid.is_empty() {
+            out.push(',');
+        }
+        out.push_str("\"issued_at\":");
+        write_int(out, t.issued_at);
+    }
+    out.push('}');
 }
 
-/// Labels as a JSON object (they are kept sorted by key).
-struct LabelsOut<'a>(&'a [(Arc<str>, Arc<str>)]);
-
-impl Serialize for LabelsOut<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(&**k, &**v)?;
+/// A JSON string, escaped exactly as serde_json escapes: `"` `\\` and the control
+/// characters (`\b \f \n \r \t` by name, the others as `\u00XX`); everything else
+/// verbatim. Most strings need no escape: they are checked with a branch-free scan
+/// and copied whole.
+fn write_str(out: &mut String, v: &str) {
+    let plain = v.bytes().fold(true, |ok, b| ok & (b >= 0x20 && b != b'"' && b != b'\\'));
+    out.reserve(v.len() + 2);
+    out.push('"');
+    if plain {
+        out.push_str(v);
+    } else {
+        for c in v.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.push_str("\\u00");
+                    out.push(HEX[(c as usize) >> 4] as char);
+                    out.push(HEX[(c as usize) & 15] as char);
+                }
+                c => out.push(c),
+            }
         }
-        m.end()
+    }
+    out.push('"');
+}
+
+/// A decimal integer, without going through `fmt`.
+fn write_int(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    digits[i..].iter().for_each(|&d| out.push(d as char));
+}
+
+/// Bytes that already are one JSON value, handed to serde_json unchanged. This is how
+/// serde_json's own `RawValue` serializes (a struct under its private token name,
+/// recognised by its serializers); a unit test guards the behaviour, so a serde_json
+/// that stopped honouring it fails the build's tests instead of the API.
+struct Verbatim<'a>(&'a str);
+
+impl Serialize for Verbatim<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let mut st = ser.serialize_struct(TOKEN, 1)?;
+        st.serialize_field(TOKEN, self.0)?;
+        st.end()
     }
 }
 
@@ -249,4 +330,154 @@ pub fn page(node: &Node, req: ConnectionsRequest) -> Result<Page, ApiError> {
         .map(|s| (s.client.clone(), serde_json::value::to_raw_value(&ConnectionInfo(s, &r.node)).expect("encodes")))
         .collect();
     Ok(Page { items, more: !r.next_cursor.is_empty(), total: r.total })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use parking_lot::Mutex;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use crate::node::{MutableState, Queue, SubSource, SubState, Transport};
+
+    use super::*;
+
+    fn sub(source: SubSource, token: Option<TokenInfo>) -> SubState {
+        SubState { source, token, expire_at: None, presence: false, join_leave: false, chan_info: None }
+    }
+
+    fn session(user: &str, subs: HashMap<String, SubState>, labels: &[(&str, &str)], meta: Option<&str>) -> Session {
+        let id = 0x1234_5678_9abc_def0_1234_5678_9abc_def0u128;
+        Session {
+            id,
+            client: uuid::Uuid::from_u128(id).to_string(),
+            user: user.into(),
+            transport: Transport::WebSocket,
+            app_name: "app \"one\"".into(),
+            app_version: String::new(),
+            info: None.into(),
+            meta: meta.map(|m| Arc::from(serde_json::value::RawValue::from_string(m.into()).unwrap())).into(),
+            labels: labels.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect(),
+            connected_at_ms: 1_700_000_000_123,
+            session: String::new(),
+            token: Some(TokenInfo { uid: "tok\n1".into(), issued_at: 1_700_000_000 }),
+            queue: Arc::new(Queue::new(1 << 10)),
+            state: Mutex::new(MutableState { subs, expire_at: None, refreshed: None }),
+            proxy_headers: Arc::default(),
+            proxied: false,
+        }
+    }
+
+    fn info(s: &Session) -> String {
+        serde_json::to_string(&ConnectionInfo(s, "node-1")).unwrap()
+    }
+
+    /// The exact bytes, in the field order and escaping serde_json gave the former
+    /// `Serialize` structs.
+    #[test]
+    fn connection_info_bytes() {
+        let subs = HashMap::from([(
+            "chat:1".to_string(),
+            sub(SubSource::Api, Some(TokenInfo { uid: String::new(), issued_at: 7 })),
+        )]);
+        let s = session("42", subs, &[("region", "eu"), ("tier", "p\u{1}ro")], Some(r#"{"plan": "pro"}"#));
+        assert_eq!(
+            info(&s),
+            concat!(
+                r#"{"app_name":"app \"one\"","transport":"websocket","protocol":"json","user":"42","#,
+                r#""state":{"channels":{"chat:1":{"source":2}},"connection_token":{"uid":"tok\n1","issued_at":1700000000},"#,
+                r#""subscription_tokens":{"chat:1":{"issued_at":7}},"meta":{"plan": "pro"}},"#,
+                r#""labels":{"region":"eu","tier":"p\u0001ro"},"connected_at_ms":1700000000123,"node":"node-1"}"#
+            )
+        );
+        let anonymous = session("", HashMap::new(), &[], None);
+        assert_eq!(
+            info(&anonymous),
+            concat!(
+                r#"{"app_name":"app \"one\"","transport":"websocket","protocol":"json","#,
+                r#""state":{"connection_token":{"uid":"tok\n1","issued_at":1700000000}},"#,
+                r#""connected_at_ms":1700000000123,"node":"node-1"}"#
+            )
+        );
+    }
+
+    /// Many channels (hash order), client and server sources, tokens on some: the same
+    /// document as a `json!` rendering, and a whole listing is valid JSON.
+    #[test]
+    fn connection_info_matches_json_rendering() {
+        let mut subs = HashMap::new();
+        let mut channels = serde_json::Map::new();
+        let mut tokens = serde_json::Map::new();
+        for i in 0..20 {
+            let ch = format!("ch\\{i}\"\u{7f}é");
+            let token = (i % 3 == 0).then(|| TokenInfo { uid: format!("u{i}"), issued_at: 0 });
+            if let Some(t) = &token {
+                tokens.insert(ch.clone(), json!({"uid": t.uid}));
+            }
+            let source = if i % 2 == 0 { SubSource::Client } else { SubSource::Token };
+            channels.insert(ch.clone(), if i % 2 == 0 { json!({}) } else { json!({"source": 1}) });
+            subs.insert(ch, sub(source, token));
+        }
+        let s = session("user\u{0}\u{1f}\u{2028}", subs, &[("k", "v\t")], Some("[1,2]"));
+        let want = json!({
+            "app_name": "app \"one\"", "transport": "websocket", "protocol": "json", "user": "user\u{0}\u{1f}\u{2028}",
+            "state": {"channels": channels, "connection_token": {"uid": "tok\n1", "issued_at": 1_700_000_000},
+                      "subscription_tokens": tokens, "meta": [1, 2]},
+            "labels": {"k": "v\t"}, "connected_at_ms": 1_700_000_000_123i64, "node": "node-1",
+        });
+        assert_eq!(serde_json::from_str::<Value>(&info(&s)).unwrap(), want);
+        let s = Arc::new(s);
+        let r = ConnectionsResult {
+            connections: vec![s.clone(), s.clone()],
+            next_cursor: "c".into(),
+            total: 9,
+            node: "node-1".into(),
+        };
+        let listed: Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(listed["connections"][&s.client], want);
+        assert_eq!((listed["next_cursor"].as_str(), listed["total"].as_u64()), (Some("c"), Some(9)));
+        let raw = serde_json::value::to_raw_value(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(raw.get()).unwrap(), listed, "the API's encoding path");
+    }
+
+    /// Guards [`Verbatim`]: serde_json must splice the bytes unchanged, into a string,
+    /// a raw value and a `Value` alike.
+    #[test]
+    fn verbatim_is_spliced_unchanged() {
+        let v = Verbatim(r#"{"a":[1,"x"]}"#);
+        assert_eq!(serde_json::to_string(&json!({"k": 1})).unwrap(), r#"{"k":1}"#);
+        assert_eq!(serde_json::to_string(&[&v, &v]).unwrap(), r#"[{"a":[1,"x"]},{"a":[1,"x"]}]"#);
+        assert_eq!(serde_json::value::to_raw_value(&v).unwrap().get(), r#"{"a":[1,"x"]}"#);
+        assert_eq!(serde_json::to_value(&v).unwrap(), json!({"a": [1, "x"]}));
+    }
+
+    #[test]
+    fn integers_match_serde_json() {
+        for n in [0, 1, -1, 9, 10, -10, 1_700_000_000_123, i64::MAX, i64::MIN, i64::MIN + 1] {
+            let mut out = String::new();
+            write_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
+    proptest! {
+        /// Any string, hostile ones included (every control character, quotes,
+        /// backslashes, U+2028, astral characters), is escaped byte-for-byte as
+        /// serde_json escapes it.
+        #[test]
+        fn strings_escape_like_serde_json(v in "(\\PC|[\\x00-\\x1f\"\\\\\u{7f}\u{2028}])*") {
+            let mut out = String::from("x");
+            write_str(&mut out, &v);
+            prop_assert_eq!(&out[1..], serde_json::to_string(&v).unwrap());
+        }
+
+        #[test]
+        fn integers_escape_like_serde_json(n in any::<i64>()) {
+            let mut out = String::new();
+            write_int(&mut out, n);
+            prop_assert_eq!(out, n.to_string());
+        }
+    }
 }

@@ -9,7 +9,9 @@
 //! 3. else an interpreted CEL expression → a parallel scan of every connection.
 //!
 //! What remains (a label program on a user's connections, an interpreted expression
-//! after a survey) is checked per connection. Surveys are blocking work: the HTTP layer
+//! after a survey) is checked per connection. An interpreted expression's top-level
+//! conjuncts that are in the label subset (its pre-filter) join the user and label
+//! program above, so routes 1 and 2 narrow what the interpreter sees. Surveys are blocking work: the HTTP layer
 //! runs requests that may survey off the async runtime's worker threads.
 //!
 //! Interpreted CEL is bounded twice: its estimated cost per connection at compile time
@@ -124,15 +126,18 @@ impl Selector {
             })?;
             match plan {
                 CelPlan::Translated { user: cel_user, labels } => {
-                    if let Some(u) = cel_user {
-                        match &sel.user {
-                            Some(given) if *given != u => sel.nothing = true,
-                            _ => sel.user = Some(u),
-                        }
-                    }
+                    sel.and_user(cel_user.as_deref());
                     exprs.extend(labels);
                 }
-                CelPlan::Interpreted(p) => sel.cel = Some(p),
+                CelPlan::Interpreted(p) => {
+                    // Its translatable conjuncts select first; the interpreter sees only
+                    // the connections they keep.
+                    if let Some((cel_user, labels)) = p.prefilter() {
+                        sel.and_user(cel_user);
+                        exprs.extend(labels.cloned());
+                    }
+                    sel.cel = Some(p);
+                }
             }
         }
         let expr = match exprs.len() {
@@ -148,6 +153,16 @@ impl Selector {
             sel.program = Some(program);
         }
         Ok(sel)
+    }
+
+    /// Restricts the selection to `user` too (two different users select nothing).
+    fn and_user(&mut self, user: Option<&str>) {
+        if let Some(u) = user {
+            match &self.user {
+                Some(given) if given != u => self.nothing = true,
+                _ => self.user = Some(u.to_owned()),
+            }
+        }
     }
 
     /// Whether running this selection evaluates interpreted CEL.
@@ -254,7 +269,7 @@ impl Selector {
 pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
     let channels: Vec<String> =
         if cel.uses("channels") { s.state.lock().subs.keys().cloned().collect() } else { Vec::new() };
-    let meta = s.meta.get();
+    let meta = if cel.uses("meta") { s.meta.get() } else { None };
     cel.matches(&CelConn {
         user: &s.user,
         client: &s.client,

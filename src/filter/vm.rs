@@ -110,12 +110,68 @@ pub trait BlockSource {
 /// Rows of a block, one bit each (bit `i` = row `i`).
 pub type Mask = u64;
 
+/// Rows per block.
+const BLOCK: usize = 64;
+
+/// `in`/`nin` sets up to this size are tested as one vectorised equality pass per
+/// member; larger ones binary-search per row.
+const SMALL_SET: usize = 8;
+
 /// Bit `i` set where `f(col[i])`, for the first `n` entries.
-#[inline]
+///
+/// A full block is evaluated into one byte per row first — a fixed-length loop of
+/// compares the compiler vectorises — and the bytes are then packed eight at a time
+/// (see [`pack`]). Shifting each row's bit into place one by one is a dependency chain
+/// the compiler cannot vectorise; this form measured ~2× faster per block.
+#[inline(always)]
 fn mask_where(col: &[u32], n: usize, f: impl Fn(u32) -> bool) -> Mask {
+    if let Some(full) = full_block(col, n) {
+        let mut bytes = [0u8; BLOCK];
+        for (b, &v) in bytes.iter_mut().zip(full) {
+            *b = f(v) as u8;
+        }
+        return pack(&bytes);
+    }
     let mut m = 0;
     for (i, &v) in col[..n].iter().enumerate() {
         m |= (f(v) as Mask) << i;
+    }
+    m
+}
+
+/// Bit `i` set where `col[i]` is one of `ids`, for the first `n` entries: one
+/// vectorised equality pass per member (for small sets).
+#[inline(always)]
+fn mask_any_of(col: &[u32], n: usize, ids: &[u32]) -> Mask {
+    let Some(full) = full_block(col, n) else {
+        return mask_where(col, n, |v| ids.contains(&v));
+    };
+    let mut bytes = [0u8; BLOCK];
+    for &id in ids {
+        for (b, &v) in bytes.iter_mut().zip(full) {
+            *b |= (v == id) as u8;
+        }
+    }
+    pack(&bytes)
+}
+
+/// The first 64 entries of `col` as an array when the block is full.
+#[inline(always)]
+fn full_block(col: &[u32], n: usize) -> Option<&[u32; BLOCK]> {
+    if n == BLOCK { col.get(..BLOCK).and_then(|c| c.try_into().ok()) } else { None }
+}
+
+/// Packs 64 bytes of 0/1 into a mask, bit `i` = byte `i`. Eight bytes at a time: read
+/// as a little-endian word, byte `k` (0 or 1) sits at bit `8k`; multiplying by
+/// `0x0102040810204080` adds each byte at bit `8k + 56 - 7k = 56 + k` (the other
+/// partial products land in other bits and never carry into the top byte, as every
+/// byte is at most 1), so the top byte is the eight bits in order.
+#[inline(always)]
+fn pack(bytes: &[u8; BLOCK]) -> Mask {
+    let mut m = 0;
+    for (j, eight) in bytes.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+        m |= (w.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
     }
     m
 }
@@ -197,6 +253,7 @@ impl Inner {
             Instr::In { key, set } => {
                 let ids = &self.sets[set as usize].ids;
                 match col(key) {
+                    Some(c) if ids.len() <= SMALL_SET => mask_any_of(c, n, ids),
                     Some(c) => mask_where(c, n, |v| ids.binary_search(&v).is_ok()),
                     None if ids.first() == Some(&0) => !0,
                     None => 0,
@@ -205,6 +262,7 @@ impl Inner {
             Instr::Nin { key, set } => {
                 let ids = &self.sets[set as usize].ids;
                 match col(key) {
+                    Some(c) if ids.len() <= SMALL_SET => !mask_any_of(c, n, ids),
                     Some(c) => mask_where(c, n, |v| ids.binary_search(&v).is_err()),
                     None if ids.first() == Some(&0) => 0,
                     None => !0,

@@ -1,6 +1,7 @@
 //! CEL for the connections API (`rotor::filter::cel`): which expressions are translated
 //! to the filter IR, translation against the interpreter (tables and a proptest
-//! differential over the label subset), the interpreter over every variable, and the
+//! differential over the label subset, and one for the pre-filter of partly
+//! translatable expressions), the interpreter over every variable, and the
 //! caps and hostile input.
 
 use std::collections::HashMap;
@@ -261,6 +262,20 @@ fn expr() -> impl Strategy<Value = String> {
     })
 }
 
+/// Conjuncts outside the label subset (other variables, functions, non-literal
+/// operands, errors), true or false depending on the connection.
+fn untranslatable() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("transport == \"websocket\"".to_owned()),
+        Just("app_version != \"1.2.3\"".to_owned()),
+        Just("size(labels) >= 2".to_owned()),
+        key().prop_map(|k| format!("labels.{k}.matches(\"^x\")")),
+        (key(), key()).prop_map(|(a, b)| format!("labels.{a} == labels.{b}")),
+        key().prop_map(|k| format!("labels.{k} + \"\" == \"x\"")),
+        (key(), expr()).prop_map(|(k, e)| format!("size(labels.{k}) == 1 || ({e})")),
+    ]
+}
+
 fn label_map() -> impl Strategy<Value = Labels> {
     prop::collection::vec(prop::option::of(value()), KEYS.len())
         .prop_map(|vs| KEYS.iter().zip(vs).filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string()))).collect())
@@ -314,6 +329,42 @@ proptest! {
             let want = interp.matches(&conn(conn_user, &l));
             let got = user == conn_user && vm.as_ref().is_none_or(|p| p.matches_map(map));
             prop_assert_eq!(got, want, "{} on {:?} as {}", src, map, conn_user);
+        }
+    }
+
+    /// An expression with conjuncts outside the label subset is interpreted, but its
+    /// translatable top-level conjuncts pre-filter: every connection the whole
+    /// expression matches passes the pre-filter, so "pre-filter, then interpret" gives
+    /// exactly the interpreter's answer on every connection.
+    #[test]
+    fn the_prefilter_never_drops_a_match(
+        parts in prop::collection::vec(prop_oneof![
+            expr(),
+            untranslatable(),
+            prop::sample::select(&["u1", "u2"][..]).prop_map(|u| format!("user == \"{u}\"")),
+        ], 1..5),
+        hard in untranslatable(),
+        at in 0..5usize,
+        conn_user in prop::sample::select(&["u1", "u2"][..]),
+        maps in prop::collection::vec(label_map(), 8),
+    ) {
+        let mut parts: Vec<String> = parts.into_iter().map(|p| format!("({p})")).collect();
+        parts.insert(at.min(parts.len()), format!("({hard})"));
+        let src = parts.join(" && ");
+        let limits = CelLimits::default();
+        let CelPlan::Interpreted(p) = plan(&src, &limits).unwrap() else {
+            panic!("{src} has an untranslatable conjunct but was translated");
+        };
+        let (pre_user, pre_labels) = p.prefilter().unwrap_or((None, None));
+        let vm = pre_labels.map(|e| compile_expr(e, "expression", &NoSymbols).unwrap());
+        let interp = plan_interpreted(&src, &limits).unwrap();
+        for map in &maps {
+            let l = sorted(map);
+            let c = conn(conn_user, &l);
+            let want = interp.matches(&c);
+            let passes = pre_user.is_none_or(|u| u == conn_user) && vm.as_ref().is_none_or(|p| p.matches_map(map));
+            prop_assert!(passes || !want, "{} matches {:?} as {} but the pre-filter drops it", src, map, conn_user);
+            prop_assert_eq!(passes && p.matches(&c), want, "{} on {:?} as {}", src, map, conn_user);
         }
     }
 

@@ -6,7 +6,7 @@
 //! strings and `connected_at` borrow the connection (no copy), `labels` and `channels`
 //! become maps/lists of borrowed strings, and `meta` is parsed from its JSON text. They
 //! reach the interpreter through a borrowed `VariableResolver` (cel 0.15's cheapest way),
-//! with a `Context::with_env` that shares the environment. The result is read as a
+//! with a `Context::with_env` on the evaluating thread's copy of the environment. The result is read as a
 //! borrowed value, so a large non-boolean result is never copied out.
 //!
 //! This module owns the variable set and its CEL types. It never validates (that is
@@ -23,6 +23,7 @@ use ::cel::context::VariableResolver;
 use ::cel::{Context, Env, Program, Value};
 
 use super::{CelConn, CelError, CelErrorKind};
+use crate::filter::ir::Expr;
 
 /// The variables an expression may use, in bit order of [`CelProgram`]'s mask.
 pub const VARIABLES: [&str; 10] = [
@@ -48,6 +49,13 @@ fn env() -> &'static Arc<Env> {
     ENV.get_or_init(|| Arc::new(Env::stdlib()))
 }
 
+thread_local! {
+    /// This thread's own copy of the same environment (the standard library), for
+    /// evaluation: a context takes an `Arc` of it per connection, and with one shared
+    /// `Arc` every scanning thread would bump the same reference count per connection.
+    static THREAD_ENV: Arc<Env> = Arc::new(Env::stdlib());
+}
+
 /// Parses `src` with the shared environment's macros; a parser panic is an error.
 pub fn parse(src: &str) -> Result<Program, CelError> {
     let env = env();
@@ -61,9 +69,10 @@ pub fn parse(src: &str) -> Result<Program, CelError> {
 /// A compiled expression for the interpreter, shared by every evaluation of one request.
 pub struct CelProgram {
     program: Program,
-    env: Arc<Env>,
     /// Bit `i` set when the expression references `VARIABLES[i]`.
     vars: u16,
+    /// The pre-filter: `(user, labels)` of the top-level conjuncts in the label subset.
+    prefilter: Option<(Option<String>, Option<Expr>)>,
 }
 
 const _: () = {
@@ -75,7 +84,10 @@ impl fmt::Debug for CelProgram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let vars: Vec<&str> =
             VARIABLES.iter().enumerate().filter(|(i, _)| self.vars & (1 << i) != 0).map(|(_, v)| *v).collect();
-        f.debug_struct("CelProgram").field("variables", &vars).finish_non_exhaustive()
+        f.debug_struct("CelProgram")
+            .field("variables", &vars)
+            .field("prefilter", &self.prefilter)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +96,19 @@ impl CelProgram {
         let refs = program.references();
         let vars =
             VARIABLES.iter().enumerate().filter(|(_, v)| refs.has_variable(v)).fold(0u16, |m, (i, _)| m | 1 << i);
-        CelProgram { program, env: Arc::clone(env()), vars }
+        CelProgram { program, vars, prefilter: None }
+    }
+
+    pub(super) fn set_prefilter(&mut self, user: Option<String>, labels: Option<Expr>) {
+        self.prefilter = Some((user, labels));
+    }
+
+    /// What every connection the expression matches satisfies, from its top-level
+    /// conjuncts in the label subset: a user (`user == "x"`) and/or a label predicate
+    /// (IR, as in [`CelPlan::Translated`](super::CelPlan)). None when no conjunct
+    /// translates. Callers select with it first and interpret only what it keeps.
+    pub fn prefilter(&self) -> Option<(Option<&str>, Option<&Expr>)> {
+        self.prefilter.as_ref().map(|(u, l)| (u.as_deref(), l.as_ref()))
     }
 
     /// Whether the expression references `variable` (one of the names above), e.g. to skip
@@ -101,7 +125,7 @@ impl CelProgram {
 
     fn eval(&self, conn: &CelConn<'_>) -> bool {
         let bound = Bound::new(conn, self.vars);
-        let mut ctx = Context::with_env(Arc::clone(&self.env));
+        let mut ctx = Context::with_env(THREAD_ENV.with(Arc::clone));
         ctx.set_variable_resolver(&bound);
         match Value::resolve_val(self.program.expression(), &ctx) {
             Ok(v) => v.downcast_ref::<CelBool>().is_some_and(|b| *b.inner()),

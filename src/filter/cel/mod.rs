@@ -4,7 +4,8 @@
 //! ```text
 //! src --check (length, lexical nesting)--> cel::parse --check (AST depth, nodes, cost)
 //!     --translate--> CelPlan::Translated { user, labels: IR }   (label subset: bytecode VM)
-//!                 or CelPlan::Interpreted(CelProgram)            (everything else: cel crate)
+//!                 or CelPlan::Interpreted(CelProgram)            (everything else: cel crate,
+//!                        after a pre-filter of its translatable top-level conjuncts)
 //! ```
 //!
 //! `check` owns the caps, `translate` the exact CEL → filter-IR translation of the label
@@ -108,7 +109,9 @@ pub enum CelPlan {
     /// expression such as `true` gives `labels: Some(Expr::Const(true))`). Evaluate with the ordinary bytecode VM after
     /// [`compile_expr`](super::compile_expr).
     Translated { user: Option<String>, labels: Option<Expr> },
-    /// Anything else: the cel interpreter, per connection.
+    /// Anything else: the cel interpreter, per connection — on the connections its
+    /// pre-filter keeps ([`CelProgram::prefilter`]: the top-level conjuncts in the label
+    /// subset, run first like a translated plan), or on all.
     Interpreted(CelProgram),
 }
 
@@ -132,12 +135,19 @@ pub fn plan(src: &str, limits: &CelLimits) -> Result<CelPlan, CelError> {
     let translated = catch_unwind(AssertUnwindSafe(|| translate::translate(program.expression()))).ok().flatten();
     Ok(match translated {
         Some(t) => CelPlan::Translated { user: t.user, labels: t.labels },
-        None => CelPlan::Interpreted(CelProgram::new(program)),
+        None => {
+            let pre = catch_unwind(AssertUnwindSafe(|| translate::prefilter(program.expression()))).ok().flatten();
+            let mut p = CelProgram::new(program);
+            if let Some(t) = pre {
+                p.set_prefilter(t.user, t.labels);
+            }
+            CelPlan::Interpreted(p)
+        }
     })
 }
 
-/// Same validation as [`plan`], but always the interpreter (benches and differential
-/// tests force this).
+/// Same validation as [`plan`], but always the interpreter on every connection, no
+/// pre-filter (benches and differential tests force this).
 pub fn plan_interpreted(src: &str, limits: &CelLimits) -> Result<CelProgram, CelError> {
     Ok(CelProgram::new(compile(src, limits)?))
 }

@@ -30,6 +30,11 @@
 //! Any other form — other variables, functions, macros, numbers, comparisons, bytes,
 //! non-literal operands — makes the whole expression interpreted.
 //!
+//! An expression outside the subset may still have top-level conjuncts inside it:
+//! [`prefilter`] translates just those, so the bytecode narrows the connections before
+//! the interpreter sees any (exact, as a conjunction is true only when every conjunct
+//! is).
+//!
 //! This module owns the translation. It must never change an expression's meaning; when
 //! in doubt it declines (returns None). Its recursion follows the CEL tree, which `check`
 //! has bounded; the IR it builds is at most two levels deeper than that tree.
@@ -48,6 +53,21 @@ pub struct Translated {
 
 /// The plan of `root`, or None when any part of it is outside the label subset.
 pub fn translate(root: &IdedExpr) -> Option<Translated> {
+    conjuncts(root, false)
+}
+
+/// For an expression outside the label subset: the plan of the top-level conjuncts
+/// that are inside it, or None when none is. A connection the whole expression
+/// matches always satisfies it — `a && b` is true only when both `a` and `b` are (an
+/// error is absorbed only by a false operand) — so it is an exact pre-filter: run it
+/// first, on the bytecode, and interpret the whole expression only on what it keeps.
+pub fn prefilter(root: &IdedExpr) -> Option<Translated> {
+    conjuncts(root, true)
+}
+
+/// The plan of the root's conjuncts; with `partial`, conjuncts outside the label
+/// subset are left out (None when nothing is left), else they make it None.
+fn conjuncts(root: &IdedExpr, partial: bool) -> Option<Translated> {
     let mut conjuncts = Vec::new();
     top_conjuncts(root, &mut conjuncts);
     let mut user: Option<String> = None;
@@ -61,7 +81,14 @@ pub fn translate(root: &IdedExpr) -> Option<Translated> {
             }
             continue;
         }
-        parts.push(truth(c)?.0);
+        match truth(c) {
+            Some((t, _)) => parts.push(t),
+            None if partial => continue,
+            None => return None,
+        }
+    }
+    if partial && user.is_none() && parts.is_empty() {
+        return None;
     }
     let labels = if conflict { Expr::Const(false) } else { Expr::and(parts) };
     // Without a user, a constant `true` stays explicit: "match every connection".
