@@ -83,7 +83,7 @@ impl Serialize for ConnectionInfo<'_> {
             m.serialize_entry("app_version", &s.app_version)?;
         }
         m.serialize_entry("transport", s.transport.name())?;
-        m.serialize_entry("protocol", "json")?;
+        m.serialize_entry("protocol", s.encoding.name())?;
         if !s.user.is_empty() {
             m.serialize_entry("user", &s.user)?;
         }
