@@ -358,6 +358,16 @@ pub fn read_reply(buf: &mut Bytes) -> Option<wire::Reply> {
     wire::Reply::decode_length_delimited(buf).ok()
 }
 
+/// Every length-prefixed `Reply` of `buf`, or None when any part does not decode.
+pub fn decode_replies(buf: &[u8]) -> Option<Vec<wire::Reply>> {
+    let mut buf = Bytes::copy_from_slice(buf);
+    let mut out = Vec::new();
+    while buf.has_remaining() {
+        out.push(read_reply(&mut buf)?);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
