@@ -1,6 +1,7 @@
-//! Generates the gRPC server API's Rust code from `proto/rotor_api.proto` at build
-//! time with `protox`, a protobuf compiler written in Rust (no `protoc` needed), and
-//! writes the encoded descriptor set that gRPC reflection serves.
+//! Generates the gRPC server API's Rust code from `proto/rotor_api.proto` and the
+//! protobuf client protocol's messages from `proto/rotor_client.proto` at build time
+//! with `protox`, a protobuf compiler written in Rust (no `protoc` needed), and writes
+//! the encoded descriptor set that gRPC reflection serves.
 //!
 //! The generated messages carry serde derives so that `src/grpc/` can hand a request
 //! to the HTTP API's own dispatcher as the JSON body it expects and read the JSON
@@ -64,7 +65,9 @@ const SKIP_UNSET: &[(&str, &str)] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/rotor_api.proto");
+    println!("cargo:rerun-if-changed=proto/rotor_client.proto");
     println!("cargo:rerun-if-changed=build.rs");
+    client_protocol()?;
     let fds = protox::compile(["rotor_api.proto"], ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("rotor_api_descriptor.bin"), fds.encode_to_vec())?;
@@ -89,5 +92,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b = b.field_attribute(format!("{PKG}.{f}"), format!("#[serde(skip_serializing_if = \"{test}\")]"));
     }
     b.compile_fds(fds)?;
+    Ok(())
+}
+
+/// The client protocol: plain messages (no service); `FilterNode` serializes to the
+/// JSON tree the node's tags filter compiler reads.
+fn client_protocol() -> Result<(), Box<dyn std::error::Error>> {
+    let fds = protox::compile(["rotor_client.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(false)
+        .type_attribute(".centrifugal.centrifuge.protocol.FilterNode", "#[derive(serde::Serialize)]")
+        .compile_fds(fds)?;
     Ok(())
 }

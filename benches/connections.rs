@@ -148,6 +148,7 @@ fn session() -> Session {
         client: uuid::Uuid::from_u128(id).to_string(),
         user: "42".into(),
         transport: Transport::WebSocket,
+        encoding: rotor::protocol::Encoding::Json,
         app_name: "app".into(),
         app_version: "1.2.3".into(),
         info: None.into(),

@@ -66,6 +66,7 @@ fn session(id: u128, queue_max_size: usize) -> Session {
         client: uuid::Uuid::from_u128(id).to_string(),
         user: format!("user-{}", id % 1000),
         transport: Transport::WebSocket,
+        encoding: rotor::protocol::Encoding::Json,
         app_name: "bench".into(),
         app_version: "1.0".into(),
         info: None.into(),

@@ -13,6 +13,7 @@
 //! | [`filter_vm_vs_reference`]| string VM, interned VM and hub survey all agree with `reference_matches` |
 //! | [`cel_translate_vs_interp`]| a CEL expression translated to bytecode agrees with the interpreter |
 //! | [`client_command`]        | frame decoding and a live connection never panic; every queued message is one line of JSON |
+//! | [`protobuf_command`]      | protobuf frame decoding and a live protobuf connection never panic; every queued message is one length-prefixed Reply |
 //! | [`api_request`]           | server API calls never panic; `connections` agrees with the reference and the interpreter |
 //! | [`jwt_parse`]             | token verification never panics, and accepts exactly the genuinely signed, acceptable tokens |
 
@@ -31,7 +32,7 @@ use rotor::filter::{
 use rotor::hub::{Hub, Member, SortedLabels};
 use rotor::node::{Conn, Node, Queue, Transport};
 use rotor::protocol::codec::{decode_frame, encode_reply};
-use rotor::protocol::{Empty, Method, Raw, one_line};
+use rotor::protocol::{Empty, Encoding, Method, Raw, one_line, pb};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -780,6 +781,80 @@ pub fn client_command(data: &[u8]) {
         let _ = conn.deadline();
         let _ = conn.on_deadline();
         check_queue(conn.queue());
+    });
+}
+
+// ------------------------------------------------------------------------ 4b. protobuf_command
+
+/// Every message a protobuf connection queued is exactly one length-prefixed Reply.
+fn check_pb_queue(queue: &Queue) {
+    let mut out = Vec::new();
+    let closed = queue.drain(&mut out);
+    for msg in &out {
+        let replies = pb::decode_replies(msg).unwrap_or_else(|| panic!("queued message is not a Reply: {msg:?}"));
+        assert_eq!(replies.len(), 1, "queued message holds {} replies", replies.len());
+    }
+    if let Some(d) = closed {
+        let push = pb::encode_push("", "disconnect", &d);
+        assert!(pb::decode_replies(&push).is_some_and(|r| r.len() == 1));
+    }
+}
+
+/// Arbitrary bytes as a protobuf client frame (varint-length-delimited `Command`s):
+/// `pb::decode_frame` never panics and never returns an empty list; each command's
+/// `into_method` and JSON payloads behave as on JSON; a reply round-trips. Then the
+/// input — up to eight frames, each a length byte and that many bytes (the last takes
+/// the rest) — drives a live protobuf connection on a fresh node (anonymous connects
+/// are allowed): it never panics, every queued message is one length-prefixed Reply,
+/// and the timers never panic.
+pub fn protobuf_command(data: &[u8]) {
+    if let Ok(cmds) = pb::decode_frame(data) {
+        assert!(!cmds.is_empty(), "decode_frame returned no command");
+        for cmd in cmds {
+            let id = cmd.id;
+            let _ = cmd.is_pong();
+            let Some(method) = cmd.into_method() else { continue };
+            match &method {
+                Method::Connect(c) => c.subs.values().filter_map(|s| s.tf.as_ref()).for_each(tags_filter),
+                Method::Subscribe(s) => {
+                    s.tf.iter().for_each(tags_filter);
+                    s.data.iter().for_each(check_one_line);
+                }
+                Method::Publish(p) => p.data.iter().for_each(check_one_line),
+                Method::Send(s) => s.data.iter().for_each(check_one_line),
+                Method::Rpc(rpc) => rpc.data.iter().for_each(check_one_line),
+                _ => {}
+            }
+            let reply = pb::encode_reply(id, method.name(), &Empty {});
+            let back = pb::decode_replies(&reply).expect("an encoded reply decodes");
+            assert_eq!(back.len(), 1);
+            assert_eq!(back[0].id, id);
+        }
+    }
+
+    let mut frames = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() && frames.len() < 8 {
+        let n = (rest[0] as usize).min(rest.len() - 1);
+        let last = frames.len() == 7;
+        let (frame, tail) = if last { (&rest[1..], &[][..]) } else { rest[1..].split_at(n) };
+        frames.push(frame);
+        rest = tail;
+    }
+    let node = fresh_node();
+    block_on(async {
+        let mut conn = Conn::new(node.clone(), Transport::WebSocket).with_encoding(Encoding::Protobuf);
+        for frame in frames {
+            let r = conn.handle_frame(frame).await;
+            check_pb_queue(conn.queue());
+            let _ = conn.deadline();
+            if r.is_err() {
+                break;
+            }
+        }
+        let _ = conn.deadline();
+        let _ = conn.on_deadline();
+        check_pb_queue(conn.queue());
     });
 }
 

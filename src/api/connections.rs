@@ -114,7 +114,7 @@ pub fn write_info(out: &mut String, s: &Session, node: &str) {
     out.push_str("\"transport\":");
     write_str(out, s.transport.name());
     out.push_str(",\"protocol\":");
-    write_str(out, "json");
+    write_str(out, s.encoding.name());
     if !s.user.is_empty() {
         out.push_str(",\"user\":");
         write_str(out, &s.user);

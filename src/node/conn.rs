@@ -11,8 +11,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::metrics::Frame;
-use crate::protocol::codec::{self, PING, decode_frame, encode_error, encode_reply};
-use crate::protocol::{Command, ConnectRequest, Disconnect, Empty, ErrorCode, ErrorReply, Method};
+use crate::protocol::{Command, ConnectRequest, Disconnect, Empty, Encoding, ErrorCode, ErrorReply, Method};
 
 use super::{ConnectError, Node, Session, Transport, now_secs};
 
@@ -46,6 +45,7 @@ pub struct Conn {
     node: Arc<Node>,
     queue: Arc<super::Queue>,
     transport: Transport,
+    encoding: Encoding,
     state: State,
     stale_at: Option<Instant>,
     next_ping: Option<Instant>,
@@ -65,6 +65,7 @@ impl Conn {
             node,
             queue,
             transport,
+            encoding: Encoding::Json,
             state: State::New,
             stale_at,
             next_ping: None,
@@ -78,6 +79,16 @@ impl Conn {
     pub fn with_headers(mut self, forwarded: Vec<(String, String)>) -> Self {
         self.forwarded = forwarded;
         self
+    }
+
+    /// Speaks protobuf instead of JSON (negotiated by the transport).
+    pub fn with_encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
     }
 
     pub fn node(&self) -> &Arc<Node> {
@@ -95,10 +106,10 @@ impl Conn {
         }
     }
 
-    /// Handles one frame of newline-separated commands, in order.
+    /// Handles one frame of commands (JSON lines or length-prefixed protobuf), in order.
     /// Each command counts as received with an even share of the frame's bytes.
     pub async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Disconnect> {
-        let commands = decode_frame(frame)?;
+        let commands = self.encoding.decode_frame(frame)?;
         let share = frame.len() / commands.len();
         let mut rest = frame.len() - share * commands.len();
         for cmd in commands {
@@ -119,6 +130,7 @@ impl Conn {
             return self.on_pong();
         }
         let id = cmd.id;
+        let binary = cmd.binary_payload;
         let method = cmd.into_method().ok_or_else(Disconnect::bad_request)?;
         let index = command_index(&method);
         metrics.received(transport, Frame::command(index), size);
@@ -134,7 +146,12 @@ impl Conn {
         };
         let (s, method) = session;
         let name = method.name();
-        let result = self.dispatch(&s, id, method).await;
+        let result = if binary {
+            // A protobuf payload that is not JSON: the server carries payloads as JSON.
+            Err(Fail::Error(ErrorCode::BadRequest.reply()))
+        } else {
+            self.dispatch(&s, id, method).await
+        };
         metrics.commands[index].observe(started.elapsed().as_secs_f64());
         match result {
             Ok(Some(reply)) => {
@@ -145,7 +162,7 @@ impl Conn {
             // Subscribe queues its own reply (and counts it there).
             Ok(None) => Ok(()),
             Err(Fail::Error(e)) => {
-                let reply = encode_error(id, &e);
+                let reply = self.encoding.error(id, &e);
                 metrics.sent(transport, Frame::command(index), reply.len());
                 metrics.reply_error(index, e.code);
                 self.queue.push(reply);
@@ -167,15 +184,15 @@ impl Conn {
     }
 
     async fn connect_bidi(&mut self, id: u32, req: ConnectRequest) -> Result<(), Disconnect> {
-        let (metrics, transport) = (self.node.metrics.clone(), self.transport as usize);
+        let (metrics, transport, enc) = (self.node.metrics.clone(), self.transport as usize, self.encoding);
         let reply = |r: &crate::protocol::ConnectResult| {
-            let b = encode_reply(id, "connect", r);
+            let b = enc.reply(id, "connect", r);
             metrics.sent(transport, Frame::Connect, b.len());
             b
         };
         match self
             .node
-            .connect(req, self.transport, self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
+            .connect(req, (self.transport, enc), self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
             .await
         {
             Ok(s) => {
@@ -184,7 +201,7 @@ impl Conn {
             }
             Err(ConnectError::Error(e)) => {
                 self.state = State::Failed;
-                let reply = encode_error(id, &e);
+                let reply = enc.error(id, &e);
                 self.node.metrics.sent(self.transport as usize, Frame::Connect, reply.len());
                 self.node.metrics.reply_error(0, e.code);
                 self.queue.push(reply);
@@ -198,13 +215,19 @@ impl Conn {
     pub async fn connect_uni(&mut self, req: ConnectRequest) -> Result<(), Disconnect> {
         let (metrics, transport) = (self.node.metrics.clone(), self.transport as usize);
         let reply = |r: &crate::protocol::ConnectResult| {
-            let b = codec::encode_push(true, "", "connect", r);
+            let b = crate::protocol::codec::encode_push(true, "", "connect", r);
             metrics.sent(transport, Frame::Connect, b.len());
             b
         };
         match self
             .node
-            .connect(req, self.transport, self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
+            .connect(
+                req,
+                (self.transport, Encoding::Json),
+                self.queue.clone(),
+                std::mem::take(&mut self.forwarded),
+                reply,
+            )
             .await
         {
             Ok(s) => {
@@ -227,6 +250,7 @@ impl Conn {
 
     async fn dispatch(&mut self, s: &Arc<Session>, id: u32, method: Method) -> Result<Option<bytes::Bytes>, Fail> {
         let node = self.node.clone();
+        let enc = self.encoding;
         let reply = match method {
             Method::Subscribe(req) => {
                 node.client_subscribe(s, id, req).await?;
@@ -234,27 +258,27 @@ impl Conn {
             }
             Method::Unsubscribe(req) => {
                 node.client_unsubscribe(s, &req.channel);
-                encode_reply(id, "unsubscribe", &Empty {})
+                enc.reply(id, "unsubscribe", &Empty {})
             }
             Method::Publish(req) => {
                 node.client_publish(s, req).await?;
-                encode_reply(id, "publish", &Empty {})
+                enc.reply(id, "publish", &Empty {})
             }
-            Method::Presence(req) => encode_reply(id, "presence", &node.presence(Some(s), &req.channel).await?),
+            Method::Presence(req) => enc.reply(id, "presence", &node.presence(Some(s), &req.channel).await?),
             Method::PresenceStats(req) => {
-                encode_reply(id, "presence_stats", &node.presence_stats(Some(s), &req.channel).await?)
+                enc.reply(id, "presence_stats", &node.presence_stats(Some(s), &req.channel).await?)
             }
             Method::History(req) => {
                 let limit = node.client_history_limit(req.limit);
                 let h = node.history(Some(s), &req.channel, limit, req.since, req.reverse).await?;
-                encode_reply(id, "history", &h)
+                enc.reply(id, "history", &h)
             }
-            Method::Rpc(req) => encode_reply(id, "rpc", &node.client_rpc(s, req).await?),
+            Method::Rpc(req) => enc.reply(id, "rpc", &node.client_rpc(s, req).await?),
             Method::Send(_) => return Err(Disconnect::not_available().into()),
-            Method::Refresh(req) => encode_reply(id, "refresh", &node.client_refresh(s, &req.token).await?),
+            Method::Refresh(req) => enc.reply(id, "refresh", &node.client_refresh(s, &req.token).await?),
             Method::SubRefresh(req) => {
                 let (ttl, expires) = node.client_sub_refresh(s, req).await?;
-                encode_reply(id, "sub_refresh", &crate::protocol::RefreshResult { expires, ttl })
+                enc.reply(id, "sub_refresh", &crate::protocol::RefreshResult { expires, ttl })
             }
             Method::Connect(_) => return Err(Disconnect::bad_request().into()),
         };
@@ -371,8 +395,9 @@ impl Conn {
 
     fn send_ping(&mut self, now: Instant) {
         let c = &self.node.config.client;
-        self.node.metrics.sent(self.transport as usize, Frame::Ping, PING.len());
-        self.queue.push(bytes::Bytes::from_static(PING));
+        let ping = self.encoding.ping();
+        self.node.metrics.sent(self.transport as usize, Frame::Ping, ping.len());
+        self.queue.push(ping);
         self.next_ping = Some(now + c.ping_interval.std());
         if !self.transport.unidirectional() && self.pong_due.is_none() {
             self.pong_due = Some(now + c.pong_timeout.std());

@@ -2,6 +2,7 @@
 //! creation and registration, and server-side subscriptions from the token's
 //! `channels`/`subs` and from the connect request's `subs` (unidirectional clients).
 
+use crate::protocol::Encoding;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -60,7 +61,7 @@ impl Node {
     pub async fn connect(
         self: &Arc<Self>,
         req: ConnectRequest,
-        transport: Transport,
+        (transport, encoding): (Transport, Encoding),
         queue: Arc<Queue>,
         forwarded: Vec<(String, String)>,
         reply: impl FnOnce(&ConnectResult) -> Bytes,
@@ -72,7 +73,7 @@ impl Node {
             crate::proxy::Headers { transport: forwarded, emulated: self.proxies.capture_emulated(&req.headers) };
         let id = uuid::Uuid::new_v4();
         let (token, data, proxied) = if req.token.is_empty() && self.proxies.connect.is_some() {
-            let (t, data) = self.connect_proxy(&req, transport, &id.to_string(), &headers).await?;
+            let (t, data) = self.connect_proxy(&req, (transport, encoding), &id.to_string(), &headers).await?;
             let proxied = t.is_some();
             (t, data, proxied)
         } else {
@@ -82,6 +83,7 @@ impl Node {
         let mut session = self.new_session(&req, transport, token.as_ref(), queue);
         (session.id, session.client) = (id.as_u128(), id.to_string());
         session.proxy_headers = Arc::new(headers);
+        session.encoding = encoding;
         if proxied {
             session.proxied = true;
             session.token = None;
@@ -161,6 +163,7 @@ impl Node {
             client: id.to_string(),
             user: t.map(|t| t.user.clone()).unwrap_or_default(),
             transport,
+            encoding: Encoding::Json,
             app_name: req.name.clone(),
             app_version: req.version.clone(),
             info: t.and_then(|t| t.info.clone()).map(|i| one_line(Arc::from(i))).into(),

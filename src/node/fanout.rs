@@ -1,5 +1,7 @@
 //! Fan-out to this node's subscribers: a publication (or join/leave) is encoded once
-//! per transport family and the same bytes are queued for every subscriber. The
+//! per transport family and encoding actually present among the subscribers (JSON
+//! bidirectional, JSON unidirectional, protobuf) and the same bytes are queued for
+//! every subscriber of that kind. The
 //! channel index lock is held only to copy the subscriber list, never while pushing.
 
 use std::collections::HashMap;
@@ -8,25 +10,33 @@ use bytes::Bytes;
 
 use crate::metrics::{Frame, Message};
 use crate::protocol::codec::encode_push_raw;
-use crate::protocol::{ClientInfo, JoinLeave, Publication};
+use crate::protocol::pb::{self, PbPush};
+use crate::protocol::{ClientInfo, Encoding, JoinLeave, Publication};
 
 use super::{Node, Subscriber};
 
-/// A message encoded lazily once for bidirectional and once for unidirectional clients.
+/// A message encoded lazily once for bidirectional and once for unidirectional JSON
+/// clients (from the JSON `body`) and once for protobuf clients (from `typed`).
 struct Framed<'a> {
     channel: &'a str,
     kind: &'a str,
     body: Vec<u8>,
+    typed: &'a dyn PbPush,
     bidi: Option<Bytes>,
     uni: Option<Bytes>,
+    protobuf: Option<Bytes>,
 }
 
 impl<'a> Framed<'a> {
-    fn new(channel: &'a str, kind: &'a str, body: Vec<u8>) -> Self {
-        Self { channel, kind, body, bidi: None, uni: None }
+    fn new(channel: &'a str, kind: &'a str, body: Vec<u8>, typed: &'a dyn PbPush) -> Self {
+        Self { channel, kind, body, typed, bidi: None, uni: None, protobuf: None }
     }
 
-    fn for_client(&mut self, uni: bool) -> Bytes {
+    fn for_client(&mut self, uni: bool, encoding: Encoding) -> Bytes {
+        if encoding == Encoding::Protobuf {
+            let (channel, kind, typed) = (self.channel, self.kind, self.typed);
+            return self.protobuf.get_or_insert_with(|| pb::encode_push(channel, kind, typed)).clone();
+        }
         let slot = if uni { &mut self.uni } else { &mut self.bidi };
         slot.get_or_insert_with(|| encode_push_raw(uni, self.channel, self.kind, &self.body)).clone()
     }
@@ -48,13 +58,13 @@ impl Node {
             return 0;
         }
         let body = serde_json::to_vec(publication).expect("publication encodes");
-        let mut framed = Framed::new(channel, "pub", body);
+        let mut framed = Framed::new(channel, "pub", body, publication);
         let mut sent = 0;
         for s in &subs {
             if s.tags_filter.as_ref().is_some_and(|f| !f.matches_map(&publication.tags)) {
                 continue;
             }
-            let push = framed.for_client(s.session.uni());
+            let push = framed.for_client(s.session.uni(), s.session.encoding);
             self.metrics.sent(s.session.transport as usize, Frame::Publication, push.len());
             s.session.push(push);
             sent += 1;
@@ -72,9 +82,9 @@ impl Node {
             return;
         }
         let body = serde_json::to_vec(&JoinLeave { info: info.clone() }).expect("join encodes");
-        let mut framed = Framed::new(channel, kind, body);
+        let mut framed = Framed::new(channel, kind, body, info);
         for s in subs.iter().filter(|s| s.push_join_leave) {
-            let push = framed.for_client(s.session.uni());
+            let push = framed.for_client(s.session.uni(), s.session.encoding);
             self.metrics.sent(s.session.transport as usize, frame, push.len());
             s.session.push(push);
         }

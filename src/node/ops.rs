@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use crate::protocol::codec::encode_push;
 use crate::protocol::codes::unsubscribe;
 use crate::protocol::{Disconnect, ErrorCode, Raw, RefreshPush, StreamPosition, SubscribeRequest};
 
@@ -82,7 +81,7 @@ impl Node {
             let mut q = s.queue.hold();
             let (mut result, join) = self.attach(s, &p.channel, &name, attach, stream);
             result.data = p.data.clone();
-            q.push(encode_push(s.uni(), &p.channel, "subscribe", &result));
+            q.push(s.encoding.push(s.uni(), &p.channel, "subscribe", &result));
             drop(q);
             s.queue.wake();
             if let Some(j) = join {
@@ -127,7 +126,7 @@ impl Node {
                 Some(e) => RefreshPush { expires: true, ttl: ttl_until(e) },
                 None => RefreshPush { expires: false, ttl: 0 },
             };
-            s.push(encode_push(s.uni(), "", "refresh", &push));
+            s.push(s.encoding.push(s.uni(), "", "refresh", &push));
         }
     }
 }

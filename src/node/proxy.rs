@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::auth::{ConnectToken, SubscribeToken, TokenError};
-use crate::protocol::{ConnectRequest, Disconnect, ErrorCode, Raw, RpcRequest, RpcResult};
+use crate::protocol::{ConnectRequest, Disconnect, Encoding, ErrorCode, Raw, RpcRequest, RpcResult};
 use crate::proxy::{self, Base, Endpoint, ProxyError};
 
 use super::conn::Fail;
@@ -42,11 +42,12 @@ impl From<ProxyError> for ConnectError {
     }
 }
 
-fn base(ep: &Endpoint, client: &str, transport: Transport, user: &str, meta: Option<&Raw>) -> Base {
+fn base(ep: &Endpoint, client: &str, transport: (Transport, Encoding), user: &str, meta: Option<&Raw>) -> Base {
+    let (transport, encoding) = transport;
     Base {
         client: client.to_string(),
         transport: transport.name(),
-        protocol: "json",
+        protocol: encoding.name(),
         encoding: if ep.cfg.binary_encoding { "binary" } else { "json" },
         user: user.to_string(),
         meta: meta.filter(|_| ep.cfg.include_connection_meta).cloned(),
@@ -54,7 +55,7 @@ fn base(ep: &Endpoint, client: &str, transport: Transport, user: &str, meta: Opt
 }
 
 fn session_base(ep: &Endpoint, s: &Session) -> Base {
-    base(ep, &s.client, s.transport, &s.user, s.meta.get().as_ref())
+    base(ep, &s.client, (s.transport, s.encoding), &s.user, s.meta.get().as_ref())
 }
 
 impl Node {
@@ -63,7 +64,7 @@ impl Node {
     pub(super) async fn connect_proxy(
         &self,
         req: &ConnectRequest,
-        transport: Transport,
+        transport: (Transport, Encoding),
         client: &str,
         headers: &proxy::Headers,
     ) -> Result<(Option<ConnectToken>, Option<Raw>), ConnectError> {

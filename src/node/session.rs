@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::hub::Member;
-use crate::protocol::{ClientInfo, Raw};
+use crate::protocol::{ClientInfo, Encoding, Raw};
 
 use super::queue::Queue;
 
@@ -104,6 +104,8 @@ pub struct Session {
     pub client: String,
     pub user: String,
     pub transport: Transport,
+    /// JSON or protobuf: how every reply and push to this client is encoded.
+    pub encoding: Encoding,
     pub app_name: String,
     pub app_version: String,
     /// Connection info (in ClientInfo) and meta; the refresh proxy may replace both.

@@ -187,7 +187,7 @@ impl Node {
             return false;
         }
         let push = UnsubscribePush { code: code.0, reason: code.1.to_string() };
-        s.push(crate::protocol::codec::encode_push(s.uni(), channel, "unsubscribe", &push));
+        s.push(s.encoding.push(s.uni(), channel, "unsubscribe", &push));
         true
     }
 
@@ -243,7 +243,7 @@ impl Node {
         let mut q = s.queue.hold();
         let (mut result, join) = self.attach(s, &req.channel, &name, attach, stream);
         result.data = sub_data;
-        let reply = crate::protocol::codec::encode_reply(id, "subscribe", &result);
+        let reply = s.encoding.reply(id, "subscribe", &result);
         self.metrics.sent(s.transport as usize, crate::metrics::Frame::Subscribe, reply.len());
         q.push(reply);
         drop(q);

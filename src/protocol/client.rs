@@ -28,6 +28,10 @@ pub struct Command {
     pub rpc: Option<RpcRequest>,
     pub refresh: Option<RefreshRequest>,
     pub sub_refresh: Option<SubRefreshRequest>,
+    /// A protobuf command whose payload bytes are not JSON: answered with error 107
+    /// (the server carries payloads as JSON; see `pb.rs`).
+    #[serde(skip)]
+    pub binary_payload: bool,
 }
 
 /// The request a command carries, classified in Centrifugo's order.

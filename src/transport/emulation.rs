@@ -12,8 +12,13 @@
 //!   `emulation.max_request_body_size`, 503 when the session's inbound queue stays
 //!   full, 500 when the owning node does not answer.
 //!
-//! The connect reply carries `session` (a fresh random ID) and `node`. Only JSON is
-//! served; a protobuf request (`application/octet-stream`) is refused with 415.
+//! The connect reply carries `session` (a fresh random ID) and `node`.
+//!
+//! Protobuf: an `http_stream` request with `Content-Type: application/octet-stream`
+//! (or `?cf_protocol=protobuf`) is a protobuf session — its body and response are
+//! length-prefixed Command / Reply messages — and a protobuf `/emulation` body is an
+//! `EmulationRequest` message whose `data` holds length-prefixed commands. SSE carries
+//! text only: a protobuf SSE request is refused with 415, as Centrifugo does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +31,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::node::{Conn, EmulationError, Node, Transport};
-use crate::protocol::codec::decode_frame;
+use crate::protocol::{Encoding, pb};
 
 use super::http_body::{self, Framing, stream_response};
 use super::session_loop::{self, Inbound, Mode};
@@ -34,11 +39,18 @@ use super::session_loop::{self, Inbound, Mode};
 /// Longest `session` or `node` accepted (both are UUIDs, 36 characters).
 const MAX_ID_LEN: usize = 64;
 
-pub async fn http_stream(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = refuse(&node, &headers) {
-        return refused;
+pub async fn http_stream(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
+        return StatusCode::FORBIDDEN.into_response();
     }
-    serve(node, &headers, body, Transport::HttpStream, Framing::Lines).await
+    let protobuf = octet_stream(&headers) || query.get("cf_protocol").is_some_and(|p| p == "protobuf");
+    let framing = if protobuf { Framing::Delimited } else { Framing::Lines };
+    serve(node, &headers, body, Transport::HttpStream, framing).await
 }
 
 pub async fn sse(
@@ -51,6 +63,9 @@ pub async fn sse(
     if let Some(refused) = refuse(&node, &headers) {
         return refused;
     }
+    if query.get("cf_protocol").is_some_and(|p| p == "protobuf") {
+        return protobuf_refused();
+    }
     let frame = if method == Method::POST {
         body
     } else {
@@ -62,16 +77,24 @@ pub async fn sse(
     serve(node, &headers, frame, Transport::Sse, Framing::Sse).await
 }
 
-/// The checks every emulation endpoint makes first: origin, JSON only.
+/// The checks SSE makes first: origin, JSON only.
 fn refuse(node: &Node, headers: &HeaderMap) -> Option<Response> {
     if !super::origin::allowed(&node.config.client.allowed_origins, headers) {
         return Some(StatusCode::FORBIDDEN.into_response());
     }
-    let protobuf = headers
+    octet_stream(headers).then(protobuf_refused)
+}
+
+fn protobuf_refused() -> Response {
+    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "protobuf is not supported over SSE").into_response()
+}
+
+/// `Content-Type: application/octet-stream`: the request is protobuf.
+fn octet_stream(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"));
-    protobuf.then(|| (StatusCode::UNSUPPORTED_MEDIA_TYPE, "protobuf is not supported").into_response())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
 }
 
 fn bad_request() -> Response {
@@ -81,11 +104,12 @@ fn bad_request() -> Response {
 /// Runs the first frame (the connect), then streams the session. A frame that is not
 /// commands is a 400; a connect answered with an error streams that reply and ends.
 async fn serve(node: Arc<Node>, headers: &HeaderMap, frame: Bytes, transport: Transport, framing: Framing) -> Response {
-    if decode_frame(&frame).is_err() {
+    let encoding = if matches!(framing, Framing::Delimited) { Encoding::Protobuf } else { Encoding::Json };
+    if encoding.decode_frame(&frame).is_err() {
         return bad_request();
     }
     let forwarded = node.proxies.capture(headers);
-    let mut conn = Conn::new(node.clone(), transport).with_headers(forwarded);
+    let mut conn = Conn::new(node.clone(), transport).with_headers(forwarded).with_encoding(encoding);
     if let Err(d) = Box::pin(conn.handle_frame(&frame)).await {
         conn.queue().close(d, true);
     }
@@ -115,29 +139,41 @@ fn connect_failed(conn: &Conn, framing: Framing) -> Response {
         framing.put(&mut out, item);
     }
     if let Some(d) = closed {
-        framing.put(&mut out, &http_body::disconnect_push(false, &d));
+        framing.put(&mut out, &framing.disconnect_push(false, &d));
     }
     stream_response(axum::body::Body::from(out.freeze()), framing)
 }
 
 #[derive(Deserialize)]
-struct EmulationRequest {
+struct JsonEmulationRequest {
     session: String,
     node: String,
     data: String,
 }
 
-/// `POST /emulation`.
+struct EmulationRequest {
+    session: String,
+    node: String,
+    data: Bytes,
+}
+
+/// `POST /emulation` (a JSON body, or a protobuf `EmulationRequest`).
 pub async fn emulation(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = refuse(&node, &headers) {
-        return refused;
+    if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
+        return StatusCode::FORBIDDEN.into_response();
     }
-    let Ok(req) = serde_json::from_slice::<EmulationRequest>(&body) else { return bad_request() };
+    let (encoding, req) = if octet_stream(&headers) {
+        let Some(r) = pb::decode_emulation(&body) else { return bad_request() };
+        (Encoding::Protobuf, EmulationRequest { session: r.session, node: r.node, data: Bytes::from(r.data) })
+    } else {
+        let Ok(r) = serde_json::from_slice::<JsonEmulationRequest>(&body) else { return bad_request() };
+        (Encoding::Json, EmulationRequest { session: r.session, node: r.node, data: Bytes::from(r.data) })
+    };
     let ids_ok = |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN;
-    if !ids_ok(&req.session) || !ids_ok(&req.node) || decode_frame(req.data.as_bytes()).is_err() {
+    if !ids_ok(&req.session) || !ids_ok(&req.node) || encoding.decode_frame(&req.data).is_err() {
         return bad_request();
     }
-    match node.emulate(&req.node, &req.session, Bytes::from(req.data)).await {
+    match node.emulate(&req.node, &req.session, req.data).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(EmulationError::UnknownNode | EmulationError::UnknownSession) => StatusCode::NOT_FOUND.into_response(),
         Err(EmulationError::Busy) => StatusCode::SERVICE_UNAVAILABLE.into_response(),

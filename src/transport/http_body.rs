@@ -1,5 +1,6 @@
 //! Streaming HTTP response bodies as a session loop's sink: newline-delimited JSON
-//! (`uni_http_stream`, `http_stream`) or Server-Sent Events (`uni_sse`, `sse`). The
+//! (`uni_http_stream`, `http_stream`), length-prefixed protobuf (`http_stream` with
+//! protobuf) or Server-Sent Events (`uni_sse`, `sse`). The
 //! loop writes into a one-slot channel the body reads from, so a client that stops
 //! reading holds the writer up and the loop's write timeout ends the session; a body
 //! dropped by the server (client gone) is reported to the loop as
@@ -24,6 +25,8 @@ pub enum Framing {
     Lines,
     /// `data: <json>\n\n` Server-Sent Events.
     Sse,
+    /// Protobuf: messages are length-prefixed already and simply follow each other.
+    Delimited,
 }
 
 impl Framing {
@@ -38,13 +41,22 @@ impl Framing {
                 out.put_slice(msg);
                 out.put_slice(b"\n\n");
             }
+            Framing::Delimited => out.put_slice(msg),
+        }
+    }
+
+    /// The disconnect push in this framing's encoding.
+    pub fn disconnect_push(self, uni: bool, d: &Disconnect) -> Bytes {
+        match self {
+            Framing::Delimited => crate::protocol::pb::encode_push("", "disconnect", d),
+            Framing::Lines | Framing::Sse => disconnect_push(uni, d),
         }
     }
 
     /// What the body starts with: SSE opens with `\r\n` so clients see the stream at once.
     pub fn preamble(self) -> &'static [u8] {
         match self {
-            Framing::Lines => b"",
+            Framing::Lines | Framing::Delimited => b"",
             Framing::Sse => b"\r\n",
         }
     }
@@ -97,7 +109,7 @@ pub fn streamed(
             Outbound::Frame(b) => b,
             Outbound::Close(d) => {
                 let mut out = BytesMut::new();
-                framing.put(&mut out, &disconnect_push(uni, &d));
+                framing.put(&mut out, &framing.disconnect_push(uni, &d));
                 out.freeze()
             }
             Outbound::EchoClose => return Ok(tx),
@@ -119,6 +131,7 @@ pub fn stream_response(body: Body, framing: Framing) -> Response {
     let content_type = match framing {
         Framing::Lines => "text/plain; charset=utf-8",
         Framing::Sse => "text/event-stream; charset=utf-8",
+        Framing::Delimited => "application/octet-stream",
     };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(

@@ -142,6 +142,19 @@ impl Codec for OnePerMessage {
     }
 }
 
+/// Messages concatenated into one frame (protobuf: each is length-prefixed already).
+pub struct Concatenated;
+
+impl Codec for Concatenated {
+    type Frame = Bytes;
+    fn frames(&self, batch: &[Bytes], out: &mut Vec<Bytes>) {
+        out.push(match batch {
+            [one] => one.clone(),
+            _ => Bytes::from(batch.concat()),
+        });
+    }
+}
+
 /// Joins messages with `\n`.
 pub fn join_lines(items: &[Bytes]) -> Bytes {
     let len = items.iter().map(|b| b.len() + 1).sum();

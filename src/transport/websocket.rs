@@ -1,14 +1,17 @@
-//! Bidirectional WebSocket (`/connection/websocket`), JSON protocol: text frames of
+//! Bidirectional WebSocket (`/connection/websocket`). JSON protocol: text frames of
 //! newline-separated commands in, batched replies and pushes out as one text frame
-//! per drain of the queue. Disconnects are WebSocket close frames; a client's Close is
+//! per drain of the queue. Protobuf protocol (the `centrifuge-protobuf` subprotocol,
+//! or `?cf_protocol=protobuf`): the same with binary frames of length-prefixed
+//! messages; a text frame there (or a binary one on JSON) is a 3501. Disconnects are WebSocket close frames; a client's Close is
 //! echoed, and a frame that breaks RFC 6455 gets 1002 (1007 for text that is not
 //! UTF-8, 1009 when too big). One task per connection runs the session loop over the
 //! socket's two halves (see [`ws_ends`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -17,32 +20,50 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 
 use crate::node::{Conn, Node, Transport};
-use crate::protocol::Disconnect;
+use crate::protocol::{Disconnect, Encoding};
 
-use super::session_loop::{self, Inbound, JoinedLines, Mode, Outbound};
+use super::session_loop::{self, Concatenated, Inbound, JoinedLines, Mode, Outbound};
 
-pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+/// The subprotocol that selects protobuf frames.
+pub const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
+
+pub async fn handler(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
     let forwarded = node.proxies.capture(&headers);
     let c = &node.config.websocket;
+    let ws = ws.protocols([PROTOBUF_SUBPROTOCOL]);
+    let by_query = query.get("cf_protocol").is_some_and(|p| p == "protobuf");
+    let encoding = if by_query || ws.selected_protocol().is_some() { Encoding::Protobuf } else { Encoding::Json };
     ws.read_buffer_size(c.read_buffer_size.max(256))
         .write_buffer_size(0)
         .max_message_size(c.message_size_limit)
         .max_frame_size(c.message_size_limit)
-        .on_upgrade(move |socket| run(socket, node, forwarded))
+        .on_upgrade(move |socket| run(socket, node, forwarded, encoding))
 }
 
-async fn run(mut socket: WebSocket, node: Arc<Node>, forwarded: Vec<(String, String)>) {
+async fn run(mut socket: WebSocket, node: Arc<Node>, forwarded: Vec<(String, String)>, encoding: Encoding) {
     if node.is_shutting_down() {
         let _ = close(&mut socket, &Disconnect::shutdown()).await;
         return;
     }
-    let mut conn = Conn::new(node.clone(), Transport::WebSocket).with_headers(forwarded);
+    let mut conn = Conn::new(node.clone(), Transport::WebSocket).with_headers(forwarded).with_encoding(encoding);
     let write_timeout = node.config.websocket.write_timeout.std();
-    let (inbound, sink) = ws_ends(socket, false);
-    session_loop::run(&mut conn, inbound, sink, &JoinedLines, Mode::Bidirectional, write_timeout).await;
+    let (inbound, sink) = ws_ends_encoded(socket, false, encoding);
+    match encoding {
+        Encoding::Json => {
+            session_loop::run(&mut conn, inbound, sink, &JoinedLines, Mode::Bidirectional, write_timeout).await
+        }
+        Encoding::Protobuf => {
+            session_loop::run(&mut conn, inbound, sink, &Concatenated, Mode::Bidirectional, write_timeout).await
+        }
+    }
 }
 
 /// A WebSocket as the session loop's inbound stream and outbound sink: text frames
@@ -53,11 +74,22 @@ pub(super) fn ws_ends(
     socket: WebSocket,
     push_disconnect: bool,
 ) -> (impl Stream<Item = Inbound> + Unpin, impl Sink<Outbound<Bytes>, Error = axum::Error> + Unpin) {
+    ws_ends_encoded(socket, push_disconnect, Encoding::Json)
+}
+
+/// [`ws_ends`] for either encoding: protobuf reads and writes binary messages.
+fn ws_ends_encoded(
+    socket: WebSocket,
+    push_disconnect: bool,
+    encoding: Encoding,
+) -> (impl Stream<Item = Inbound> + Unpin, impl Sink<Outbound<Bytes>, Error = axum::Error> + Unpin) {
+    let binary = encoding == Encoding::Protobuf;
     let (tx, rx) = socket.split();
-    let inbound = rx.filter_map(|msg| async move {
+    let inbound = rx.filter_map(move |msg| async move {
         match msg {
-            Ok(Message::Text(t)) => Some(Inbound::Frame(Bytes::from(t))),
-            Ok(Message::Binary(_)) => Some(Inbound::Unsupported),
+            Ok(Message::Text(t)) if !binary => Some(Inbound::Frame(Bytes::from(t))),
+            Ok(Message::Binary(b)) if binary => Some(Inbound::Frame(b)),
+            Ok(Message::Text(_) | Message::Binary(_)) => Some(Inbound::Unsupported),
             Ok(Message::Close(_)) => Some(Inbound::PeerClosed),
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
             Err(e) => Some(Inbound::Broken(violation(e))),
@@ -65,6 +97,7 @@ pub(super) fn ws_ends(
     });
     let sink = Box::pin(futures_util::sink::unfold(tx, move |mut tx, item: Outbound<Bytes>| async move {
         match item {
+            Outbound::Frame(b) if binary => tx.send(Message::Binary(b)).await?,
             Outbound::Frame(b) => {
                 let text = Utf8Bytes::try_from(b).unwrap_or_default();
                 tx.send(Message::Text(text)).await?;

@@ -62,6 +62,11 @@ fn client_command_seeds() {
 }
 
 #[test]
+fn protobuf_command_seeds() {
+    replay("protobuf_command", props::protobuf_command);
+}
+
+#[test]
 fn api_request_seeds() {
     replay("api_request", props::api_request);
 }

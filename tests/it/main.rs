@@ -25,6 +25,7 @@ mod harness;
 mod metrics;
 mod openapi;
 mod process;
+mod protobuf;
 mod proxy;
 mod redis;
 mod schemathesis;

@@ -1,6 +1,6 @@
 //! One synthetic client: its token (user and labels from the population), its
-//! connection over WebSocket or uni_http_stream, the connect (and subscribe)
-//! handshake, then an idle loop that answers pings, counts publication pushes and
+//! connection over WebSocket (JSON or protobuf) or uni_http_stream, the connect (and
+//! subscribe) handshake, then an idle loop that answers pings, counts publication pushes and
 //! closes cleanly when told to. A client sends nothing but connect, subscribe, pongs
 //! and a close frame; every wait in the handshake is bounded by the caller.
 
@@ -15,6 +15,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -40,8 +41,13 @@ pub struct Shared {
     pub secret: String,
     pub population: Population,
     pub subscribe: Option<String>,
+    /// WebSocket clients speak protobuf (the `centrifuge-protobuf` subprotocol).
+    pub protobuf: bool,
     /// Publication pushes received by all clients.
     pub delivered: AtomicU64,
+    /// Wire bytes of those pushes (WebSocket: a JSON line and its separator, or a
+    /// length-prefixed protobuf Reply).
+    pub publication_bytes: AtomicU64,
     /// Connected clients whose connection ended before they were told to close.
     pub dropped: AtomicU64,
     pub drop_reasons: Mutex<ErrorTally>,
@@ -74,7 +80,9 @@ impl Shared {
             secret,
             population,
             subscribe,
+            protobuf: false,
             delivered: AtomicU64::new(0),
+            publication_bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             drop_reasons: Mutex::new(ErrorTally::default()),
             delivery_latency: Mutex::new(Default::default()),
@@ -177,11 +185,18 @@ async fn tcp_connect(target: &Target, i: u64) -> std::io::Result<TcpStream> {
 async fn ws_open(shared: &Shared, i: u64) -> Result<Opened, String> {
     let stream = tcp_connect(&shared.target, i).await.map_err(|e| format!("TCP connect: {e}"))?;
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(shared.target.websocket(), stream, Some(config))
+    let mut request = shared.target.websocket().into_client_request().map_err(|e| format!("WebSocket URL: {e}"))?;
+    if shared.protobuf {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", pb_bench::SUBPROTOCOL.parse().expect("header value"));
+    }
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| format!("WebSocket handshake: {}", error_chain(&e)))?;
     let mut ws = Box::new(ws);
     let mut delivered = 0;
+    if shared.protobuf {
+        return pb_bench::handshake(ws, shared, i).await;
+    }
     let connect = json!({"id": 1, "connect": {"token": shared.token(i), "name": "rotor-bench"}});
     send(&mut ws, connect.to_string()).await?;
     reply(&mut ws, 1, shared, &mut delivered).await?.map_err(|e| format!("connect: {e}"))?;
@@ -206,6 +221,14 @@ async fn reply(ws: &mut Ws, id: u64, shared: &Shared, delivered: &mut u64) -> Re
             Some(Err(e)) => return Err(format!("WebSocket: {e}")),
             None => return Err("connection closed before the reply".into()),
         };
+        if let Message::Binary(b) = &msg
+            && shared.protobuf
+        {
+            match pb_bench::scan(ws, b, shared, delivered).await? {
+                Some(found) if found.0 == id as u32 => return Ok(found.1),
+                _ => continue,
+            }
+        }
         let text = match msg {
             Message::Text(t) => t,
             Message::Close(frame) => return Err(close_reason(frame.as_ref())),
@@ -218,6 +241,7 @@ async fn reply(ws: &mut Ws, id: u64, shared: &Shared, delivered: &mut u64) -> Re
             }
         });
         count(shared, delivered, scan.pubs);
+        shared.publication_bytes.fetch_add(scan.pub_bytes, Ordering::Relaxed);
         record_latency(shared, text.as_bytes());
         if scan.ping {
             send(ws, "{}".into()).await?;
@@ -235,6 +259,8 @@ async fn reply(ws: &mut Ws, id: u64, shared: &Shared, delivered: &mut u64) -> Re
 #[derive(Debug, Default, PartialEq)]
 struct Scan {
     pubs: u64,
+    /// Bytes of the publication lines, each with its `\n` separator.
+    pub_bytes: u64,
     ping: bool,
 }
 
@@ -246,6 +272,7 @@ fn scan_frame(frame: &str, mut other: impl FnMut(&str)) -> Scan {
             scan.ping = true;
         } else if is_publication(line.as_bytes()) {
             scan.pubs += 1;
+            scan.pub_bytes += line.len() as u64 + 1;
         } else {
             other(line);
         }
@@ -298,9 +325,15 @@ async fn ws_idle(mut ws: Box<Ws>, shared: &Shared, mut stop: watch::Receiver<boo
             msg = ws.next() => msg,
         };
         match msg {
+            Some(Ok(Message::Binary(b))) if shared.protobuf => {
+                if let Err(e) = pb_bench::scan(&mut ws, &b, shared, delivered).await {
+                    return shared.dropped(&e);
+                }
+            }
             Some(Ok(Message::Text(t))) => {
                 let scan = scan_frame(t.as_str(), |_| {});
                 count(shared, delivered, scan.pubs);
+                shared.publication_bytes.fetch_add(scan.pub_bytes, Ordering::Relaxed);
                 record_latency(shared, t.as_bytes());
                 if scan.ping && send(&mut ws, "{}".into()).await.is_err() {
                     return shared.dropped("pong could not be sent");
@@ -395,6 +428,77 @@ async fn uni_idle(mut uni: Uni, shared: &Shared, mut stop: watch::Receiver<bool>
     }
 }
 
+/// The protobuf client: the same handshake and idle loop over binary frames of
+/// length-prefixed `Command` / `Reply` messages.
+mod pb_bench {
+    use prost::Message as _;
+
+    use super::*;
+    use crate::protocol::pb::{decode_replies, wire};
+
+    pub const SUBPROTOCOL: &str = "centrifuge-protobuf";
+
+    fn frame(cmd: wire::Command) -> Message {
+        Message::Binary(cmd.encode_length_delimited_to_vec().into())
+    }
+
+    pub async fn handshake(mut ws: Box<Ws>, shared: &Shared, i: u64) -> Result<Opened, String> {
+        let mut delivered = 0;
+        let connect = wire::ConnectRequest { token: shared.token(i), name: "rotor-bench".into(), ..Default::default() };
+        let cmd = wire::Command { id: 1, connect: Some(connect), ..Default::default() };
+        ws.send(frame(cmd)).await.map_err(|e| format!("WebSocket send: {e}"))?;
+        reply(&mut ws, 1, shared, &mut delivered).await?.map_err(|e| format!("connect: {e}"))?;
+        let mut subscribe = None;
+        if let Some(ch) = &shared.subscribe {
+            let req = wire::SubscribeRequest { channel: ch.clone(), ..Default::default() };
+            let cmd = wire::Command { id: 2, subscribe: Some(req), ..Default::default() };
+            ws.send(frame(cmd)).await.map_err(|e| format!("WebSocket send: {e}"))?;
+            subscribe = Some(reply(&mut ws, 2, shared, &mut delivered).await?);
+        }
+        Ok((Session::Ws(ws), subscribe, delivered))
+    }
+
+    /// Counts the publications of one binary frame (and their bytes), answers a ping
+    /// with an empty Command; returns the first command reply as (id, outcome).
+    pub async fn scan(
+        ws: &mut Ws,
+        frame: &[u8],
+        shared: &Shared,
+        delivered: &mut u64,
+    ) -> Result<Option<(u32, Result<(), String>)>, String> {
+        let replies = decode_replies(frame).ok_or("a frame that is not length-prefixed Replies")?;
+        let (mut pubs, mut ping, mut found) = (0, false, None);
+        for r in &replies {
+            if let Some(p) = r.push.as_ref().and_then(|p| p.r#pub.as_ref()) {
+                pubs += 1;
+                record_latency(shared, &p.data);
+            } else if r.id > 0 {
+                let outcome = match &r.error {
+                    Some(e) => Err(format!("error {}: {}", e.code, e.message)),
+                    None => Ok(()),
+                };
+                found.get_or_insert((r.id, outcome));
+            } else if *r == wire::Reply::default() {
+                ping = true;
+            }
+        }
+        if pubs > 0 {
+            // Publication pushes are the frame's bulk: count the frame minus the rest.
+            let other: usize =
+                replies.iter().filter(|r| r.push.as_ref().is_none_or(|p| p.r#pub.is_none())).map(|r| {
+                    let n = r.encoded_len();
+                    n + prost::length_delimiter_len(n)
+                }).sum();
+            shared.publication_bytes.fetch_add((frame.len() - other) as u64, Ordering::Relaxed);
+        }
+        count(shared, delivered, pubs);
+        if ping {
+            ws.send(Message::Binary(vec![0].into())).await.map_err(|e| format!("WebSocket send: {e}"))?;
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,7 +508,7 @@ mod tests {
         let mut other = Vec::new();
         let frame = "{}\n{\"push\":{\"channel\":\"a\",\"pub\":{\"data\":{}}}}\n{\"id\":2,\"subscribe\":{}}";
         let scan = scan_frame(frame, |l| other.push(l.to_string()));
-        assert_eq!(scan, Scan { pubs: 1, ping: true });
+        assert_eq!(scan, Scan { pubs: 1, pub_bytes: 44, ping: true });
         assert_eq!(other, vec!["{\"id\":2,\"subscribe\":{}}"]);
         assert_eq!(scan_frame("{\"push\":{\"join\":{}}}", |_| {}), Scan::default());
     }

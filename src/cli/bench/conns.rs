@@ -109,6 +109,11 @@ impl Fleet {
         self.shared.delivery_latency.lock().summary()
     }
 
+    /// Wire bytes of the publication pushes counted in [`Fleet::delivered`].
+    pub fn publication_bytes(&self) -> u64 {
+        self.shared.publication_bytes.load(Ordering::Relaxed)
+    }
+
     pub fn delivered(&self) -> u64 {
         self.shared.delivered.load(Ordering::Relaxed)
     }

@@ -59,6 +59,12 @@ impl Transport {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Json,
+    Protobuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LoadKind {
     None,
     Publish,
@@ -97,6 +103,10 @@ pub struct Args {
     connections: u64,
     #[arg(long, value_enum, default_value_t = Transport::WebSocket)]
     transport: Transport,
+    /// Client protocol encoding (protobuf: WebSocket only, the centrifuge-protobuf
+    /// subprotocol).
+    #[arg(long, value_enum, default_value_t = Protocol::Json)]
+    protocol: Protocol,
     /// Connections handshaking at once.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     connect_concurrency: u64,
@@ -154,6 +164,8 @@ struct Plan {
     target: Target,
     secret: String,
     transport: Transport,
+    /// Clients speak protobuf.
+    protobuf: bool,
     connections: u64,
     connect_concurrency: usize,
     population: Population,
@@ -183,6 +195,9 @@ impl Plan {
         {
             bail!("--subscribe: a channel name of 1–255 bytes is required");
         }
+        if a.protocol == Protocol::Protobuf && a.transport != Transport::WebSocket {
+            bail!("--protocol protobuf needs --transport websocket");
+        }
         if a.baseline && a.load == LoadKind::None {
             bail!("--baseline compares API throughput: give a --load too");
         }
@@ -196,6 +211,7 @@ impl Plan {
             target,
             secret,
             transport: a.transport,
+            protobuf: a.protocol == Protocol::Protobuf,
             connections: a.connections,
             connect_concurrency: a.connect_concurrency as usize,
             population: Population { keys, users: a.users },

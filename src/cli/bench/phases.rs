@@ -24,7 +24,7 @@ pub(super) async fn execute(plan: Plan, nofile: u64) -> anyhow::Result<Report> {
     let rss = || server_pid.and_then(procfs::rss_kib);
     let rss_before = rss();
 
-    let shared = client::Shared::new(
+    let mut shared = client::Shared::new(
         plan.target.clone(),
         plan.transport,
         plan.secret.clone(),
@@ -32,6 +32,7 @@ pub(super) async fn execute(plan: Plan, nofile: u64) -> anyhow::Result<Report> {
         plan.subscribe.clone(),
         plan.connections,
     )?;
+    shared.protobuf = plan.protobuf;
     let bar = counter_bar(plan.connections, "connecting");
     let fleet = conns::Fleet::open(shared, plan.connections, plan.connect_concurrency, &bar).await;
     bar.finish_and_clear();
@@ -66,6 +67,7 @@ pub(super) async fn execute(plan: Plan, nofile: u64) -> anyhow::Result<Report> {
         version: env!("CARGO_PKG_VERSION"),
         url: plan.target.base.clone(),
         transport: plan.transport.name(),
+        protocol: if plan.protobuf { "protobuf" } else { "json" },
         nofile_limit: nofile,
         subscribe: plan.subscribe.clone().map(|channel| SubscribeReport {
             channel,
@@ -139,6 +141,7 @@ async fn run_load(lp: &LoadPlan, fleet: &conns::Fleet) -> LoadResults {
         _ => None,
     };
     let delivered_before = fleet.delivered();
+    let bytes_before = fleet.publication_bytes();
     let started = Instant::now();
     let bar = time_bar(lp.spec.duration, lp.kind.name());
     let out = load::drive(lp.spec.clone(), &bar).await;
@@ -146,7 +149,7 @@ async fn run_load(lp: &LoadPlan, fleet: &conns::Fleet) -> LoadResults {
     let req_per_sec = per_sec(out.successes(), out.seconds);
     let delivery = match lp.kind {
         LoadKind::Publish | LoadKind::Broadcast => {
-            Some(delivery(fleet, &lp.channel, out.successes(), delivered_before, started).await)
+            Some(delivery(fleet, &lp.channel, out.successes(), (delivered_before, bytes_before), started).await)
         }
         _ => None,
     };
@@ -173,7 +176,7 @@ async fn delivery(
     fleet: &conns::Fleet,
     channel: &str,
     publishes: u64,
-    delivered_before: u64,
+    (delivered_before, bytes_before): (u64, u64),
     started: Instant,
 ) -> DeliveryReport {
     let subscribers = fleet.phase.subscribed;
@@ -188,6 +191,8 @@ async fn delivery(
         delivered,
         seconds,
         per_sec: per_sec(delivered, seconds),
+        bytes_per_delivery: (delivered > 0)
+            .then(|| (fleet.publication_bytes() - bytes_before) as f64 / delivered as f64),
         min_per_client: None,
         latency: fleet.delivery_latency(),
     }

@@ -156,6 +156,8 @@ pub struct Report {
     pub version: &'static str,
     pub url: String,
     pub transport: &'static str,
+    /// Client protocol encoding: `json` or `protobuf`.
+    pub protocol: &'static str,
     pub nofile_limit: u64,
     pub connect: ConnectReport,
     pub subscribe: Option<SubscribeReport>,
@@ -212,6 +214,8 @@ pub struct DeliveryReport {
     pub delivered: u64,
     pub seconds: f64,
     pub per_sec: f64,
+    /// Wire bytes of one publication push as the subscribers received it.
+    pub bytes_per_delivery: Option<f64>,
     pub min_per_client: Option<u64>,
     /// Publish request sent → publication received by a subscriber.
     pub latency: Latency,
@@ -252,7 +256,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let c = &self.connect;
-        let _ = writeln!(out, "rotor bench {} → {} ({})", self.version, self.url, self.transport);
+        let _ = writeln!(out, "rotor bench {} → {} ({}, {})", self.version, self.url, self.transport, self.protocol);
         let _ = writeln!(
             out,
             "connect     {}/{} connected in {:.2}s: {:.0} conn/s, {} errors, p50 {:.2} ms, p99 {:.2} ms",
@@ -276,6 +280,9 @@ impl Report {
                 "delivery    {} of {} expected ({} publishes × {} subscribers) in {:.2}s: {:.0} msgs/s",
                 d.delivered, d.expected, d.publishes, d.subscribers, d.seconds, d.per_sec
             );
+            if let Some(b) = d.bytes_per_delivery {
+                let _ = writeln!(out, "            {b:.1} bytes per publication push on the wire");
+            }
             let l = &d.latency;
             let _ = writeln!(
                 out,
