@@ -139,6 +139,19 @@ fn uni_http_stream_fleet_receives_publications() {
 }
 
 #[test]
+fn uni_sse_fleet_receives_publications() {
+    let mut server = server();
+    let args = ["--transport", "uni_sse", "--connections", "20", "--subscribe", "news"];
+    let r =
+        ok_json(&mut server, &[&args[..], &["--load", "publish", "--duration", "2", "--concurrency", "4"]].concat());
+    assert_all_connected(&r, 20);
+    assert_eq!(r["transport"], "uni_sse");
+    assert_eq!(r["subscribe"]["subscribed"], 20, "{r}");
+    assert_full_delivery(&r, 20);
+    assert_memory_known(&r, server.pid(), "detected");
+}
+
+#[test]
 fn websocket_publish_with_baseline() {
     let mut server = server();
     let pid = server.pid().to_string();

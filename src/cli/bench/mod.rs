@@ -1,5 +1,5 @@
 //! `rotor bench`: a load generator against a running Rotor server on this machine.
-//! It opens N real connections (WebSocket or uni_http_stream) whose tokens carry
+//! It opens N real connections (WebSocket, uni_http_stream or uni_sse) whose tokens carry
 //! labels from a synthetic population, optionally subscribes them to a channel,
 //! drives the server HTTP API (`publish`, `broadcast` or `connections`) for a fixed
 //! time, and reports the connect rate, deliveries, API throughput and latency, and the
@@ -49,6 +49,8 @@ pub enum Transport {
     WebSocket,
     #[value(name = "uni_http_stream")]
     UniHttpStream,
+    #[value(name = "uni_sse")]
+    UniSse,
 }
 
 impl Transport {
@@ -56,7 +58,13 @@ impl Transport {
         match self {
             Transport::WebSocket => "websocket",
             Transport::UniHttpStream => "uni_http_stream",
+            Transport::UniSse => "uni_sse",
         }
+    }
+
+    /// Server-to-client only: subscriptions come from the token's `channels`.
+    fn unidirectional(self) -> bool {
+        matches!(self, Transport::UniHttpStream | Transport::UniSse)
     }
 }
 
