@@ -4,6 +4,11 @@
 //! take the queue past `client.queue_max_size`, the queue drops its backlog and closes
 //! with disconnect 3008 "slow"; the writer then ends the connection. Memory per
 //! connection therefore never grows without bound. The first close wins.
+//!
+//! Memory while idle: an empty queue owns no buffer. [`Queue::drain`] hands the
+//! backlog's storage to the writer, so the deque is allocated again by the next push
+//! instead of keeping the capacity of its largest burst for the life of the
+//! connection (most connections are idle most of the time).
 
 use std::collections::VecDeque;
 
@@ -94,11 +99,15 @@ impl Queue {
     }
 
     /// Moves everything queued into `out`; returns the close reason once closed.
+    /// The queue's storage leaves with its items: an empty queue holds no buffer.
     pub fn drain(&self, out: &mut Vec<Bytes>) -> Option<Disconnect> {
         let mut s = self.state.lock();
-        out.extend(s.items.drain(..));
+        let items = std::mem::take(&mut s.items);
         s.bytes = 0;
-        s.closed.clone()
+        let closed = s.closed.clone();
+        drop(s);
+        out.extend(items);
+        closed
     }
 
     /// Resolves when something was queued or the queue closed.
@@ -124,6 +133,22 @@ mod tests {
         assert_eq!(q.drain(&mut out).unwrap().code, 3008);
         assert!(out.is_empty(), "backlog of a slow client is dropped");
         assert!(!q.push(Bytes::from_static(b"1")));
+    }
+
+    #[test]
+    fn drained_queue_keeps_no_storage() {
+        let q = Queue::new(1000);
+        for _ in 0..10 {
+            q.push(Bytes::from_static(b"abc"));
+        }
+        let mut out = Vec::new();
+        assert!(q.drain(&mut out).is_none());
+        assert_eq!(out.len(), 10);
+        assert_eq!(q.hold().items.capacity(), 0, "an idle queue owns no buffer");
+        assert!(q.push(Bytes::from_static(b"d")), "and still takes the next push");
+        out.clear();
+        q.drain(&mut out);
+        assert_eq!(out, vec![Bytes::from_static(b"d")]);
     }
 
     #[test]

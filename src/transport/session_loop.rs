@@ -8,6 +8,11 @@
 //! one WebSocket text frame, one SSE event per message…), so another encoding is
 //! another `Codec`, not another loop. Every write is bounded by the write timeout; a
 //! write that fails or times out ends the session.
+//!
+//! An idle connection's task holds no buffers: a drain's batch and frames live only
+//! until they are written (see [`write_batch`]), and the queue gives its storage away
+//! with its items. What an idle session still costs is the task itself, the
+//! transport's stream state and the hub entry — see docs/performance.md.
 
 use std::time::Duration;
 
@@ -63,21 +68,14 @@ where
     C: Codec,
 {
     let queue = conn.queue().clone();
-    let mut batch = Vec::new();
-    let mut frames = Vec::new();
     loop {
         tokio::select! {
             biased;
             _ = queue.notified() => {
+                let mut batch = Vec::new();
                 let closed = queue.drain(&mut batch);
-                if !batch.is_empty() {
-                    codec.frames(&batch, &mut frames);
-                    batch.clear();
-                    for f in frames.drain(..) {
-                        if !write(&mut sink, Outbound::Frame(f), write_timeout).await {
-                            return;
-                        }
-                    }
+                if !write_batch(&mut sink, codec, batch, write_timeout).await {
+                    return;
                 }
                 if let Some(d) = closed {
                     conn.node().metrics.server_disconnect(d.code);
@@ -112,6 +110,27 @@ where
             }
         }
     }
+}
+
+/// Frames and writes one drained batch; false when a write failed. The batch and its
+/// frames are dropped here, so nothing of a burst stays with an idle connection.
+async fn write_batch<S, C>(sink: &mut S, codec: &C, batch: Vec<Bytes>, timeout: Duration) -> bool
+where
+    S: Sink<Outbound<C::Frame>> + Unpin,
+    C: Codec,
+{
+    if batch.is_empty() {
+        return true;
+    }
+    let mut frames = Vec::new();
+    codec.frames(&batch, &mut frames);
+    drop(batch);
+    for f in frames {
+        if !write(sink, Outbound::Frame(f), timeout).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// One write under the timeout; false when it failed or took too long.

@@ -139,6 +139,19 @@ fn uni_http_stream_fleet_receives_publications() {
 }
 
 #[test]
+fn uni_sse_fleet_receives_publications() {
+    let mut server = server();
+    let args = ["--transport", "uni_sse", "--connections", "20", "--subscribe", "news"];
+    let r =
+        ok_json(&mut server, &[&args[..], &["--load", "publish", "--duration", "2", "--concurrency", "4"]].concat());
+    assert_all_connected(&r, 20);
+    assert_eq!(r["transport"], "uni_sse");
+    assert_eq!(r["subscribe"]["subscribed"], 20, "{r}");
+    assert_full_delivery(&r, 20);
+    assert_memory_known(&r, server.pid(), "detected");
+}
+
+#[test]
 fn websocket_publish_with_baseline() {
     let mut server = server();
     let pid = server.pid().to_string();
@@ -255,4 +268,89 @@ fn unreachable_server_is_reported_not_loaded() {
     assert!(r["load"].is_null(), "no load without connections: {r}");
     assert!(r["memory"]["server_pid"].is_null() && r["memory"]["note"].is_string(), "{r}");
     let _ = std::fs::remove_dir_all(scratch);
+}
+
+/// `--compare-url` against a second Rotor: both runs complete with the same fleet and
+/// load, and every ratio is peer ÷ this computed from the two reports.
+#[test]
+fn compare_runs_both_servers_and_reports_ratios() {
+    let mut this = server();
+    let mut peer = server();
+    let (this_url, peer_url) = (this.http(), peer.http());
+    let peer_pid = peer.pid().to_string();
+    let args = [
+        "--url",
+        this_url.as_str(),
+        "--compare-url",
+        peer_url.as_str(),
+        "--compare-pid",
+        peer_pid.as_str(),
+        "--json",
+        "--connections",
+        "20",
+        "--subscribe",
+        "news",
+        "--load",
+        "publish",
+        "--duration",
+        "1",
+        "--concurrency",
+        "4",
+    ];
+    let run = bench(&args, &this.dir);
+    assert_eq!(run.code, Some(0), "{}\n--- this ---\n{}\n--- peer ---\n{}", run.stderr, this.log(), peer.log());
+    assert!(this.alive() && peer.alive());
+    let r = run.json();
+    for (side, server, source) in [("this", &this, "detected"), ("peer", &peer, "flag")] {
+        let report = &r[side];
+        assert_eq!(report["url"], server.http().trim_end_matches('/'), "{side}: {r}");
+        assert_all_connected(report, 20);
+        assert_full_delivery(report, 20);
+        assert_memory_known(report, server.pid(), source);
+    }
+    let ratio = |side: &str, pick: &dyn Fn(&Value) -> f64| pick(&r["peer"]) / pick(&r[side]);
+    let ratios = &r["ratios"];
+    let close = |name: &str, want: f64| {
+        let got = ratios[name].as_f64().unwrap_or_else(|| panic!("ratios.{name}: {r}"));
+        assert!((got - want).abs() <= want.abs() * 1e-9, "ratios.{name} = {got}, want {want}");
+    };
+    close("connects_per_sec", ratio("this", &|x| x["connect"]["per_sec"].as_f64().unwrap()));
+    close("req_per_sec", ratio("this", &|x| x["load"]["req_per_sec"].as_f64().unwrap()));
+    close("deliveries_per_sec", ratio("this", &|x| x["delivery"]["per_sec"].as_f64().unwrap()));
+    close("delivery_p99", ratio("this", &|x| x["delivery"]["latency"]["p99_ms"].as_f64().unwrap()));
+    // RSS can shrink while connecting (a zero growth has no ratio); when both grew, it is there.
+    let mem = |x: &Value| x["memory"]["per_connection_bytes"].as_u64().unwrap();
+    if mem(&r["this"]) > 0 {
+        close("memory_per_connection", mem(&r["peer"]) as f64 / mem(&r["this"]) as f64);
+    } else {
+        assert!(ratios["memory_per_connection"].is_null(), "{r}");
+    }
+
+    // The text report names both servers and prints the ratio lines.
+    let text =
+        bench(&["--url", &this_url, "--compare-url", &peer_url, "--connections", "3", "--duration", "1"], &this.dir);
+    assert_eq!(text.code, Some(0), "{}", text.stderr);
+    assert!(text.stdout.contains("== peer ÷ this"), "{}", text.stdout);
+    assert!(text.stdout.contains("connects per second"), "{}", text.stdout);
+}
+
+/// The peer is held to the same loopback rule, and the flags that make no sense
+/// together are refused before anything connects.
+#[test]
+fn compare_refuses_remote_peers_and_conflicting_flags() {
+    let server = server();
+    let url = server.http();
+    for (args, needle) in [
+        (vec!["--compare-url", "http://10.1.2.3:8000"], "refusing"),
+        (vec!["--compare-url", "not a url"], "--compare-url"),
+        (vec!["--compare-url", "http://127.0.0.1:1/api"], "--compare-url"),
+        (vec!["--compare-url", &url, "--load", "publish", "--baseline"], "separate comparisons"),
+        (vec!["--compare-pid", "1"], "--compare-url"),
+    ] {
+        let mut all = vec!["--url", url.as_str(), "--connections", "1", "--duration", "1"];
+        all.extend_from_slice(&args);
+        let run = bench(&all, &server.dir);
+        assert_ne!(run.code, Some(0), "{args:?} was accepted");
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
 }

@@ -1,6 +1,7 @@
 //! One synthetic client: its token (user and labels from the population), its
-//! connection over WebSocket (JSON or protobuf) or uni_http_stream, the connect (and
-//! subscribe) handshake, then an idle loop that answers pings, counts publication pushes and
+//! connection over WebSocket (JSON or protobuf), uni_http_stream or uni_sse, the
+//! connect (and subscribe) handshake, then an idle loop that answers pings, counts
+//! publication pushes and
 //! closes cleanly when told to. A client sends nothing but connect, subscribe, pongs
 //! and a close frame; every wait in the handshake is bounded by the caller.
 
@@ -68,7 +69,7 @@ impl Shared {
         connections: u64,
     ) -> anyhow::Result<Shared> {
         let mut http = Vec::new();
-        if transport == Transport::UniHttpStream {
+        if transport.unidirectional() {
             for bucket in 0..connections.div_ceil(CONNECTIONS_PER_SOURCE_IP) {
                 let builder = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).tcp_nodelay(true);
                 http.push(builder.local_address(target.source_ip(bucket)).build()?);
@@ -102,7 +103,7 @@ impl Shared {
             "exp": now + TOKEN_TTL_SECS,
             "labels": labels,
         });
-        if let (Transport::UniHttpStream, Some(ch)) = (self.transport, &self.subscribe) {
+        if let (true, Some(ch)) = (self.transport.unidirectional(), &self.subscribe) {
             claims["channels"] = json!([ch]);
         }
         crate::auth::sign_hs256(&claims, &self.secret)
@@ -168,7 +169,7 @@ type Opened = (Session, Option<Result<(), String>>, u64);
 async fn open(shared: &Shared, i: u64) -> Result<Opened, String> {
     match shared.transport {
         Transport::WebSocket => ws_open(shared, i).await,
-        Transport::UniHttpStream => uni_open(shared, i).await,
+        Transport::UniHttpStream | Transport::UniSse => uni_open(shared, i).await,
     }
 }
 
@@ -354,15 +355,30 @@ async fn ws_idle(mut ws: Box<Ws>, shared: &Shared, mut stop: watch::Receiver<boo
     let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
 }
 
-/// A uni_http_stream response read line by line.
+/// A uni_http_stream or uni_sse response read message by message.
 struct Uni {
     response: reqwest::Response,
     pending: Vec<u8>,
+    /// `text/event-stream`: messages are the `data:` lines of events.
+    sse: bool,
 }
 
 impl Uni {
-    /// The next complete line, `None` at the end of the stream.
+    /// The next message (a JSON line, or an SSE event's data), `None` at the end.
     async fn next_line(&mut self) -> Result<Option<Vec<u8>>, String> {
+        loop {
+            let Some(line) = self.next_raw_line().await? else { return Ok(None) };
+            if !self.sse {
+                return Ok(Some(line));
+            }
+            if let Some(data) = sse_data(&line) {
+                return Ok(Some(data.to_vec()));
+            }
+        }
+    }
+
+    /// The next complete line without its `\n`, `None` at the end of the stream.
+    async fn next_raw_line(&mut self) -> Result<Option<Vec<u8>>, String> {
         loop {
             if let Some(at) = memchr::memchr(b'\n', &self.pending) {
                 let mut line: Vec<u8> = self.pending.drain(..=at).collect();
@@ -381,20 +397,33 @@ impl Uni {
     }
 }
 
+/// The data of one SSE line (`data:` field, one optional space, `\r` trimmed); `None`
+/// for other fields, comments and the blank line between events.
+fn sse_data(line: &[u8]) -> Option<&[u8]> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let data = line.strip_prefix(b"data:")?;
+    Some(data.strip_prefix(b" ").unwrap_or(data))
+}
+
 async fn uni_open(shared: &Shared, i: u64) -> Result<Opened, String> {
     let client = &shared.http[(i / CONNECTIONS_PER_SOURCE_IP) as usize];
+    let (url, sse) = match shared.transport {
+        Transport::UniSse => (shared.target.uni_sse(), true),
+        _ => (shared.target.uni_http_stream(), false),
+    };
+    let name = shared.transport.name();
     let response = client
-        .post(shared.target.uni_http_stream())
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(json!({"token": shared.token(i), "name": "rotor-bench"}).to_string())
         .send()
         .await
-        .map_err(|e| format!("uni_http_stream request: {}", error_chain(&e)))?;
+        .map_err(|e| format!("{name} request: {}", error_chain(&e)))?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("uni_http_stream: HTTP {status}"));
+        return Err(format!("{name}: HTTP {status}"));
     }
-    let mut uni = Uni { response, pending: Vec::new() };
+    let mut uni = Uni { response, pending: Vec::new(), sse };
     let first = uni.next_line().await?.ok_or("stream ended before the connect push")?;
     let push: Value = serde_json::from_slice(&first).map_err(|e| format!("connect push is not JSON: {e}"))?;
     let Some(connect) = push.get("connect") else {
@@ -502,6 +531,16 @@ mod pb_bench {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_sse_data_lines() {
+        assert_eq!(sse_data(b"data: {\"a\":1}\r"), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(sse_data(b"data:{}"), Some(&b"{}"[..]));
+        assert_eq!(sse_data(b"data:"), Some(&b""[..]));
+        for other in [&b""[..], b"\r", b": comment", b"event: x", b"id: 1", b"dat: {}"] {
+            assert_eq!(sse_data(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn scans_frames() {

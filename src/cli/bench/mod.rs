@@ -1,5 +1,5 @@
 //! `rotor bench`: a load generator against a running Rotor server on this machine.
-//! It opens N real connections (WebSocket or uni_http_stream) whose tokens carry
+//! It opens N real connections (WebSocket, uni_http_stream or uni_sse) whose tokens carry
 //! labels from a synthetic population, optionally subscribes them to a channel,
 //! drives the server HTTP API (`publish`, `broadcast` or `connections`) for a fixed
 //! time, and reports the connect rate, deliveries, API throughput and latency, and the
@@ -9,11 +9,13 @@
 //! Rooms: `target` (the URL and the loopback rule), `client` (one connection),
 //! `conns` (the connect phase and the open fleet), `load` (API load), `baseline` (the
 //! trivial axum handler to compare with), `procfs` (server pid and RSS), `report`
-//! (numbers and output), `phases` (the run in order). This file parses the arguments
-//! into a [`Plan`] and runs it.
+//! (numbers and output), `phases` (the run in order), `compare` (the same run against
+//! a peer server and the ratios). This file parses the arguments into a [`Plan`] and
+//! runs it.
 
 mod baseline;
 mod client;
+mod compare;
 mod conns;
 mod load;
 mod phases;
@@ -47,6 +49,8 @@ pub enum Transport {
     WebSocket,
     #[value(name = "uni_http_stream")]
     UniHttpStream,
+    #[value(name = "uni_sse")]
+    UniSse,
 }
 
 impl Transport {
@@ -54,7 +58,13 @@ impl Transport {
         match self {
             Transport::WebSocket => "websocket",
             Transport::UniHttpStream => "uni_http_stream",
+            Transport::UniSse => "uni_sse",
         }
+    }
+
+    /// Server-to-client only: subscriptions come from the token's `channels`.
+    fn unidirectional(self) -> bool {
+        matches!(self, Transport::UniHttpStream | Transport::UniSse)
     }
 }
 
@@ -80,6 +90,11 @@ impl LoadKind {
             LoadKind::Broadcast => "broadcast",
             LoadKind::Connections => "connections",
         }
+    }
+
+    /// The server API method the load calls.
+    fn method(self) -> &'static str {
+        self.name()
     }
 }
 
@@ -141,6 +156,13 @@ pub struct Args {
     /// The server's pid for memory readings (default: the process listening on the port).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Run the same phases against this second Centrifugo-compatible server (same
+    /// credentials, loopback only) after the first, and print peer ÷ this ratios.
+    #[arg(long)]
+    compare_url: Option<String>,
+    /// The peer's pid for memory readings (default: the process listening on its port).
+    #[arg(long, requires = "compare_url")]
+    compare_pid: Option<u32>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
@@ -174,6 +196,8 @@ struct Plan {
     /// How long the connections idle before the server's memory is read.
     idle: Duration,
     server_pid: Option<u32>,
+    /// `--compare-url`: the peer server and its pid, if given.
+    compare: Option<(Target, Option<u32>)>,
     json: bool,
 }
 
@@ -201,6 +225,13 @@ impl Plan {
         if a.baseline && a.load == LoadKind::None {
             bail!("--baseline compares API throughput: give a --load too");
         }
+        if a.baseline && a.compare_url.is_some() {
+            bail!("--baseline and --compare-url are separate comparisons: give one of them");
+        }
+        let compare = match &a.compare_url {
+            Some(url) => Some((Target::parse(url).context("--compare-url")?, a.compare_pid)),
+            None => None,
+        };
         let load = match a.load {
             LoadKind::None => None,
             kind => Some(load_plan(&a, kind, &target, api_key)?),
@@ -219,8 +250,18 @@ impl Plan {
             idle: if load.is_some() { SETTLE } else { duration },
             load,
             server_pid: a.server_pid,
+            compare,
             json: a.json,
         })
+    }
+
+    /// The same run aimed at `target` (the API load's URL follows it).
+    fn retarget(&mut self, target: Target, server_pid: Option<u32>) {
+        if let Some(lp) = &mut self.load {
+            lp.spec.url = target.api(lp.kind.method());
+        }
+        self.target = target;
+        self.server_pid = server_pid;
     }
 
     /// Open files the run needs: connections, API connections, the runtime.
@@ -259,16 +300,17 @@ fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>)
     // Publications carry their send time (`"t"`, see `load::STAMP`) so subscribers
     // measure delivery latency.
     let data = json!({"t": 0, "p": "x".repeat(a.payload_size as usize)});
-    let (method, body) = match kind {
-        LoadKind::Publish => ("publish", json!({"channel": channel, "data": data})),
-        LoadKind::Broadcast => ("broadcast", json!({"channels": [channel], "data": data})),
+    let method = kind.method();
+    let body = match kind {
+        LoadKind::Publish => json!({"channel": channel, "data": data}),
+        LoadKind::Broadcast => json!({"channels": [channel], "data": data}),
         LoadKind::Connections => {
             let text = a.filter.as_deref().unwrap_or(DEFAULT_FILTER);
             let filter: Value = serde_json::from_str(text).context("--filter is not valid JSON")?;
             if !filter.is_object() {
                 bail!("--filter must be a JSON object (a FilterNode)");
             }
-            ("connections", json!({"label_filter": filter}))
+            json!({"label_filter": filter})
         }
         LoadKind::None => unreachable!("no load plan without a load"),
     };
@@ -293,11 +335,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.serve_baseline {
         return baseline::serve();
     }
-    let plan = Plan::from_args(a)?;
+    let mut plan = Plan::from_args(a)?;
     let nofile = raise_nofile(plan.files_needed(), plan.connections)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
     let json = plan.json;
-    let report = runtime.block_on(phases::execute(plan, nofile))?;
+    let report = runtime.block_on(phases::execute(&plan, nofile))?;
+    if let Some((peer, pid)) = plan.compare.take() {
+        plan.retarget(peer, pid);
+        let peer = runtime.block_on(phases::execute(&plan, nofile))?;
+        let failed = report.connect.connected == 0 || peer.connect.connected == 0;
+        let c = compare::Comparison::new(report, peer);
+        if json {
+            println!("{}", c.to_json());
+        } else {
+            print!("{}", c.to_text());
+        }
+        if failed {
+            bail!("no connection succeeded on one of the servers");
+        }
+        return Ok(());
+    }
     if json {
         println!("{}", report.to_json());
     } else {

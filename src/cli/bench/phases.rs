@@ -19,8 +19,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// …and the wait ends early once no publication arrived for this long.
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
-pub(super) async fn execute(plan: Plan, nofile: u64) -> anyhow::Result<Report> {
-    let (server_pid, pid_source) = server_pid(&plan).await;
+pub(super) async fn execute(plan: &Plan, nofile: u64) -> anyhow::Result<Report> {
+    let (server_pid, pid_source) = server_pid(plan).await;
     let rss = || server_pid.and_then(procfs::rss_kib);
     let rss_before = rss();
 

@@ -127,7 +127,7 @@ impl ErrorTally {
 /// with exactly these fields (`null` where a phase did not run or a number is unknown):
 ///
 /// - `tool`, `version`, `url` (the resolved loopback base URL), `transport`
-///   (`websocket` | `uni_http_stream`), `nofile_limit` (the bench's open files limit).
+///   (`websocket` | `uni_http_stream` | `uni_sse`), `nofile_limit` (the bench's open files limit).
 /// - `connect` — [`ConnectReport`]: `requested`, `connected`, `errors`, `error_messages`
 ///   (message → count), `seconds` (the connect phase), `per_sec` (connected ÷ seconds),
 ///   `latency` (per connection, connect reply received: `p50_ms`, `p90_ms`, `p99_ms`,

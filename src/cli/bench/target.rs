@@ -48,6 +48,10 @@ impl Target {
         format!("{}/connection/uni_http_stream", self.base)
     }
 
+    pub fn uni_sse(&self) -> String {
+        format!("{}/connection/uni_sse", self.base)
+    }
+
     /// The local address for the connections of `bucket` (each bucket holds
     /// [`CONNECTIONS_PER_SOURCE_IP`]): the first bucket lets the kernel choose, later
     /// ones of an IPv4 loopback target bind 127.0.0.2, .3, … so a run is not capped by
@@ -117,6 +121,7 @@ mod tests {
         assert_eq!(t.api("publish"), "http://127.0.0.1:8123/api/publish");
         let t6 = Target::parse("http://[::1]:9").unwrap();
         assert_eq!(t6.uni_http_stream(), "http://[::1]:9/connection/uni_http_stream");
+        assert_eq!(t6.uni_sse(), "http://[::1]:9/connection/uni_sse");
         assert_eq!(t.source_ip(1), Some("127.0.0.2".parse().unwrap()));
         assert_eq!(t.source_ip(0), None);
         assert_eq!(t6.source_ip(1), None);
