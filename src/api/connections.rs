@@ -356,6 +356,7 @@ mod tests {
             user: user.into(),
             transport: Transport::WebSocket,
             app_name: "app \"one\"".into(),
+            encoding: crate::protocol::Encoding::Json,
             app_version: String::new(),
             info: None.into(),
             meta: meta.map(|m| Arc::from(serde_json::value::RawValue::from_string(m.into()).unwrap())).into(),
