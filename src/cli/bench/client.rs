@@ -547,7 +547,7 @@ mod tests {
         let mut other = Vec::new();
         let frame = "{}\n{\"push\":{\"channel\":\"a\",\"pub\":{\"data\":{}}}}\n{\"id\":2,\"subscribe\":{}}";
         let scan = scan_frame(frame, |l| other.push(l.to_string()));
-        assert_eq!(scan, Scan { pubs: 1, pub_bytes: 44, ping: true });
+        assert_eq!(scan, Scan { pubs: 1, pub_bytes: 43, ping: true });
         assert_eq!(other, vec!["{\"id\":2,\"subscribe\":{}}"]);
         assert_eq!(scan_frame("{\"push\":{\"join\":{}}}", |_| {}), Scan::default());
     }
