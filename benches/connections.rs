@@ -15,6 +15,9 @@
 //!   (`to_raw_value`), reported per row. Target (SPEC §13): ≤ 1 µs per matched
 //!   connection; issue 13: ≤ 200 ns.
 
+// A bench's setup panics on broken fixtures; unwrap and expect say so tersely.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

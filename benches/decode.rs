@@ -30,6 +30,9 @@
 //! for large `label_filter` bodies, and it stays a dev-dependency until that path is
 //! worth a second JSON library.
 
+// A bench's setup panics on broken fixtures; unwrap and expect say so tersely.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;

@@ -14,6 +14,9 @@
 //!
 //! Every way is checked to give the same answer before it is timed.
 
+// A bench's setup panics on broken fixtures; unwrap and expect say so tersely.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! `verify_connect` is async only for JWKS fetches; with an HMAC key it completes on
 //! first poll, which the bench asserts (`now_or_never`), so no runtime is timed.
 
+// A bench's setup panics on broken fixtures; unwrap and expect say so tersely.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -13,6 +13,9 @@
 //! with the table size (compare `clean` with `empty_tables`), and stay well under a
 //! microsecond, next to the tens of microseconds a JWT verification costs (`jwt`).
 
+// A bench's setup panics on broken fixtures; unwrap and expect say so tersely.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -21,6 +21,11 @@ pub fn write<W: std::io::Write, T: Serialize + ?Sized>(writer: W, value: &T) {
     serde_json::to_writer(writer, value).expect("Rotor's types encode as JSON");
 }
 
+/// `value` as a JSON string.
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("Rotor's types encode as JSON")
+}
+
 /// `value` encoded once, to embed as is.
 pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).expect("Rotor's types encode as JSON")

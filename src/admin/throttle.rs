@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 /// Most addresses tracked at once.
 const MAX_ADDRESSES: usize = 10_000;
 
-pub struct LoginThrottle {
+pub(super) struct LoginThrottle {
     max_failures: u32,
     window: Duration,
     failures: Mutex<HashMap<IpAddr, Window>>,
@@ -28,13 +28,13 @@ struct Window {
 }
 
 impl LoginThrottle {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub(super) fn new(max_failures: u32, window: Duration) -> Self {
         Self { max_failures, window, failures: Mutex::new(HashMap::new()) }
     }
 
     /// Admits an attempt from `addr` and counts it as failed until [`Self::succeeded`];
     /// `Err(retry_after)` while `addr` may not try.
-    pub fn attempt(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub(super) fn attempt(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
         let mut map = self.failures.lock();
         if let Some(w) = map.get(&addr)
             && w.count >= self.max_failures
@@ -58,7 +58,7 @@ impl LoginThrottle {
         Ok(())
     }
 
-    pub fn succeeded(&self, addr: IpAddr) {
+    pub(super) fn succeeded(&self, addr: IpAddr) {
         self.failures.lock().remove(&addr);
     }
 }

@@ -27,12 +27,12 @@ fn now() -> u64 {
 }
 
 /// Whether `given` is the configured password. An unset password never matches.
-pub fn password_matches(c: &Admin, given: &str) -> bool {
+pub(super) fn password_matches(c: &Admin, given: &str) -> bool {
     !c.password.is_empty() && bool::from(given.as_bytes().ct_eq(c.password.as_bytes()))
 }
 
 /// A token valid for `admin.token_ttl` from now; `None` when `admin.secret` is unset.
-pub fn issue(c: &Admin) -> Option<String> {
+pub(super) fn issue(c: &Admin) -> Option<String> {
     issue_at(c, now())
 }
 
@@ -48,7 +48,7 @@ fn issue_at(c: &Admin, iat: u64) -> Option<String> {
 
 /// Whether `token` was signed with `admin.secret` for the admin audience and has not
 /// expired. Only HS256 is accepted (no `alg` switching).
-pub fn verify(c: &Admin, token: &str) -> bool {
+pub(super) fn verify(c: &Admin, token: &str) -> bool {
     if c.secret.is_empty() {
         return false;
     }

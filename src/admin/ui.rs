@@ -17,7 +17,7 @@ const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
-pub fn router(prefix: &str) -> Router<Arc<Node>> {
+pub(super) fn router(prefix: &str) -> Router<Arc<Node>> {
     let mut r = Router::new()
         .route(&format!("{prefix}/"), get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route(&format!("{prefix}/app.js"), get(|| asset("text/javascript; charset=utf-8", APP_JS)))

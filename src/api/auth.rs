@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use crate::node::Node;
 
 /// Middleware: answers 401 from the headers and URI, before any extractor reads the body.
-pub async fn require_key(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+pub(super) async fn require_key(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
     let c = &node.config.http_api;
     if !authorized(&c.key, c.insecure, req.headers(), req.uri()) {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -23,7 +23,7 @@ pub async fn require_key(State(node): State<Arc<Node>>, req: Request, next: Next
     next.run(req).await
 }
 
-pub fn authorized(key: &str, insecure: bool, headers: &HeaderMap, uri: &Uri) -> bool {
+pub(super) fn authorized(key: &str, insecure: bool, headers: &HeaderMap, uri: &Uri) -> bool {
     if insecure {
         return true;
     }

@@ -15,16 +15,16 @@ use super::error::ApiError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct BatchRequest {
+pub(super) struct BatchRequest {
     pub commands: Vec<Value>,
     pub parallel: bool,
 }
 
 /// Most commands one batch may carry.
-pub const MAX_COMMANDS: usize = 1000;
+pub(super) const MAX_COMMANDS: usize = 1000;
 
 #[derive(Debug, Serialize)]
-pub struct BatchResult {
+pub(super) struct BatchResult {
     pub replies: Vec<Reply>,
 }
 
@@ -32,7 +32,7 @@ pub struct BatchResult {
 /// JSON the method produced: decoding it again could fail, since results embed client
 /// data (publications in `history`) nested deeper than serde_json parses.
 #[derive(Debug)]
-pub enum Reply {
+pub(super) enum Reply {
     Result(String, Encoded),
     Error(ApiError),
 }
@@ -48,7 +48,7 @@ impl Serialize for Reply {
     }
 }
 
-pub async fn batch(node: &Arc<Node>, req: BatchRequest) -> Result<BatchResult, ApiError> {
+pub(super) async fn batch(node: &Arc<Node>, req: BatchRequest) -> Result<BatchResult, ApiError> {
     if req.commands.len() > MAX_COMMANDS {
         return Err(ApiError::bad_request(format!("batch of {} commands; at most {MAX_COMMANDS}", req.commands.len())));
     }

@@ -12,7 +12,7 @@ use super::publish::{PublishRequest, PublishResult, publish_one};
 /// through serde's flatten buffer).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct BroadcastRequest {
+pub(super) struct BroadcastRequest {
     pub channels: Vec<String>,
     pub data: Option<crate::protocol::Raw>,
     pub b64data: String,
@@ -22,7 +22,7 @@ pub struct BroadcastRequest {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PublishResponse {
+pub(super) struct PublishResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,11 +30,11 @@ pub struct PublishResponse {
 }
 
 #[derive(Debug, Serialize)]
-pub struct BroadcastResult {
+pub(super) struct BroadcastResult {
     pub responses: Vec<PublishResponse>,
 }
 
-pub async fn call(node: &Node, req: BroadcastRequest) -> Result<BroadcastResult, ApiError> {
+pub(super) async fn call(node: &Node, req: BroadcastRequest) -> Result<BroadcastResult, ApiError> {
     if req.channels.is_empty() {
         return Err(ApiError::bad_request("channels required"));
     }

@@ -13,7 +13,7 @@ use super::targets::Empty;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ChannelRequest {
+pub(super) struct ChannelRequest {
     pub channel: String,
 }
 
@@ -21,19 +21,19 @@ fn require(channel: &str) -> Result<(), ApiError> {
     if channel.is_empty() { Err(ApiError::bad_request("channel required")) } else { Ok(()) }
 }
 
-pub async fn presence(node: &Node, req: ChannelRequest) -> Result<PresenceResult, ApiError> {
+pub(super) async fn presence(node: &Node, req: ChannelRequest) -> Result<PresenceResult, ApiError> {
     require(&req.channel)?;
     Ok(node.presence(None, &req.channel).await?)
 }
 
-pub async fn presence_stats(node: &Node, req: ChannelRequest) -> Result<PresenceStatsResult, ApiError> {
+pub(super) async fn presence_stats(node: &Node, req: ChannelRequest) -> Result<PresenceStatsResult, ApiError> {
     require(&req.channel)?;
     Ok(node.presence_stats(None, &req.channel).await?)
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct HistoryRequest {
+pub(super) struct HistoryRequest {
     pub channel: String,
     /// 0 or absent: stream position only; -1: everything retained.
     pub limit: i64,
@@ -41,7 +41,7 @@ pub struct HistoryRequest {
     pub reverse: bool,
 }
 
-pub async fn history(node: &Node, req: HistoryRequest) -> Result<HistoryResult, ApiError> {
+pub(super) async fn history(node: &Node, req: HistoryRequest) -> Result<HistoryResult, ApiError> {
     require(&req.channel)?;
     let limit = match req.limit {
         0 => None,
@@ -51,7 +51,7 @@ pub async fn history(node: &Node, req: HistoryRequest) -> Result<HistoryResult, 
     Ok(node.history(None, &req.channel, limit, req.since, req.reverse).await?)
 }
 
-pub async fn history_remove(node: &Node, req: ChannelRequest) -> Result<Empty, ApiError> {
+pub(super) async fn history_remove(node: &Node, req: ChannelRequest) -> Result<Empty, ApiError> {
     require(&req.channel)?;
     node.history_remove(&req.channel).await?;
     Ok(Empty {})
@@ -59,21 +59,21 @@ pub async fn history_remove(node: &Node, req: ChannelRequest) -> Result<Empty, A
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ChannelsRequest {
+pub(super) struct ChannelsRequest {
     pub pattern: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ChannelStats {
+pub(super) struct ChannelStats {
     pub num_clients: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ChannelsResult {
+pub(super) struct ChannelsResult {
     pub channels: BTreeMap<String, ChannelStats>,
 }
 
-pub fn channels(node: &Node, req: ChannelsRequest) -> Result<ChannelsResult, ApiError> {
+pub(super) fn channels(node: &Node, req: ChannelsRequest) -> Result<ChannelsResult, ApiError> {
     let channels = node
         .channel_counts()
         .into_iter()

@@ -305,7 +305,9 @@ pub fn connections(node: &Node, req: ConnectionsRequest) -> Result<ConnectionsRe
     let mut next_cursor = String::new();
     if req.limit > 0 && sessions.len() as u64 > req.limit {
         sessions.truncate(req.limit as usize);
-        next_cursor = encode_cursor(sessions.last().expect("limit > 0").id);
+        if let Some(last) = sessions.last() {
+            next_cursor = encode_cursor(last.id);
+        }
     }
     Ok(ConnectionsResult { connections: sessions, next_cursor, total: total as u64, node: node.name.clone() })
 }
@@ -324,11 +326,8 @@ pub struct Page {
 
 pub fn page(node: &Node, req: ConnectionsRequest) -> Result<Page, ApiError> {
     let r = connections(node, req)?;
-    let items = r
-        .connections
-        .iter()
-        .map(|s| (s.client.clone(), serde_json::value::to_raw_value(&ConnectionInfo(s, &r.node)).expect("encodes")))
-        .collect();
+    let items =
+        r.connections.iter().map(|s| (s.client.clone(), crate::json::to_raw(&ConnectionInfo(s, &r.node)))).collect();
     Ok(Page { items, more: !r.next_cursor.is_empty(), total: r.total })
 }
 

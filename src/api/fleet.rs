@@ -85,7 +85,11 @@ async fn survey(node: &Arc<Node>, op: &str, body: &[u8]) -> Result<SurveyOutcome
 // ---------------------------------------------------------------- targeted ops
 
 /// Applies a targeted operation here and, once it was accepted, on every other node.
-pub async fn targeted(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
+pub(super) async fn targeted(
+    node: &Arc<Node>,
+    name: &str,
+    body: &[u8],
+) -> Result<Result<Encoded, ApiError>, Undecodable> {
     let here = targeted_local(node, name, body).await?;
     if here.is_ok()
         && let Some(fleet) = &node.fleet
@@ -125,7 +129,7 @@ async fn targeted_local(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Res
 
 // ---------------------------------------------------------------- info, channels
 
-pub fn info(node: &Node, _req: InfoRequest) -> Result<InfoResult, ApiError> {
+pub(super) fn info(node: &Node, _req: InfoRequest) -> Result<InfoResult, ApiError> {
     let mut nodes = vec![node.node_info()];
     if let Some(fleet) = &node.fleet {
         nodes.extend(fleet.peers());
@@ -136,7 +140,7 @@ pub fn info(node: &Node, _req: InfoRequest) -> Result<InfoResult, ApiError> {
 
 /// `channels` summed over the fleet: `num_clients` of a channel is its subscriber
 /// count on every node that answered.
-pub async fn channels(node: &Arc<Node>, req: ChannelsRequest) -> Result<Encoded, ApiError> {
+pub(super) async fn channels(node: &Arc<Node>, req: ChannelsRequest) -> Result<Encoded, ApiError> {
     let body = crate::json::to_vec(&req);
     let mut total: ChannelsResult = super::channel_info::channels(node, req)?;
     if node.fleet.is_none() {
@@ -156,7 +160,7 @@ pub async fn channels(node: &Arc<Node>, req: ChannelsRequest) -> Result<Encoded,
 // ---------------------------------------------------------------- rpc
 
 /// `getUserConnections` over the fleet; other RPC methods as on one node.
-pub async fn rpc(node: &Arc<Node>, req: RpcRequest) -> Result<Encoded, ApiError> {
+pub(super) async fn rpc(node: &Arc<Node>, req: RpcRequest) -> Result<Encoded, ApiError> {
     if req.method != "getUserConnections" || node.fleet.is_none() {
         return to_value(super::rpc::rpc(node, req));
     }
@@ -182,7 +186,7 @@ pub async fn rpc(node: &Arc<Node>, req: RpcRequest) -> Result<Encoded, ApiError>
 /// `connections` over the fleet: every node lists at most one page after the
 /// cursor, in client-id order; the pages are merged in that order and cut to
 /// `limit`, so paging visits each connection exactly once.
-pub async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest) -> Result<Encoded, ApiError> {
+pub(super) async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest) -> Result<Encoded, ApiError> {
     if node.fleet.is_none() {
         let r = local(node, body, move |n| super::connections::connections(n, req)).await;
         return to_value(r.and_then(|r| r));

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::node::fleet::NodeInfo;
 
 #[derive(Debug, Default, Deserialize)]
-pub struct InfoRequest {}
+pub(super) struct InfoRequest {}
 
 #[derive(Debug, Serialize)]
-pub struct InfoResult {
+pub(super) struct InfoResult {
     pub nodes: Vec<NodeInfo>,
 }

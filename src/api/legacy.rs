@@ -73,7 +73,7 @@ fn method_name(m: &Option<Value>) -> Option<String> {
 }
 
 /// Runs every command; Err(()) means the request as a whole is bad (HTTP 400).
-pub async fn handle(node: &Arc<Node>, body: &[u8]) -> Result<Vec<u8>, ()> {
+pub(super) async fn handle(node: &Arc<Node>, body: &[u8]) -> Result<Vec<u8>, ()> {
     let mut out = Vec::new();
     let mut count = 0;
     for cmd in serde_json::Deserializer::from_slice(body).into_iter::<LegacyCommand>() {

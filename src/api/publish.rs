@@ -12,7 +12,7 @@ use super::error::ApiError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct PublishRequest {
+pub(super) struct PublishRequest {
     pub channel: String,
     pub data: Option<Raw>,
     pub b64data: String,
@@ -22,7 +22,7 @@ pub struct PublishRequest {
 }
 
 #[derive(Debug, Default, Serialize)]
-pub struct PublishResult {
+pub(super) struct PublishResult {
     #[serde(skip_serializing_if = "is_zero")]
     pub offset: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -40,7 +40,7 @@ impl From<PublishOutcome> for PublishResult {
 }
 
 /// Shared by `publish` and `broadcast`.
-pub async fn publish_one(node: &Node, channel: &str, req: &PublishRequest) -> Result<PublishResult, ApiError> {
+pub(super) async fn publish_one(node: &Node, channel: &str, req: &PublishRequest) -> Result<PublishResult, ApiError> {
     if channel.is_empty() {
         return Err(ApiError::bad_request("channel required"));
     }
@@ -60,6 +60,6 @@ pub async fn publish_one(node: &Node, channel: &str, req: &PublishRequest) -> Re
     Ok(node.publish(channel, data, opts).await?.into())
 }
 
-pub async fn call(node: &Node, req: PublishRequest) -> Result<PublishResult, ApiError> {
+pub(super) async fn call(node: &Node, req: PublishRequest) -> Result<PublishResult, ApiError> {
     publish_one(node, &req.channel, &req).await
 }

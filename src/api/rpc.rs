@@ -13,13 +13,13 @@ use super::error::ApiError;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct RpcRequest {
+pub(super) struct RpcRequest {
     pub method: String,
     pub params: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct RpcResult {
+pub(super) struct RpcResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
 }
@@ -34,7 +34,7 @@ struct UserConnection {
     meta: Option<Raw>,
 }
 
-pub fn rpc(node: &Node, req: RpcRequest) -> Result<RpcResult, ApiError> {
+pub(super) fn rpc(node: &Node, req: RpcRequest) -> Result<RpcResult, ApiError> {
     match req.method.as_str() {
         "getUserConnections" => get_user_connections(node, req.params),
         _ => Err(ApiError::not_found()),

@@ -12,18 +12,18 @@ use super::error::ApiError;
 use super::targets::Empty;
 
 /// Longest token id, user ID or channel these methods accept, in bytes.
-pub const MAX_ID_LEN: usize = 1024;
+pub(super) const MAX_ID_LEN: usize = 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RevokeTokenRequest {
+pub(super) struct RevokeTokenRequest {
     pub uid: String,
     pub expire_at: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct InvalidateUserTokensRequest {
+pub(super) struct InvalidateUserTokensRequest {
     pub user: String,
     pub issued_before: i64,
     pub channel: String,
@@ -32,14 +32,14 @@ pub struct InvalidateUserTokensRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct BlockUserRequest {
+pub(super) struct BlockUserRequest {
     pub user: String,
     pub expire_at: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct UnblockUserRequest {
+pub(super) struct UnblockUserRequest {
     pub user: String,
 }
 
@@ -73,12 +73,12 @@ async fn record(node: &Node, e: SessionEntry) -> Result<Empty, ApiError> {
     Ok(Empty {})
 }
 
-pub async fn revoke_token(node: &Node, req: RevokeTokenRequest) -> Result<Empty, ApiError> {
+pub(super) async fn revoke_token(node: &Node, req: RevokeTokenRequest) -> Result<Empty, ApiError> {
     let e = SessionEntry::Revoked { uid: id("uid", req.uid)?, expire_at: expire_at(req.expire_at)? };
     record(node, e).await
 }
 
-pub async fn invalidate_user_tokens(node: &Node, req: InvalidateUserTokensRequest) -> Result<Empty, ApiError> {
+pub(super) async fn invalidate_user_tokens(node: &Node, req: InvalidateUserTokensRequest) -> Result<Empty, ApiError> {
     if req.issued_before < 0 {
         return Err(ApiError::bad_request("issued_before must not be negative"));
     }
@@ -94,11 +94,11 @@ pub async fn invalidate_user_tokens(node: &Node, req: InvalidateUserTokensReques
     record(node, e).await
 }
 
-pub async fn block_user(node: &Node, req: BlockUserRequest) -> Result<Empty, ApiError> {
+pub(super) async fn block_user(node: &Node, req: BlockUserRequest) -> Result<Empty, ApiError> {
     let e = SessionEntry::Blocked { user: id("user", req.user)?, expire_at: expire_at(req.expire_at)? };
     record(node, e).await
 }
 
-pub async fn unblock_user(node: &Node, req: UnblockUserRequest) -> Result<Empty, ApiError> {
+pub(super) async fn unblock_user(node: &Node, req: UnblockUserRequest) -> Result<Empty, ApiError> {
     record(node, SessionEntry::Unblocked { user: id("user", req.user)? }).await
 }

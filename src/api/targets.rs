@@ -14,13 +14,13 @@ use super::select::op_targets;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct BoolValue {
+pub(super) struct BoolValue {
     pub value: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct SubscribeOverride {
+pub(super) struct SubscribeOverride {
     pub presence: Option<BoolValue>,
     pub join_leave: Option<BoolValue>,
     pub force_recovery: Option<BoolValue>,
@@ -29,7 +29,7 @@ pub struct SubscribeOverride {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct SubscribeRequest {
+pub(super) struct SubscribeRequest {
     pub user: String,
     pub channel: String,
     pub client: String,
@@ -46,10 +46,10 @@ pub struct SubscribeRequest {
 
 /// Results of these methods are empty objects.
 #[derive(Debug, Default, Serialize)]
-pub struct Empty {}
+pub(super) struct Empty {}
 
 /// The targets and parameters of a `subscribe` (selection may survey: blocking pool).
-pub fn subscribe_targets(
+pub(super) fn subscribe_targets(
     node: &Node,
     req: SubscribeRequest,
 ) -> Result<(Vec<std::sync::Arc<crate::node::Session>>, ServerSubscribe), ApiError> {
@@ -74,7 +74,7 @@ pub fn subscribe_targets(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct UnsubscribeRequest {
+pub(super) struct UnsubscribeRequest {
     pub user: String,
     pub channel: String,
     pub client: String,
@@ -83,7 +83,7 @@ pub struct UnsubscribeRequest {
     pub all_users: bool,
 }
 
-pub fn unsubscribe(node: &Node, req: UnsubscribeRequest) -> Result<Empty, ApiError> {
+pub(super) fn unsubscribe(node: &Node, req: UnsubscribeRequest) -> Result<Empty, ApiError> {
     if !req.channel.is_empty() {
         node.channels.resolve(&req.channel)?;
     }
@@ -94,14 +94,14 @@ pub fn unsubscribe(node: &Node, req: UnsubscribeRequest) -> Result<Empty, ApiErr
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct DisconnectSpec {
+pub(super) struct DisconnectSpec {
     pub code: u32,
     pub reason: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct DisconnectRequest {
+pub(super) struct DisconnectRequest {
     pub user: String,
     pub client: String,
     pub session: String,
@@ -111,7 +111,7 @@ pub struct DisconnectRequest {
     pub all_users: bool,
 }
 
-pub fn disconnect(node: &Node, req: DisconnectRequest) -> Result<Empty, ApiError> {
+pub(super) fn disconnect(node: &Node, req: DisconnectRequest) -> Result<Empty, ApiError> {
     let d = match req.disconnect {
         Some(d) if d.code > 0 => {
             if !(3000..=4999).contains(&d.code) {
@@ -131,7 +131,7 @@ pub fn disconnect(node: &Node, req: DisconnectRequest) -> Result<Empty, ApiError
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RefreshRequest {
+pub(super) struct RefreshRequest {
     pub user: String,
     pub client: String,
     pub session: String,
@@ -142,7 +142,7 @@ pub struct RefreshRequest {
     pub all_users: bool,
 }
 
-pub fn refresh(node: &Node, req: RefreshRequest) -> Result<Empty, ApiError> {
+pub(super) fn refresh(node: &Node, req: RefreshRequest) -> Result<Empty, ApiError> {
     let sessions = op_targets(node, &req.user, &req.client, &req.session, &req.label_filter, req.all_users)?;
     node.refresh_sessions(&sessions, req.expired, (req.expire_at > 0).then_some(req.expire_at));
     Ok(Empty {})

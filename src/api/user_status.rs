@@ -12,25 +12,25 @@ use super::sessions::MAX_ID_LEN;
 use super::targets::Empty;
 
 /// Most users one call may name.
-pub const MAX_USERS: usize = 1000;
+pub(super) const MAX_USERS: usize = 1000;
 /// Longest `state`, in bytes.
-pub const MAX_STATE_LEN: usize = 256;
+pub(super) const MAX_STATE_LEN: usize = 256;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct UpdateUserStatusRequest {
+pub(super) struct UpdateUserStatusRequest {
     pub users: Vec<String>,
     pub state: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct UsersRequest {
+pub(super) struct UsersRequest {
     pub users: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct GetUserStatusResult {
+pub(super) struct GetUserStatusResult {
     pub statuses: Vec<UserStatus>,
 }
 
@@ -58,7 +58,7 @@ fn internal(e: crate::engine::EngineError) -> ApiError {
     ApiError::new(ErrorCode::Internal)
 }
 
-pub async fn update(node: &Node, req: UpdateUserStatusRequest) -> Result<Empty, ApiError> {
+pub(super) async fn update(node: &Node, req: UpdateUserStatusRequest) -> Result<Empty, ApiError> {
     users(&req.users)?;
     if req.state.len() > MAX_STATE_LEN {
         return Err(ApiError::bad_request(format!("state longer than {MAX_STATE_LEN} bytes")));
@@ -68,12 +68,12 @@ pub async fn update(node: &Node, req: UpdateUserStatusRequest) -> Result<Empty, 
     Ok(Empty {})
 }
 
-pub async fn get(node: &Node, req: UsersRequest) -> Result<GetUserStatusResult, ApiError> {
+pub(super) async fn get(node: &Node, req: UsersRequest) -> Result<GetUserStatusResult, ApiError> {
     users(&req.users)?;
     Ok(GetUserStatusResult { statuses: node.user_statuses(&req.users).await.map_err(internal)? })
 }
 
-pub async fn delete(node: &Node, req: UsersRequest) -> Result<Empty, ApiError> {
+pub(super) async fn delete(node: &Node, req: UsersRequest) -> Result<Empty, ApiError> {
     users(&req.users)?;
     node.delete_user_status(&req.users).await.map_err(internal)?;
     Ok(Empty {})

@@ -37,7 +37,7 @@ impl ChannelOverrides {
     }
 }
 
-pub fn overrides(v: Option<&Value>) -> ChannelOverrides {
+pub(super) fn overrides(v: Option<&Value>) -> ChannelOverrides {
     let flag = |name: &str| v.and_then(|o| o.get(name)).and_then(|f| f.get("value")).and_then(Value::as_bool);
     ChannelOverrides {
         presence: flag("presence"),
@@ -53,7 +53,7 @@ fn raw(v: &Value) -> Option<Box<RawValue>> {
 }
 
 /// `info`, or `b64info` when it decodes to JSON (the JSON protocol cannot carry binary).
-pub fn info(claims: &Value, plain: &str, b64: &str) -> Option<Box<RawValue>> {
+pub(super) fn info(claims: &Value, plain: &str, b64: &str) -> Option<Box<RawValue>> {
     if let Some(text) = claims.get(b64).and_then(Value::as_str)
         && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text)
         && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
@@ -71,7 +71,7 @@ const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 /// second for `exp`/`iat`/`expire_at` (a token never lives longer than it says) and
 /// toward the later one for `nbf` (never usable earlier than it says).
 #[derive(Clone, Copy)]
-pub enum Round {
+pub(super) enum Round {
     Down,
     Up,
 }
@@ -79,7 +79,7 @@ pub enum Round {
 /// An RFC 7519 NumericDate claim: a JSON number of seconds, integer or not. Absent is
 /// `Ok(None)`; a string, boolean, null, array, object, or a number beyond ±year 9999
 /// makes the token invalid — it is never read as "no expiry".
-pub fn numeric_date(claims: &Value, name: &str, round: Round) -> Result<Option<i64>, TokenError> {
+pub(super) fn numeric_date(claims: &Value, name: &str, round: Round) -> Result<Option<i64>, TokenError> {
     let Some(v) = claims.get(name) else { return Ok(None) };
     let invalid = || TokenError::Invalid(format!("{name} must be a NumericDate (a number of seconds)"));
     let Value::Number(n) = v else { return Err(invalid()) };
@@ -94,11 +94,11 @@ pub fn numeric_date(claims: &Value, name: &str, round: Round) -> Result<Option<i
     Ok(Some(whole as i64))
 }
 
-pub fn string(claims: &Value, name: &str) -> Option<String> {
+pub(super) fn string(claims: &Value, name: &str) -> Option<String> {
     claims.get(name).and_then(Value::as_str).map(str::to_string)
 }
 
-pub fn channels(claims: &Value) -> Result<Vec<String>, TokenError> {
+pub(super) fn channels(claims: &Value) -> Result<Vec<String>, TokenError> {
     match claims.get("channels") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(v) => {
@@ -107,7 +107,7 @@ pub fn channels(claims: &Value) -> Result<Vec<String>, TokenError> {
     }
 }
 
-pub fn subs(claims: &Value) -> Result<HashMap<String, SubOptions>, TokenError> {
+pub(super) fn subs(claims: &Value) -> Result<HashMap<String, SubOptions>, TokenError> {
     let Some(map) = claims.get("subs").and_then(Value::as_object) else { return Ok(HashMap::new()) };
     Ok(map
         .iter()
@@ -122,7 +122,7 @@ pub fn subs(claims: &Value) -> Result<HashMap<String, SubOptions>, TokenError> {
         .collect())
 }
 
-pub fn meta(claims: &Value) -> Result<Option<Box<RawValue>>, TokenError> {
+pub(super) fn meta(claims: &Value) -> Result<Option<Box<RawValue>>, TokenError> {
     match claims.get("meta") {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Object(_)) => Ok(raw(v)),
@@ -132,14 +132,14 @@ pub fn meta(claims: &Value) -> Result<Option<Box<RawValue>>, TokenError> {
 
 /// Labels sorted by key, within the configured bounds: those derived from the claims
 /// `client.labels.from_claims` names, then the `labels` claim (which wins on a clash).
-pub fn labels(claims: &Value, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
+pub(super) fn labels(claims: &Value, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
     let mut out = derived_labels(claims, &limits.from_claims)?;
     out.extend(label_object(claims.get("labels"))?);
     bounded(out, limits)
 }
 
 /// Labels given as one object (the connect proxy's `labels`), within the bounds.
-pub fn labels_in(v: Option<&Value>, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
+pub(super) fn labels_in(v: Option<&Value>, limits: &LabelLimits) -> Result<Vec<(String, String)>, TokenError> {
     bounded(label_object(v)?, limits)
 }
 

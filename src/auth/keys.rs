@@ -18,7 +18,7 @@ use super::AuthError;
 const JWKS_TTL: Duration = Duration::from_secs(3600);
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(5);
 
-pub struct KeySet {
+pub(super) struct KeySet {
     hmac: Option<DecodingKey>,
     hmac_previous: Option<(DecodingKey, i64)>,
     rsa: Option<DecodingKey>,
@@ -53,7 +53,7 @@ fn family(alg: Algorithm) -> &'static str {
 }
 
 impl KeySet {
-    pub fn new(k: &TokenKeys) -> Result<Self, AuthError> {
+    pub(super) fn new(k: &TokenKeys) -> Result<Self, AuthError> {
         let pem = |text: &str, key: &'static str, f: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>| {
             if text.is_empty() {
                 return Ok(None);
@@ -93,7 +93,12 @@ impl KeySet {
     }
 
     /// Keys to try, in order, for a token with this header (empty = alg not allowed).
-    pub async fn keys_for(&self, alg: Algorithm, kid: Option<&str>, now: i64) -> Result<Vec<DecodingKey>, String> {
+    pub(super) async fn keys_for(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<DecodingKey>, String> {
         if let Some(jwks) = &self.jwks {
             let kid = kid.ok_or("token has no kid but keys come from JWKS")?;
             return jwks.key(kid).await.map(|k| vec![k]);

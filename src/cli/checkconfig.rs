@@ -7,7 +7,7 @@ use anyhow::bail;
 use crate::config::Overrides;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
     /// Fail on unknown keys (in the file or among ROTOR_ variables).
@@ -15,7 +15,7 @@ pub struct Args {
     strict: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     let path = a.config.unwrap_or_else(|| PathBuf::from(super::DEFAULT_CONFIG));
     if !path.exists() {
         bail!("config file not found: {}", path.display());

@@ -7,13 +7,13 @@ use anyhow::bail;
 use crate::config::Overrides;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
     token: Option<String>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     let Some(token) = a.token else { bail!("provide token to check [rotor checktoken <TOKEN>]") };
     let cfg = super::load_config(a.config.as_deref(), &Overrides::default())?.config;
     let verifier = crate::auth::Verifier::new(&cfg.client)?;

@@ -10,13 +10,13 @@ use rand::RngCore;
 use serde_json::json;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Output file (json, yaml, yml or toml).
     #[arg(short = 'c', long = "config", default_value = "config.json")]
     config: PathBuf,
 }
 
-pub struct Secrets {
+pub(super) struct Secrets {
     pub api_key: String,
 }
 
@@ -26,12 +26,12 @@ fn secret(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(super) fn run(args: Args) -> anyhow::Result<()> {
     write(&args.config).map(|_| ())
 }
 
 /// Writes a new config; returns its secrets.
-pub fn write(path: &Path) -> anyhow::Result<Secrets> {
+pub(super) fn write(path: &Path) -> anyhow::Result<Secrets> {
     let api_key = secret(64);
     let config = json!({
         "client": {"token": {"hmac_secret_key": secret(64)}, "allowed_origins": []},

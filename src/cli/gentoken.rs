@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{Duration, Overrides};
 
 #[derive(clap::Args)]
-pub struct TokenArgs {
+pub(super) struct TokenArgs {
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
     /// User ID (empty = anonymous).
@@ -24,7 +24,7 @@ pub struct TokenArgs {
 }
 
 #[derive(clap::Args)]
-pub struct SubTokenArgs {
+pub(super) struct SubTokenArgs {
     #[command(flatten)]
     token: TokenArgs,
     /// Channel the token grants.
@@ -66,7 +66,7 @@ fn emit(token: &str, quiet: bool, headline: String) {
     }
 }
 
-pub fn run_token(a: TokenArgs) -> anyhow::Result<()> {
+pub(super) fn run_token(a: TokenArgs) -> anyhow::Result<()> {
     let cfg = super::load_config(a.config.as_deref(), &Overrides::default())?.config;
     let secret = &cfg.client.token.hmac_secret_key;
     if secret.is_empty() {
@@ -78,7 +78,7 @@ pub fn run_token(a: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run_subtoken(a: SubTokenArgs) -> anyhow::Result<()> {
+pub(super) fn run_subtoken(a: SubTokenArgs) -> anyhow::Result<()> {
     if a.channel.is_empty() {
         bail!("channel is required");
     }

@@ -170,7 +170,7 @@ fn full_block(col: &[u32], n: usize) -> Option<&[u32; BLOCK]> {
 fn pack(bytes: &[u8; BLOCK]) -> Mask {
     let mut m = 0;
     for (j, eight) in bytes.chunks_exact(8).enumerate() {
-        let w = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+        let w = eight.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b));
         m |= (w.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
     }
     m

@@ -20,13 +20,13 @@ use super::json::is_json;
 use super::proto::centrifugo_api_server::CentrifugoApi;
 use super::proto::*;
 
-pub struct Api {
+pub(super) struct Api {
     node: Arc<Node>,
     transport_errors: bool,
 }
 
 impl Api {
-    pub fn new(node: Arc<Node>) -> Api {
+    pub(super) fn new(node: Arc<Node>) -> Api {
         let transport_errors = node.config.grpc_api.error_mode == crate::config::ErrorMode::Transport;
         Api { node, transport_errors }
     }

@@ -62,7 +62,10 @@ impl Default for State {
 
 impl State {
     /// An id for a new string: a free one (after releasing what quarantine allows), or
-    /// the next unused.
+    /// the next unused. Ids are `u32` (the survey's columns); 2^32 live distinct strings
+    /// would need hundreds of GiB of strings first, so running out is an invariant
+    /// breach, not an input error.
+    #[allow(clippy::expect_used, reason = "see above: exhausting u32 ids cannot happen before memory runs out")]
     fn allocate(&mut self) -> u32 {
         let oldest_lease = self.leases.keys().next().copied().unwrap_or(u64::MAX);
         while let Some(&(freed_at, id)) = self.quarantine.front() {
@@ -152,6 +155,12 @@ impl Interner {
         Ok(strs.map(|s| self.acquire_locked(&mut st, s)).collect())
     }
 
+    /// [`Interner::acquire`] without a cap (label values): never refused.
+    pub fn acquire_all<'s>(&self, strs: impl Iterator<Item = &'s Arc<str>>) -> SmallVec<[u32; 8]> {
+        let mut st = self.state.lock();
+        strs.map(|s| self.acquire_locked(&mut st, s)).collect()
+    }
+
     fn acquire_locked(&self, st: &mut State, s: &Arc<str>) -> u32 {
         let id = match self.lookup(s) {
             Some(id) => id,
@@ -172,7 +181,7 @@ impl Interner {
     /// and seeding. Ids start at 1.
     pub fn intern(&self, s: &str) -> u32 {
         let s: Arc<str> = Arc::from(s);
-        self.acquire(std::iter::once(&s), usize::MAX).expect("uncapped")[0]
+        self.acquire_all(std::iter::once(&s))[0]
     }
 
     /// Drops one reference on each id (0 is ignored); a string whose last reference

@@ -98,7 +98,7 @@ impl<C: Member, S> Hub<C, S> {
             .keys
             .acquire(labels.iter().map(|(k, _)| k), self.max_keys)
             .map_err(|full| TooManyLabelKeys { max: full.max })?;
-        let values = self.values.acquire(labels.iter().map(|(_, v)| v), usize::MAX).expect("values are not capped");
+        let values = self.values.acquire_all(labels.iter().map(|(_, v)| v));
         let ids: SmallVec<[(u32, u32); 8]> = keys.into_iter().zip(values).collect();
         self.shard_of(conn.client_id()).insert(conn.client_id(), conn.clone(), &ids);
         let user = conn.user().to_string();

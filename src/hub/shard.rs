@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use super::labels::LabelColumns;
 
 /// A live connection in the map, with the label row it occupies.
-pub struct Entry<C> {
+pub(super) struct Entry<C> {
     pub conn: Arc<C>,
     pub row: u32,
 }

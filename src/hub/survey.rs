@@ -126,7 +126,7 @@ impl<C: Member, S> Hub<C, S> {
                     .chunks(per)
                     .map(|group| scope.spawn(move || group.iter().map(f).collect::<Vec<_>>()))
                     .collect();
-                handles.into_iter().flat_map(|h| h.join().expect("survey thread")).collect()
+                handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
             })
         };
         concat(parts)

@@ -11,7 +11,7 @@ use prometheus::proto::{Metric, MetricFamily, MetricType, Quantile, Summary};
 const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
 
 /// `families` plus, before every `*_histogram` histogram, its summary twin.
-pub fn with_summaries(families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+pub(super) fn with_summaries(families: Vec<MetricFamily>) -> Vec<MetricFamily> {
     let mut out = Vec::with_capacity(families.len() * 2);
     for f in families {
         if f.get_field_type() == MetricType::HISTOGRAM
@@ -61,7 +61,7 @@ fn summary_of(f: &MetricFamily, name: &str) -> MetricFamily {
 /// The `q` quantile of `count` observations in cumulative `buckets` (upper bound,
 /// count ≤ bound), linear within the bucket that holds it; NaN without observations
 /// (as Go's summaries report), the last finite bound when it lies past every bucket.
-pub fn quantile(buckets: &[(f64, u64)], count: u64, q: f64) -> f64 {
+pub(super) fn quantile(buckets: &[(f64, u64)], count: u64, q: f64) -> f64 {
     if count == 0 {
         return f64::NAN;
     }

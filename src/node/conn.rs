@@ -17,7 +17,7 @@ use super::{ConnectError, Node, Session, Transport, now_secs};
 
 /// A failed command: an error reply, or the end of the connection.
 #[derive(Debug)]
-pub enum Fail {
+pub(super) enum Fail {
     Error(ErrorReply),
     Disconnect(Disconnect),
 }

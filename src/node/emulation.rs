@@ -21,7 +21,7 @@ use super::Node;
 /// Frames one session may have waiting for its loop.
 const INBOUND_CAPACITY: usize = 32;
 /// How long a request waits for room in a session's inbound channel.
-pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+pub(super) const DELIVERY_WAIT: Duration = Duration::from_secs(1);
 
 /// Why an `/emulation` request was not delivered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

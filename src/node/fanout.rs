@@ -57,7 +57,7 @@ impl Node {
         if subs.is_empty() {
             return 0;
         }
-        let body = serde_json::to_vec(publication).expect("publication encodes");
+        let body = crate::json::to_vec(publication);
         let mut framed = Framed::new(channel, "pub", body, publication);
         let mut sent = 0;
         for s in &subs {
@@ -81,7 +81,7 @@ impl Node {
         if !subs.iter().any(|s| s.push_join_leave) {
             return;
         }
-        let body = serde_json::to_vec(&JoinLeave { info: info.clone() }).expect("join encodes");
+        let body = crate::json::to_vec(&JoinLeave { info: info.clone() });
         let mut framed = Framed::new(channel, kind, body, info);
         for s in subs.iter().filter(|s| s.push_join_leave) {
             let push = framed.for_client(s.session.uni(), s.session.encoding);

@@ -16,7 +16,7 @@ use super::conn::Fail;
 use super::{ConnectError, Node, Session, Transport, now_secs};
 
 /// The client RPC method that marks the caller's user active (Centrifugo PRO's name).
-pub const USER_STATUS_RPC: &str = "update_user_status";
+pub(super) const USER_STATUS_RPC: &str = "update_user_status";
 
 /// How long a failed refresh waits before it is tried again.
 const REFRESH_RETRY: Duration = Duration::from_secs(3);
@@ -306,7 +306,7 @@ impl Node {
 
 /// Background refreshes of one connection (owned by its `Conn`).
 #[derive(Default)]
-pub struct RefreshTimer {
+pub(super) struct RefreshTimer {
     /// A connection refresh task is running; its result lands in the session's `expire_at`.
     pub busy: Arc<AtomicBool>,
     /// Channels whose sub_refresh task is running.

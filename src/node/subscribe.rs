@@ -17,7 +17,7 @@ use super::conn::Fail;
 use super::{Node, Session, SubSource, SubState, Subscriber, TokenInfo, now_secs, ttl_until};
 
 /// How a subscription is being made.
-pub struct Attach<'a> {
+pub(super) struct Attach<'a> {
     pub source: SubSource,
     pub request: &'a SubscribeRequest,
     pub token: Option<TokenInfo>,
@@ -41,7 +41,7 @@ fn compile_tags_filter(tf: &Raw) -> Result<Program, String> {
 }
 
 /// A join to emit once the caller released the session's queue.
-pub struct PendingJoin {
+pub(super) struct PendingJoin {
     pub channel: String,
     pub info: ClientInfo,
 }

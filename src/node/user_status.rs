@@ -35,7 +35,7 @@ pub struct UserStatus {
 
 /// Statuses of the memory engine: the stored fields and when they were last written.
 #[derive(Default)]
-pub struct MemoryStatuses {
+pub(super) struct MemoryStatuses {
     map: Mutex<HashMap<String, (StoredStatus, i64)>>,
 }
 

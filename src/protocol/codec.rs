@@ -78,14 +78,14 @@ pub fn encode_push<T: Serialize>(uni: bool, channel: &str, kind: &str, payload: 
 /// A push whose payload is already-encoded JSON (publications are encoded once per
 /// publish and wrapped per transport family).
 pub fn encode_push_raw(uni: bool, channel: &str, kind: &str, payload: &[u8]) -> Bytes {
-    let raw: &serde_json::value::RawValue =
-        serde_json::from_slice(payload).unwrap_or_else(|_| serde_json::from_str("{}").expect("static JSON"));
-    encode_push(uni, channel, kind, &raw)
+    match serde_json::from_slice::<&serde_json::value::RawValue>(payload) {
+        Ok(raw) => encode_push(uni, channel, kind, &raw),
+        Err(_) => encode_push(uni, channel, kind, &serde_json::Map::new()),
+    }
 }
 
 fn write_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
-    // Serializing our own types into a Vec cannot fail.
-    serde_json::to_writer(&mut *buf, value).expect("JSON encoding of a protocol type");
+    crate::json::write(&mut *buf, value);
 }
 
 fn itoa(n: u64) -> String {

@@ -16,20 +16,20 @@ use tokio::time::{Instant, Sleep};
 /// The body did not arrive within `http_server.read_body_timeout`.
 #[derive(Debug, thiserror::Error)]
 #[error("request body not received within http_server.read_body_timeout")]
-pub struct BodyTimeout;
+pub(super) struct BodyTimeout;
 
 /// Set once a request's body missed its deadline.
 #[derive(Clone, Default)]
-pub struct Expired(Arc<AtomicBool>);
+pub(super) struct Expired(Arc<AtomicBool>);
 
 impl Expired {
-    pub fn get(&self) -> bool {
+    pub(super) fn get(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// A request body that fails with [`BodyTimeout`] once its deadline passes.
-pub struct DeadlineBody {
+pub(super) struct DeadlineBody {
     inner: Incoming,
     deadline: Instant,
     timer: Option<Pin<Box<Sleep>>>,
@@ -37,7 +37,7 @@ pub struct DeadlineBody {
 }
 
 impl DeadlineBody {
-    pub fn new(inner: Incoming, deadline: Instant) -> (Self, Expired) {
+    pub(super) fn new(inner: Incoming, deadline: Instant) -> (Self, Expired) {
         let expired = Expired::default();
         (Self { inner, deadline, timer: None, expired: expired.clone() }, expired)
     }

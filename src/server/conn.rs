@@ -27,13 +27,13 @@ use super::body::DeadlineBody;
 
 /// The read limits every connection is served under (`http_server.*`); `None` = no limit.
 #[derive(Clone, Copy)]
-pub struct Limits {
+pub(super) struct Limits {
     pub header: Option<Duration>,
     pub body: Option<Duration>,
 }
 
 /// What the accept loop hands a connection task.
-pub struct Accepted {
+pub(super) struct Accepted {
     pub stream: TcpStream,
     /// A permit of the pending-connection cap, released when the first request's
     /// headers have been parsed (`None` when the cap is off).
@@ -43,7 +43,7 @@ pub struct Accepted {
 }
 
 /// Serves one connection to completion (or to its upgrade).
-pub async fn serve(accepted: Accepted, app: Router, limits: Limits) {
+pub(super) async fn serve(accepted: Accepted, app: Router, limits: Limits) {
     let Accepted { stream, mut pending, mut shutdown } = accepted;
     let peer = stream.peer_addr().ok();
     let first_headers = Arc::new(Notify::new());

@@ -39,7 +39,7 @@ use super::session_loop::{self, Inbound, Mode};
 /// Longest `session` or `node` accepted (both are UUIDs, 36 characters).
 const MAX_ID_LEN: usize = 64;
 
-pub async fn http_stream(
+pub(super) async fn http_stream(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -53,7 +53,7 @@ pub async fn http_stream(
     serve(node, &headers, body, Transport::HttpStream, framing).await
 }
 
-pub async fn sse(
+pub(super) async fn sse(
     State(node): State<Arc<Node>>,
     method: Method,
     headers: HeaderMap,
@@ -158,7 +158,7 @@ struct EmulationRequest {
 }
 
 /// `POST /emulation` (a JSON body, or a protobuf `EmulationRequest`).
-pub async fn emulation(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn emulation(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }

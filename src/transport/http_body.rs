@@ -20,7 +20,7 @@ use super::session_loop::{Codec, Inbound, Outbound};
 
 /// How one transport frames a message in the body.
 #[derive(Clone, Copy, Debug)]
-pub enum Framing {
+pub(super) enum Framing {
     /// One JSON object per line.
     Lines,
     /// `data: <json>\n\n` Server-Sent Events.
@@ -30,7 +30,7 @@ pub enum Framing {
 }
 
 impl Framing {
-    pub fn put(self, out: &mut BytesMut, msg: &[u8]) {
+    pub(super) fn put(self, out: &mut BytesMut, msg: &[u8]) {
         match self {
             Framing::Lines => {
                 out.put_slice(msg);
@@ -46,7 +46,7 @@ impl Framing {
     }
 
     /// The disconnect push in this framing's encoding.
-    pub fn disconnect_push(self, uni: bool, d: &Disconnect) -> Bytes {
+    pub(super) fn disconnect_push(self, uni: bool, d: &Disconnect) -> Bytes {
         match self {
             Framing::Delimited => crate::protocol::pb::encode_push("", "disconnect", d),
             Framing::Lines | Framing::Sse => disconnect_push(uni, d),
@@ -54,7 +54,7 @@ impl Framing {
     }
 
     /// What the body starts with: SSE opens with `\r\n` so clients see the stream at once.
-    pub fn preamble(self) -> &'static [u8] {
+    pub(super) fn preamble(self) -> &'static [u8] {
         match self {
             Framing::Lines | Framing::Delimited => b"",
             Framing::Sse => b"\r\n",
@@ -75,13 +75,13 @@ impl Codec for Framing {
 }
 
 /// A disconnect push, in the unidirectional (bare) or bidirectional (`push`) form.
-pub fn disconnect_push(uni: bool, d: &Disconnect) -> Bytes {
+pub(super) fn disconnect_push(uni: bool, d: &Disconnect) -> Bytes {
     encode_push(uni, "", "disconnect", d)
 }
 
 /// The three ends of a streamed response: the loop's sink, the "client gone" signal
 /// as an inbound stream, and the response body.
-pub struct Streamed<S, G> {
+pub(super) struct Streamed<S, G> {
     pub sink: S,
     pub gone: G,
     pub body: Body,
@@ -89,7 +89,7 @@ pub struct Streamed<S, G> {
 
 /// A streamed body whose first chunk is `first`; a close is written as a disconnect
 /// push (bare when `uni`) and ends the body.
-pub fn streamed(
+pub(super) fn streamed(
     framing: Framing,
     uni: bool,
     first: Bytes,
@@ -122,10 +122,10 @@ pub fn streamed(
 
 /// The body was dropped: the client is gone.
 #[derive(Debug)]
-pub struct Gone;
+pub(super) struct Gone;
 
 /// A 200 streaming response with the no-cache headers Centrifugo sends.
-pub fn stream_response(body: Body, framing: Framing) -> Response {
+pub(super) fn stream_response(body: Body, framing: Framing) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     let content_type = match framing {

@@ -5,7 +5,7 @@
 
 use axum::http::HeaderMap;
 
-pub fn allowed(patterns: &[String], headers: &HeaderMap) -> bool {
+pub(super) fn allowed(patterns: &[String], headers: &HeaderMap) -> bool {
     let mut origins = headers.get_all("origin").iter();
     let Some(origin) = origins.next() else { return true };
     if origins.next().is_some() {

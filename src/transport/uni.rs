@@ -19,7 +19,7 @@ use super::http_body::{self, Framing, disconnect_push, stream_response};
 use super::session_loop::{self, Mode};
 
 /// Decodes a ConnectRequest body; `null` is `{}`; anything else invalid is None.
-pub fn decode_connect(body: &[u8]) -> Option<ConnectRequest> {
+pub(super) fn decode_connect(body: &[u8]) -> Option<ConnectRequest> {
     match serde_json::from_slice::<Option<ConnectRequest>>(body) {
         Ok(r) => Some(r.unwrap_or_default()),
         Err(_) => None,
@@ -27,7 +27,7 @@ pub fn decode_connect(body: &[u8]) -> Option<ConnectRequest> {
 }
 
 /// Connects and streams. A failed connect is still a 200 with a disconnect push.
-pub async fn serve(
+pub(super) async fn serve(
     node: Arc<Node>,
     req: ConnectRequest,
     headers: &HeaderMap,

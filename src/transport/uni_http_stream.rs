@@ -15,7 +15,7 @@ use crate::node::{Node, Transport};
 use super::http_body::Framing;
 use super::uni;
 
-pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -26,7 +26,7 @@ pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, body: By
 }
 
 /// CORS preflight: 204 with the allowed methods.
-pub async fn preflight(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
+pub(super) async fn preflight(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }

@@ -15,7 +15,7 @@ use crate::node::{Node, Transport};
 use super::http_body::Framing;
 use super::uni;
 
-pub async fn handler(
+pub(super) async fn handler(
     State(node): State<Arc<Node>>,
     method: Method,
     headers: HeaderMap,

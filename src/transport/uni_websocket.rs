@@ -21,7 +21,7 @@ use super::session_loop::{self, JoinedLines, Mode, OnePerMessage};
 use super::uni::decode_connect;
 use super::websocket::{close, echo_close, violation, ws_ends};
 
-pub async fn handler(
+pub(super) async fn handler(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,

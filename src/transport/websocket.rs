@@ -25,9 +25,9 @@ use crate::protocol::{Disconnect, Encoding};
 use super::session_loop::{self, Concatenated, Inbound, JoinedLines, Mode, Outbound};
 
 /// The subprotocol that selects protobuf frames.
-pub const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
+pub(super) const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
 
-pub async fn handler(
+pub(super) async fn handler(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,

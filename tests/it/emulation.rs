@@ -129,8 +129,11 @@ async fn emulation_refusals() {
     assert_eq!(c.post(&stream_url).body("{bad").send().await.unwrap().status().as_u16(), 400);
     assert_eq!(c.post(&stream_url).body("").send().await.unwrap().status().as_u16(), 400);
     assert_eq!(c.post(&stream_url).body("x".repeat(70_000)).send().await.unwrap().status().as_u16(), 413);
+    // A protobuf stream whose connect frame is cut short is malformed; SSE has no protobuf form.
     let proto = c.post(&stream_url).header("content-type", "application/octet-stream").body("\u{1}").send();
-    assert_eq!(proto.await.unwrap().status().as_u16(), 415);
+    assert_eq!(proto.await.unwrap().status().as_u16(), 400);
+    let sse_proto = c.get(format!("{base}/connection/sse")).query(&[("cf_protocol", "protobuf")]).send();
+    assert_eq!(sse_proto.await.unwrap().status().as_u16(), 415);
     assert_eq!(c.get(format!("{base}/emulation")).send().await.unwrap().status().as_u16(), 405);
     let ok_cmd = [json!({"id": 5, "presence_stats": {"channel": "a"}})];
     for bad in [

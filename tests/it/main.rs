@@ -3,6 +3,10 @@
 //! (`harness`), external tools and SDKs against it (`process`, `compat_env`), the
 //! filter/CEL property tests, the fuzz targets' regressions, and the docs' checks.
 
+// Tests fail loudly: unwrap and expect are how a test says "this must hold", and
+// helpers shared between test modules are `pub` inside a private module tree.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod admin;
 mod admin_browser;
 mod api;

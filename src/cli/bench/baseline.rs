@@ -15,11 +15,11 @@ use axum::routing::post;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 /// The hidden flag of `rotor bench` that runs the baseline server instead.
-pub const SERVE_FLAG: &str = "--serve-baseline";
+pub(super) const SERVE_FLAG: &str = "--serve-baseline";
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 
 /// The child side: serve until stdin closes.
-pub fn serve() -> anyhow::Result<()> {
+pub(super) fn serve() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -44,14 +44,14 @@ async fn stdin_closed() {
 }
 
 /// The running baseline child.
-pub struct Baseline {
+pub(super) struct Baseline {
     child: tokio::process::Child,
     pub url: String,
 }
 
 impl Baseline {
     /// Starts `<current exe> bench --serve-baseline` and waits for its port.
-    pub async fn spawn() -> anyhow::Result<Baseline> {
+    pub(super) async fn spawn() -> anyhow::Result<Baseline> {
         let exe = std::env::current_exe().context("locating the rotor executable")?;
         let mut child = tokio::process::Command::new(exe)
             .args(["bench", SERVE_FLAG])
@@ -61,7 +61,7 @@ impl Baseline {
             .kill_on_drop(true)
             .spawn()
             .context("starting the baseline server")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdout = child.stdout.take().context("the baseline server's stdout")?;
         let mut line = String::new();
         let mut reader = BufReader::new(stdout);
         match tokio::time::timeout(STARTUP_LIMIT, reader.read_line(&mut line)).await {
@@ -73,7 +73,7 @@ impl Baseline {
     }
 
     /// Kills the child and reaps it.
-    pub async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 }

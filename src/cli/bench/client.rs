@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -29,14 +30,14 @@ use crate::cli::population::Population;
 /// Connection tokens expire this long after the run starts.
 const TOKEN_TTL_SECS: i64 = 3 * 3600;
 /// TCP connect + handshake + connect reply (+ subscribe reply) of one client.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a closing client waits for the server's side of the close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// A uni_http_stream line longer than this is an error, not a reason to grow.
 const MAX_LINE: usize = 1 << 20;
 
 /// What every client of a run shares: the plan and the counters clients update.
-pub struct Shared {
+pub(super) struct Shared {
     pub target: Target,
     pub transport: Transport,
     pub secret: String,
@@ -60,7 +61,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
+    pub(super) fn new(
         target: Target,
         transport: Transport,
         secret: String,
@@ -116,7 +117,7 @@ impl Shared {
 }
 
 /// How a client's connect phase ended.
-pub enum Outcome {
+pub(super) enum Outcome {
     /// Connected; with `--subscribe`, whether the subscription worked.
     Connected {
         latency: Duration,
@@ -127,7 +128,7 @@ pub enum Outcome {
 
 /// Runs client `i`: connects (holding `permit` meanwhile), reports the outcome, idles
 /// until `stop`; returns the publications it received, `None` if it never connected.
-pub async fn run(
+pub(super) async fn run(
     shared: Arc<Shared>,
     i: u64,
     permit: OwnedSemaphorePermit,
@@ -188,7 +189,7 @@ async fn ws_open(shared: &Shared, i: u64) -> Result<Opened, String> {
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
     let mut request = shared.target.websocket().into_client_request().map_err(|e| format!("WebSocket URL: {e}"))?;
     if shared.protobuf {
-        request.headers_mut().insert("Sec-WebSocket-Protocol", pb_bench::SUBPROTOCOL.parse().expect("header value"));
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(pb_bench::SUBPROTOCOL));
     }
     let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
@@ -465,13 +466,13 @@ mod pb_bench {
     use super::*;
     use crate::protocol::pb::{decode_replies, wire};
 
-    pub const SUBPROTOCOL: &str = "centrifuge-protobuf";
+    pub(super) const SUBPROTOCOL: &str = "centrifuge-protobuf";
 
     fn frame(cmd: wire::Command) -> Message {
         Message::Binary(cmd.encode_length_delimited_to_vec().into())
     }
 
-    pub async fn handshake(mut ws: Box<Ws>, shared: &Shared, i: u64) -> Result<Opened, String> {
+    pub(super) async fn handshake(mut ws: Box<Ws>, shared: &Shared, i: u64) -> Result<Opened, String> {
         let mut delivered = 0;
         let connect = wire::ConnectRequest { token: shared.token(i), name: "rotor-bench".into(), ..Default::default() };
         let cmd = wire::Command { id: 1, connect: Some(connect), ..Default::default() };
@@ -489,7 +490,7 @@ mod pb_bench {
 
     /// Counts the publications of one binary frame (and their bytes), answers a ping
     /// with an empty Command; returns the first command reply as (id, outcome).
-    pub async fn scan(
+    pub(super) async fn scan(
         ws: &mut Ws,
         frame: &[u8],
         shared: &Shared,
@@ -513,11 +514,14 @@ mod pb_bench {
         }
         if pubs > 0 {
             // Publication pushes are the frame's bulk: count the frame minus the rest.
-            let other: usize =
-                replies.iter().filter(|r| r.push.as_ref().is_none_or(|p| p.r#pub.is_none())).map(|r| {
+            let other: usize = replies
+                .iter()
+                .filter(|r| r.push.as_ref().is_none_or(|p| p.r#pub.is_none()))
+                .map(|r| {
                     let n = r.encoded_len();
                     n + prost::length_delimiter_len(n)
-                }).sum();
+                })
+                .sum();
             shared.publication_bytes.fetch_add((frame.len() - other) as u64, Ordering::Relaxed);
         }
         count(shared, delivered, pubs);

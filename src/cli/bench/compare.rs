@@ -15,7 +15,7 @@ use super::report::Report;
 /// Two runs and their ratios; printed as one JSON object with `this`, `peer` (each a
 /// full [`Report`]) and `ratios` ([`Ratios`], `null` where either side lacks the number).
 #[derive(Debug, Serialize)]
-pub struct Comparison {
+pub(super) struct Comparison {
     pub this: Report,
     pub peer: Report,
     pub ratios: Ratios,
@@ -23,7 +23,7 @@ pub struct Comparison {
 
 /// Peer ÷ this server, per measure.
 #[derive(Debug, Default, PartialEq, Serialize)]
-pub struct Ratios {
+pub(super) struct Ratios {
     /// Server RSS growth per idle connection.
     pub memory_per_connection: Option<f64>,
     /// Connections established per second.
@@ -49,7 +49,7 @@ fn ratio(this: Option<f64>, peer: Option<f64>) -> Option<f64> {
 }
 
 impl Ratios {
-    pub fn of(this: &Report, peer: &Report) -> Ratios {
+    pub(super) fn of(this: &Report, peer: &Report) -> Ratios {
         let mem = |r: &Report| r.memory.per_connection_bytes.map(|b| b as f64);
         let connects = |r: &Report| (r.connect.connected > 0).then_some(r.connect.per_sec);
         let rps = |r: &Report| r.load.as_ref().map(|l| l.req_per_sec);
@@ -90,17 +90,17 @@ impl Ratios {
 }
 
 impl Comparison {
-    pub fn new(this: Report, peer: Report) -> Comparison {
+    pub(super) fn new(this: Report, peer: Report) -> Comparison {
         let ratios = Ratios::of(&this, &peer);
         Comparison { this, peer, ratios }
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("comparison serializes")
+    pub(super) fn to_json(&self) -> String {
+        crate::json::to_string(self)
     }
 
     /// Both reports, then one line per ratio that both runs measured.
-    pub fn to_text(&self) -> String {
+    pub(super) fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "== this server ==\n{}", self.this.to_text());
         let _ = writeln!(out, "== peer ==\n{}", self.peer.to_text());

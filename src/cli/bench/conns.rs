@@ -22,7 +22,7 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(30);
 
 /// What the connect phase observed.
 #[derive(Default)]
-pub struct ConnectPhase {
+pub(super) struct ConnectPhase {
     pub requested: u64,
     pub connected: u64,
     pub errors: ErrorTally,
@@ -54,7 +54,7 @@ impl ConnectPhase {
 }
 
 /// Open connections and the handle to close them.
-pub struct Fleet {
+pub(super) struct Fleet {
     shared: Arc<Shared>,
     clients: Vec<JoinHandle<Option<u64>>>,
     stop: watch::Sender<bool>,
@@ -62,7 +62,7 @@ pub struct Fleet {
 }
 
 /// What the clients reported when the fleet closed.
-pub struct Closed {
+pub(super) struct Closed {
     pub phase: ConnectPhase,
     /// Fewest publications any connected client received (`None`: no client).
     pub min_per_client: Option<u64>,
@@ -72,7 +72,7 @@ pub struct Closed {
 
 impl Fleet {
     /// Opens `n` connections, `concurrency` at a time, ticking `bar` per outcome.
-    pub async fn open(shared: Shared, n: u64, concurrency: usize, bar: &ProgressBar) -> Fleet {
+    pub(super) async fn open(shared: Shared, n: u64, concurrency: usize, bar: &ProgressBar) -> Fleet {
         let shared = Arc::new(shared);
         let (stop, stop_rx) = watch::channel(false);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -105,21 +105,21 @@ impl Fleet {
     }
 
     /// Publication pushes received so far by all clients.
-    pub fn delivery_latency(&self) -> super::report::Latency {
+    pub(super) fn delivery_latency(&self) -> super::report::Latency {
         self.shared.delivery_latency.lock().summary()
     }
 
     /// Wire bytes of the publication pushes counted in [`Fleet::delivered`].
-    pub fn publication_bytes(&self) -> u64 {
+    pub(super) fn publication_bytes(&self) -> u64 {
         self.shared.publication_bytes.load(Ordering::Relaxed)
     }
 
-    pub fn delivered(&self) -> u64 {
+    pub(super) fn delivered(&self) -> u64 {
         self.shared.delivered.load(Ordering::Relaxed)
     }
 
     /// Tells every client to close and collects what they counted.
-    pub async fn close(self) -> Closed {
+    pub(super) async fn close(self) -> Closed {
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + CLOSE_LIMIT;
         let mut min_per_client: Option<u64> = None;

@@ -25,7 +25,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How requests are paced.
 #[derive(Clone, Copy, Debug)]
-pub enum Pacing {
+pub(super) enum Pacing {
     /// Closed loop: this many workers, each with one request in flight.
     Concurrency(usize),
     /// Open loop: `per_sec` requests per second, at most `in_flight` at once.
@@ -33,7 +33,7 @@ pub enum Pacing {
 }
 
 impl Pacing {
-    pub fn in_flight(self) -> usize {
+    pub(super) fn in_flight(self) -> usize {
         match self {
             Pacing::Concurrency(k) | Pacing::Rate { in_flight: k, .. } => k,
         }
@@ -42,7 +42,7 @@ impl Pacing {
 
 /// What counts as a successful answer.
 #[derive(Clone, Copy, Debug)]
-pub enum Expect {
+pub(super) enum Expect {
     /// HTTP 200 with a `{"result":…}` body (Rotor's server API).
     ApiResult,
     /// HTTP 200, any body (the baseline handler).
@@ -51,7 +51,7 @@ pub enum Expect {
 
 /// One load phase.
 #[derive(Clone)]
-pub struct Spec {
+pub(super) struct Spec {
     pub url: String,
     /// The request body; with `stamp`, its first [`STAMP`] is replaced by the send
     /// time (Unix microseconds) so subscribers can measure delivery latency.
@@ -65,7 +65,7 @@ pub struct Spec {
 
 /// What a load phase measured.
 #[derive(Default)]
-pub struct Outcome {
+pub(super) struct Outcome {
     /// Requests answered (successfully or not) or failed.
     pub requests: u64,
     pub errors: ErrorTally,
@@ -74,7 +74,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn successes(&self) -> u64 {
+    pub(super) fn successes(&self) -> u64 {
         self.requests - self.errors.total()
     }
 }
@@ -96,6 +96,10 @@ impl Recorder {
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a client without TLS, proxies or custom resolvers has nothing that can fail to build"
+)]
 fn http_client(in_flight: usize) -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -107,7 +111,7 @@ fn http_client(in_flight: usize) -> reqwest::Client {
 }
 
 /// Runs the load described by `spec`, showing progress on `bar`.
-pub async fn drive(spec: Spec, bar: &ProgressBar) -> Outcome {
+pub(super) async fn drive(spec: Spec, bar: &ProgressBar) -> Outcome {
     let client = http_client(spec.pacing.in_flight());
     let rec = Arc::new(Recorder::default());
     let started = Instant::now();
@@ -195,10 +199,10 @@ async fn call(client: &reqwest::Client, spec: &Spec) -> Result<(), String> {
 }
 
 /// The placeholder a stamped body carries: `"t":0`, replaced by `"t":<unix µs>`.
-pub const STAMP: &str = "\"t\":0";
+pub(super) const STAMP: &str = "\"t\":0";
 
 /// Microseconds since the Unix epoch (publisher and subscribers share the clock).
-pub fn unix_us() -> u64 {
+pub(super) fn unix_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
@@ -228,7 +232,7 @@ fn snippet(body: &[u8]) -> String {
 
 /// Sends `spec`'s request once and counts the connections in the answer
 /// (`result.connections`), for the `connections` load's report.
-pub async fn count_matched(spec: &Spec) -> Result<u64, String> {
+pub(super) async fn count_matched(spec: &Spec) -> Result<u64, String> {
     let (status, body) = post(&http_client(1), spec).await?;
     let v: Value = serde_json::from_slice(&body).map_err(|_| format!("HTTP {status}: {}", snippet(&body)))?;
     match v["result"]["connections"].as_object() {

@@ -44,7 +44,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 const DEFAULT_FILTER: &str = r#"{"key":"region","cmp":"eq","val":"region-0"}"#;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Transport {
+pub(super) enum Transport {
     #[value(name = "websocket")]
     WebSocket,
     #[value(name = "uni_http_stream")]
@@ -69,13 +69,13 @@ impl Transport {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
+pub(super) enum Protocol {
     Json,
     Protobuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LoadKind {
+pub(super) enum LoadKind {
     None,
     Publish,
     Broadcast,
@@ -99,7 +99,7 @@ impl LoadKind {
 }
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Server base URL; only loopback hosts (127.0.0.0/8, ::1, localhost) are accepted.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     url: String,
@@ -331,7 +331,7 @@ fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>)
     Ok(LoadPlan { kind, channel, spec, rate: a.rate, baseline: a.baseline })
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     if a.serve_baseline {
         return baseline::serve();
     }

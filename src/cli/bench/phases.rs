@@ -251,7 +251,7 @@ async fn hold(d: Duration) {
 
 fn counter_bar(len: u64, label: &'static str) -> ProgressBar {
     let style = ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos}/{len} {per_sec} {msg} ({elapsed})")
-        .expect("valid template")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     ProgressBar::new(len).with_prefix(label).with_style(style)
 }
@@ -259,7 +259,7 @@ fn counter_bar(len: u64, label: &'static str) -> ProgressBar {
 /// A bar over `d` whose position is in milliseconds.
 fn time_bar(d: Duration, label: &'static str) -> ProgressBar {
     let style = ProgressStyle::with_template("{prefix:>11} [{bar:30}] {elapsed} {msg}")
-        .expect("valid template")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     ProgressBar::new(d.as_millis() as u64).with_prefix(label).with_style(style)
 }

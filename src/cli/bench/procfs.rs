@@ -10,7 +10,7 @@ use std::fs;
 const TCP_LISTEN: &str = "0A";
 
 /// The pid of the process listening on TCP `port` (any local address), if visible.
-pub fn listener_pid(port: u16) -> Option<u32> {
+pub(super) fn listener_pid(port: u16) -> Option<u32> {
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = fs::read_to_string(table) {
@@ -53,7 +53,7 @@ fn holds_any(pid: u32, wanted: &[String]) -> bool {
 }
 
 /// Resident set size of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
+pub(super) fn rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_rss_kib(&status)
 }

@@ -17,7 +17,7 @@ const BUCKETS: usize = LINEAR as usize + (64 - 7) * (1 << SUB_BITS);
 
 /// A latency histogram in microseconds.
 #[derive(Clone)]
-pub struct Histogram {
+pub(super) struct Histogram {
     counts: Box<[u64]>,
     total: u64,
     max_us: u64,
@@ -30,7 +30,7 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    pub fn record(&mut self, d: Duration) {
+    pub(super) fn record(&mut self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.counts[bucket(us)] += 1;
         self.total += 1;
@@ -39,7 +39,7 @@ impl Histogram {
 
     /// The value at quantile `q` in (0, 1], in microseconds (a bucket's upper bound,
     /// capped at the exact maximum); 0 when empty.
-    pub fn quantile_us(&self, q: f64) -> u64 {
+    pub(super) fn quantile_us(&self, q: f64) -> u64 {
         if self.total == 0 {
             return 0;
         }
@@ -54,7 +54,7 @@ impl Histogram {
         self.max_us
     }
 
-    pub fn summary(&self) -> Latency {
+    pub(super) fn summary(&self) -> Latency {
         let ms = |us: u64| us as f64 / 1000.0;
         Latency {
             p50_ms: ms(self.quantile_us(0.50)),
@@ -90,7 +90,7 @@ fn bucket_upper(i: usize) -> u64 {
 
 /// Latency percentiles in milliseconds.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Latency {
+pub(super) struct Latency {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
@@ -101,12 +101,12 @@ pub struct Latency {
 /// counted under `"other"`), so a failing run cannot grow memory.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(transparent)]
-pub struct ErrorTally(BTreeMap<String, u64>);
+pub(super) struct ErrorTally(BTreeMap<String, u64>);
 
 const MAX_DISTINCT: usize = 8;
 
 impl ErrorTally {
-    pub fn add(&mut self, message: &str) {
+    pub(super) fn add(&mut self, message: &str) {
         self.add_n(message, 1);
     }
 
@@ -118,7 +118,7 @@ impl ErrorTally {
         *self.0.entry(key).or_default() += n;
     }
 
-    pub fn total(&self) -> u64 {
+    pub(super) fn total(&self) -> u64 {
         self.0.values().sum()
     }
 }
@@ -151,7 +151,7 @@ impl ErrorTally {
 ///   and idle), `rss_end_kib` (after the load), `per_connection_bytes`
 ///   ((connected − before) ÷ connected), `note` (why a number is missing).
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(super) struct Report {
     pub tool: &'static str,
     pub version: &'static str,
     pub url: String,
@@ -169,7 +169,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ConnectReport {
+pub(super) struct ConnectReport {
     pub requested: u64,
     pub connected: u64,
     pub errors: u64,
@@ -182,7 +182,7 @@ pub struct ConnectReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct SubscribeReport {
+pub(super) struct SubscribeReport {
     pub channel: String,
     pub subscribed: u64,
     pub errors: u64,
@@ -190,7 +190,7 @@ pub struct SubscribeReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct LoadReport {
+pub(super) struct LoadReport {
     pub kind: &'static str,
     pub pacing: &'static str,
     pub concurrency: usize,
@@ -206,7 +206,7 @@ pub struct LoadReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DeliveryReport {
+pub(super) struct DeliveryReport {
     pub channel: String,
     pub subscribers: u64,
     pub publishes: u64,
@@ -222,7 +222,7 @@ pub struct DeliveryReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct BaselineReport {
+pub(super) struct BaselineReport {
     pub requests: u64,
     pub errors: u64,
     pub seconds: f64,
@@ -232,7 +232,7 @@ pub struct BaselineReport {
 }
 
 #[derive(Debug, Default, Serialize)]
-pub struct MemoryReport {
+pub(super) struct MemoryReport {
     pub server_pid: Option<u32>,
     pub pid_source: Option<&'static str>,
     pub rss_before_kib: Option<u64>,
@@ -243,17 +243,17 @@ pub struct MemoryReport {
 }
 
 /// `count ÷ seconds`, 0 for an empty interval.
-pub fn per_sec(count: u64, seconds: f64) -> f64 {
+pub(super) fn per_sec(count: u64, seconds: f64) -> f64 {
     if seconds > 0.0 { count as f64 / seconds } else { 0.0 }
 }
 
 impl Report {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("report serializes")
+    pub(super) fn to_json(&self) -> String {
+        crate::json::to_string(self)
     }
 
     /// The human-readable report.
-    pub fn to_text(&self) -> String {
+    pub(super) fn to_text(&self) -> String {
         let mut out = String::new();
         let c = &self.connect;
         let _ = writeln!(out, "rotor bench {} → {} ({}, {})", self.version, self.url, self.transport, self.protocol);

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 /// A loopback server address and the URLs derived from it.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub(super) struct Target {
     pub addr: SocketAddr,
     /// `http://<ip>:<port>` with the resolved address (no trailing slash).
     pub base: String,
@@ -17,7 +17,7 @@ pub struct Target {
 
 impl Target {
     /// Parses `url` (`http://host[:port][/]`) and refuses any non-loopback host.
-    pub fn parse(url: &str) -> anyhow::Result<Target> {
+    pub(super) fn parse(url: &str) -> anyhow::Result<Target> {
         let parsed = reqwest::Url::parse(url).with_context(|| format!("--url {url:?} is not a valid URL"))?;
         if parsed.scheme() != "http" {
             bail!("--url {url:?}: only http:// is supported (the bench targets a local server)");
@@ -36,19 +36,19 @@ impl Target {
         Ok(Target { addr, base })
     }
 
-    pub fn api(&self, method: &str) -> String {
+    pub(super) fn api(&self, method: &str) -> String {
         format!("{}/api/{method}", self.base)
     }
 
-    pub fn websocket(&self) -> String {
+    pub(super) fn websocket(&self) -> String {
         format!("ws{}/connection/websocket", self.base.trim_start_matches("http"))
     }
 
-    pub fn uni_http_stream(&self) -> String {
+    pub(super) fn uni_http_stream(&self) -> String {
         format!("{}/connection/uni_http_stream", self.base)
     }
 
-    pub fn uni_sse(&self) -> String {
+    pub(super) fn uni_sse(&self) -> String {
         format!("{}/connection/uni_sse", self.base)
     }
 
@@ -56,7 +56,7 @@ impl Target {
     /// [`CONNECTIONS_PER_SOURCE_IP`]): the first bucket lets the kernel choose, later
     /// ones of an IPv4 loopback target bind 127.0.0.2, .3, … so a run is not capped by
     /// one source address's ephemeral ports.
-    pub fn source_ip(&self, bucket: u64) -> Option<IpAddr> {
+    pub(super) fn source_ip(&self, bucket: u64) -> Option<IpAddr> {
         match self.addr.ip() {
             IpAddr::V4(_) if bucket > 0 => Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (bucket % 250) as u8))),
             _ => None,
@@ -65,7 +65,7 @@ impl Target {
 }
 
 /// Connections per source address (well under the default ephemeral port range).
-pub const CONNECTIONS_PER_SOURCE_IP: u64 = 16_000;
+pub(super) const CONNECTIONS_PER_SOURCE_IP: u64 = 16_000;
 
 fn loopback_ip(host: &str, port: u16) -> anyhow::Result<IpAddr> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');

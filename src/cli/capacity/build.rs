@@ -19,7 +19,7 @@ use crate::node::{Node, Queue, Transport};
 use crate::protocol::client::ConnectRequest;
 
 /// Resident set size of this process in bytes, from `/proc/self/status`.
-pub fn rss_bytes() -> anyhow::Result<u64> {
+pub(super) fn rss_bytes() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status
         .lines()
@@ -30,19 +30,19 @@ pub fn rss_bytes() -> anyhow::Result<u64> {
 }
 
 /// A node with `n` synthetic connections, and the RSS growth they caused.
-pub struct Built {
+pub(super) struct Built {
     pub node: Arc<Node>,
     pub memory_bytes: u64,
 }
 
 /// Builds a memory-engine node and registers `n` connections of `population`.
-pub fn build(n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
+pub(super) fn build(n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
     let node = Node::new(Config::default()).map_err(|e| anyhow::anyhow!("node: {e}"))?;
     populate(node, n, population, progress)
 }
 
 /// Registers `n` connections of `population` in `node`'s hub (any engine).
-pub fn populate(node: Arc<Node>, n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
+pub(super) fn populate(node: Arc<Node>, n: usize, population: &Population, progress: bool) -> anyhow::Result<Built> {
     let queue_size = node.config.client.queue_max_size;
     let bar = if progress { ProgressBar::new(n as u64) } else { ProgressBar::hidden() };
     if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})") {

@@ -49,7 +49,7 @@ struct FleetTimed {
     overhead_p50_ms: f64,
 }
 
-pub fn run(a: &Args, nodes: usize, p: &Population, specs: &[Spec]) -> anyhow::Result<()> {
+pub(super) fn run(a: &Args, nodes: usize, p: &Population, specs: &[Spec]) -> anyhow::Result<()> {
     if !(2..=8).contains(&nodes) {
         bail!("--fleet: 2–8 nodes");
     }

@@ -26,7 +26,7 @@ use probes::{Spec, Timed};
 const MAX_CONNECTIONS: usize = 10_000_000;
 
 #[derive(clap::Args, Clone)]
-pub struct Args {
+pub(super) struct Args {
     /// Connections to build: a number, a comma-separated list or a repeated flag
     /// (e.g. 10000,100000,1000000); each N is measured separately.
     #[arg(short = 'n', long = "connections", value_delimiter = ',', default_value = "100000")]
@@ -78,7 +78,7 @@ pub struct Args {
 
 /// One N's measurements — the `--json` shape.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Report {
+pub(super) struct Report {
     pub connections: usize,
     pub threads: usize,
     /// Growth of the process's resident set while the N connections were built, ÷ N.
@@ -94,7 +94,7 @@ struct Summary<'a> {
     series: &'a [Report],
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub(super) fn run(a: Args) -> anyhow::Result<()> {
     validate(&a)?;
     if let Some(nodes) = a.fleet {
         let p = population(&a);

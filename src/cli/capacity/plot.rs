@@ -21,7 +21,7 @@ struct Series {
 }
 
 /// Renders the reports (one per N, in any order) as an SVG document.
-pub fn svg(reports: &[Report]) -> String {
+pub(super) fn svg(reports: &[Report]) -> String {
     let mut reports: Vec<&Report> = reports.iter().collect();
     reports.sort_by_key(|r| r.connections);
     let mut latency: Vec<Series> = Vec::new();

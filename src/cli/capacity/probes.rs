@@ -19,7 +19,7 @@ use crate::node::Node;
 
 /// What the user asked to time, before a hub exists.
 #[derive(Clone, Debug)]
-pub enum Spec {
+pub(super) enum Spec {
     LabelFilter {
         name: String,
         json: String,
@@ -40,7 +40,7 @@ pub enum Spec {
 /// equality plus an `in` set as a label filter, as translated CEL and as interpreted
 /// CEL (the same predicate, so their ratio shows in one run), a `nex` on the last
 /// key, and one user.
-pub fn default_specs(p: &Population) -> Vec<Spec> {
+pub(super) fn default_specs(p: &Population) -> Vec<Spec> {
     let (Some(k0), Some(last)) = (p.keys.first(), p.keys.last()) else {
         return vec![Spec::User { name: "user 0".into(), user: p.user(0) }];
     };
@@ -94,14 +94,14 @@ enum Route {
 }
 
 /// A probe compiled against a hub.
-pub struct Probe {
+pub(super) struct Probe {
     pub name: String,
     pub kind: &'static str,
     route: Route,
 }
 
 /// Compiles the specs against `node`'s hub. Errors name the probe and say why.
-pub fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Probe>> {
+pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Probe>> {
     let values = node.hub.label_values();
     let mut out = Vec::new();
     for spec in specs {
@@ -157,7 +157,7 @@ pub fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Probe>> {
 
 impl Probe {
     /// Runs the selection once; returns how many connections matched.
-    pub fn run(&self, node: &Node, threads: usize) -> usize {
+    pub(super) fn run(&self, node: &Node, threads: usize) -> usize {
         match &self.route {
             Route::Survey(program) => node.hub.survey(program, threads).len(),
             Route::Interpreted(cel) => node.hub.scan(threads, |s| cel_matches(cel, s)).len(),
@@ -176,7 +176,7 @@ impl Probe {
 
 /// Latency percentiles, in nanoseconds per connection of the hub.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub p50: f64,
     pub p90: f64,
     pub max: f64,
@@ -184,7 +184,7 @@ pub struct Percentiles {
 
 /// One probe's result, as `--json` prints it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Timed {
+pub(crate) struct Timed {
     pub name: String,
     pub kind: String,
     pub matched: usize,
@@ -192,7 +192,7 @@ pub struct Timed {
 }
 
 /// Runs `probe` once to warm up and then `runs` times, timing each run.
-pub fn time(probe: &Probe, node: &Node, threads: usize, runs: usize) -> anyhow::Result<Timed> {
+pub(super) fn time(probe: &Probe, node: &Node, threads: usize, runs: usize) -> anyhow::Result<Timed> {
     let n = node.hub.len().max(1) as f64;
     let matched = probe.run(node, threads);
     let mut samples = Vec::with_capacity(runs);
@@ -214,7 +214,7 @@ pub fn time(probe: &Probe, node: &Node, threads: usize, runs: usize) -> anyhow::
 
 /// p50, p90 (nearest rank) and max of `samples`, to 0.01 (0.0001 below 1 ns, where
 /// a user lookup amortised over a large hub lands).
-pub fn percentiles(samples: &mut [f64]) -> Percentiles {
+pub(super) fn percentiles(samples: &mut [f64]) -> Percentiles {
     samples.sort_by(f64::total_cmp);
     let rank = |q: f64| {
         let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;

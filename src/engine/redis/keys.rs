@@ -4,14 +4,14 @@
 //! in one slot and a script may touch them together.
 
 #[derive(Clone)]
-pub struct Keys {
+pub(super) struct Keys {
     prefix: String,
     cluster: bool,
     node_uid: String,
 }
 
 impl Keys {
-    pub fn new(prefix: &str, cluster: bool, node_uid: &str) -> Self {
+    pub(super) fn new(prefix: &str, cluster: bool, node_uid: &str) -> Self {
         Self { prefix: prefix.to_string(), cluster, node_uid: node_uid.to_string() }
     }
 
@@ -23,40 +23,40 @@ impl Keys {
         }
     }
 
-    pub fn client_channel(&self, channel: &str) -> String {
+    pub(super) fn client_channel(&self, channel: &str) -> String {
         self.key("client", channel)
     }
 
     /// The channel name inside a `client_channel` PUB/SUB name, if it is one.
-    pub fn channel_of<'a>(&self, pubsub_name: &'a str) -> Option<&'a str> {
+    pub(super) fn channel_of<'a>(&self, pubsub_name: &'a str) -> Option<&'a str> {
         let rest = pubsub_name.strip_prefix(self.prefix.as_str())?.strip_prefix(".client.")?;
         if self.cluster { rest.strip_prefix('{')?.strip_suffix('}') } else { Some(rest) }
     }
 
-    pub fn stream(&self, channel: &str) -> String {
+    pub(super) fn stream(&self, channel: &str) -> String {
         self.key("stream", channel)
     }
 
-    pub fn stream_meta(&self, channel: &str) -> String {
+    pub(super) fn stream_meta(&self, channel: &str) -> String {
         self.key("stream.meta", channel)
     }
 
-    pub fn result(&self, channel: &str, idempotency_key: &str) -> String {
+    pub(super) fn result(&self, channel: &str, idempotency_key: &str) -> String {
         format!("{}.{idempotency_key}", self.key("result", channel))
     }
 
-    pub fn presence_data(&self, channel: &str) -> String {
+    pub(super) fn presence_data(&self, channel: &str) -> String {
         self.key("presence.data", channel)
     }
 
-    pub fn presence_expire(&self, channel: &str) -> String {
+    pub(super) fn presence_expire(&self, channel: &str) -> String {
         self.key("presence.expire", channel)
     }
 
     /// The hash of session entries (revocations, invalidations, blocks) by id, and
     /// the sorted set of their expiry times. One hash tag in cluster mode: a script
     /// touches both.
-    pub fn session_entries(&self) -> (String, String) {
+    pub(super) fn session_entries(&self) -> (String, String) {
         if self.cluster {
             (format!("{}.{{sessions}}.entries", self.prefix), format!("{}.{{sessions}}.expiry", self.prefix))
         } else {
@@ -65,22 +65,22 @@ impl Keys {
     }
 
     /// A user's status hash (`active`, `online`, `state`).
-    pub fn user_status(&self, user: &str) -> String {
+    pub(super) fn user_status(&self, user: &str) -> String {
         self.key("user_status", user)
     }
 
     /// Control messages for every node.
-    pub fn control(&self) -> String {
+    pub(super) fn control(&self) -> String {
         format!("{}.control", self.prefix)
     }
 
     /// Control messages for one node (survey replies).
-    pub fn node(&self, uid: &str) -> String {
+    pub(super) fn node(&self, uid: &str) -> String {
         format!("{}.node.{uid}", self.prefix)
     }
 
     /// This node's own control channel.
-    pub fn own_node(&self) -> String {
+    pub(super) fn own_node(&self) -> String {
         self.node(&self.node_uid)
     }
 }
@@ -88,7 +88,7 @@ impl Keys {
 /// The shard of a channel among `n`: jump consistent hash of the FNV-1a hash of its
 /// name, so the mapping is stable across nodes and restarts and adding a shard moves
 /// only about 1/n of the channels.
-pub fn shard_index(channel: &str, n: usize) -> usize {
+pub(super) fn shard_index(channel: &str, n: usize) -> usize {
     if n <= 1 {
         return 0;
     }

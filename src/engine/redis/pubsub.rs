@@ -31,7 +31,7 @@ pub enum Incoming {
 }
 
 #[derive(Clone)]
-pub struct PubSub {
+pub(super) struct PubSub {
     sink: Arc<Mutex<Option<PubSubSink>>>,
     ready: watch::Receiver<bool>,
     io_timeout: Duration,
@@ -39,7 +39,7 @@ pub struct PubSub {
 
 impl PubSub {
     /// Starts the connection task of shard `shard`.
-    pub fn start(
+    pub(super) fn start(
         clients: Vec<redis::Client>,
         shard: usize,
         keys: Keys,
@@ -58,7 +58,7 @@ impl PubSub {
     }
 
     /// Waits until the connection is up the first time.
-    pub async fn wait_ready(&self, within: Duration) -> Result<(), RedisError> {
+    pub(super) async fn wait_ready(&self, within: Duration) -> Result<(), RedisError> {
         let mut rx = self.ready.clone();
         match tokio::time::timeout(within, rx.wait_for(|up| *up)).await {
             Ok(Ok(_)) => Ok(()),
@@ -70,7 +70,7 @@ impl PubSub {
         self.sink.lock().clone().ok_or_else(|| RedisError("PUB/SUB connection is down".into()))
     }
 
-    pub async fn subscribe(&self, name: String) -> Result<(), RedisError> {
+    pub(super) async fn subscribe(&self, name: String) -> Result<(), RedisError> {
         let mut sink = self.sink()?;
         match tokio::time::timeout(self.io_timeout, sink.subscribe(name)).await {
             Ok(r) => Ok(r?),
@@ -78,7 +78,7 @@ impl PubSub {
         }
     }
 
-    pub async fn subscribe_many(&self, names: Vec<String>) -> Result<(), RedisError> {
+    pub(super) async fn subscribe_many(&self, names: Vec<String>) -> Result<(), RedisError> {
         if names.is_empty() {
             return Ok(());
         }
@@ -89,7 +89,7 @@ impl PubSub {
         }
     }
 
-    pub async fn unsubscribe(&self, name: String) -> Result<(), RedisError> {
+    pub(super) async fn unsubscribe(&self, name: String) -> Result<(), RedisError> {
         let mut sink = self.sink()?;
         match tokio::time::timeout(self.io_timeout, sink.unsubscribe(name)).await {
             Ok(r) => Ok(r?),

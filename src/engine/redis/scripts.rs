@@ -26,7 +26,7 @@ end
 /// ARGV: publication, history size (0 = no history), stream ttl s, PUB/SUB channel,
 /// meta ttl s (0 = none), epoch for a new stream, idempotency ttl s (0 = none).
 /// Returns {offset, epoch, duplicate}.
-pub static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"
 if ARGV[7] ~= '0' then
@@ -59,7 +59,7 @@ return {{top, epoch, 0}}
 });
 
 /// KEYS: stream meta. ARGV: meta ttl s, epoch for a new stream. Returns {top, epoch}.
-pub static POSITION: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static POSITION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local epoch = redis.call('hget', KEYS[1], 'e')
@@ -76,7 +76,7 @@ return {tonumber(redis.call('hget', KEYS[1], 's') or '0'), epoch}
 /// KEYS: stream, stream meta. ARGV: meta ttl s, epoch for a new stream, reverse (0/1),
 /// since offset ("" = from the start or end), limit (-1 = all, 0 = none).
 /// Returns {top, epoch, id of the oldest retained entry or false, entries}.
-pub static HISTORY: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static HISTORY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r#"
 local META_EPOCH = ARGV[2]
@@ -113,7 +113,7 @@ return {{top, epoch, first_id, entries}}
 
 /// KEYS: presence data hash, presence expiry zset. ARGV: client, info, expires at
 /// (unix s), key ttl s.
-pub static PRESENCE_ADD: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static PRESENCE_ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
@@ -126,7 +126,7 @@ return 1
 });
 
 /// KEYS: presence data hash, presence expiry zset. ARGV: client.
-pub static PRESENCE_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static PRESENCE_REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('hdel', KEYS[1], ARGV[1])
@@ -138,7 +138,7 @@ return 1
 
 /// KEYS: presence data hash, presence expiry zset. ARGV: now (unix s). Drops entries
 /// whose expiry passed (their node stopped refreshing them), then returns the rest.
-pub static PRESENCE_GET: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static PRESENCE_GET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local expired = redis.call('zrangebyscore', KEYS[2], '0', ARGV[1])
@@ -154,7 +154,7 @@ return redis.call('hgetall', KEYS[1])
 });
 
 /// KEYS: session entries hash, expiry sorted set. ARGV: id, body, expire_at (0 = never).
-pub static SESSION_PUT: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static SESSION_PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
@@ -169,7 +169,7 @@ return 1
 });
 
 /// KEYS: session entries hash, expiry sorted set. ARGV: id.
-pub static SESSION_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static SESSION_REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('hdel', KEYS[1], ARGV[1])
@@ -181,7 +181,7 @@ return 1
 
 /// KEYS: session entries hash, expiry sorted set. ARGV: now (Unix seconds).
 /// Drops entries expiring at or before now, at most 1000 per call; returns how many.
-pub static SESSION_SWEEP: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static SESSION_SWEEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local dead = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)

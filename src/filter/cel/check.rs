@@ -26,7 +26,7 @@ use super::{CelError, CelErrorKind};
 use crate::filter::limits::DEPTH_CAP;
 
 /// Comprehensions inside comprehensions: each level multiplies the work per connection.
-pub const MAX_COMPREHENSION_NESTING: usize = 2;
+pub(super) const MAX_COMPREHENSION_NESTING: usize = 2;
 
 /// Largest compiled regex a `matches` pattern may need (the regex crate's size limit).
 const REGEX_SIZE_LIMIT: usize = 64 * 1024;
@@ -38,7 +38,7 @@ const MAX_CHAINED: usize = 256;
 
 /// Elements assumed for a range whose size is not visible in the source (`labels`,
 /// `channels`, `meta.x`, …): the default cap on labels per connection.
-pub const ASSUMED_RANGE: u64 = 32;
+pub(super) const ASSUMED_RANGE: u64 = 32;
 
 /// Identifiers that name types or function namespaces of the standard environment.
 const TYPE_NAMES: &[&str] =
@@ -56,7 +56,7 @@ fn max_chained(limits: &CelLimits) -> usize {
 }
 
 /// Length and lexical nesting of the source, before any parsing.
-pub fn source(src: &str, limits: &CelLimits) -> Result<(), CelError> {
+pub(super) fn source(src: &str, limits: &CelLimits) -> Result<(), CelError> {
     if src.len() > limits.max_len {
         return Err(CelError::new(
             CelErrorKind::TooLarge,
@@ -190,7 +190,7 @@ fn skip_string(b: &[u8], start: usize) -> usize {
 }
 
 /// The caps on the parsed, macro-expanded tree.
-pub fn tree(root: &IdedExpr, limits: &CelLimits) -> Result<(), CelError> {
+pub(super) fn tree(root: &IdedExpr, limits: &CelLimits) -> Result<(), CelError> {
     let mut walker = Walker { limits, max_depth: max_depth(limits), nodes: 0, scope: Vec::new(), comprehensions: 0 };
     walker.walk(root, 1)?;
     let estimate = cost(root);
@@ -210,7 +210,7 @@ pub fn tree(root: &IdedExpr, limits: &CelLimits) -> Result<(), CelError> {
 
 /// Estimated evaluation steps of `e` against one connection (saturating). Recursion
 /// follows a tree [`tree`] has already bounded in depth.
-pub fn cost(e: &IdedExpr) -> u64 {
+pub(super) fn cost(e: &IdedExpr) -> u64 {
     let sum = |es: &mut dyn Iterator<Item = &IdedExpr>| es.fold(0u64, |acc, e| acc.saturating_add(cost(e)));
     let own = match &e.expr {
         Ast::Unspecified | Ast::Literal(_) | Ast::Ident(_) => 0,

@@ -26,7 +26,7 @@ use super::{CelConn, CelError, CelErrorKind};
 use crate::filter::ir::Expr;
 
 /// The variables an expression may use, in bit order of [`CelProgram`]'s mask.
-pub const VARIABLES: [&str; 10] = [
+pub(super) const VARIABLES: [&str; 10] = [
     "user",
     "client",
     "app_name",
@@ -57,7 +57,7 @@ thread_local! {
 }
 
 /// Parses `src` with the shared environment's macros; a parser panic is an error.
-pub fn parse(src: &str) -> Result<Program, CelError> {
+pub(super) fn parse(src: &str) -> Result<Program, CelError> {
     let env = env();
     match catch_unwind(AssertUnwindSafe(|| env.compile(src))) {
         Ok(Ok(program)) => Ok(program),

@@ -46,13 +46,13 @@ use crate::filter::ir::{Expr, Test, ValueSet};
 
 /// The translated plan: the user conjunct, and the label predicate (None = `true`, only
 /// with a user; without one a `true` label part is `Some(Const(true))`).
-pub struct Translated {
+pub(super) struct Translated {
     pub user: Option<String>,
     pub labels: Option<Expr>,
 }
 
 /// The plan of `root`, or None when any part of it is outside the label subset.
-pub fn translate(root: &IdedExpr) -> Option<Translated> {
+pub(super) fn translate(root: &IdedExpr) -> Option<Translated> {
     conjuncts(root, false)
 }
 
@@ -61,7 +61,7 @@ pub fn translate(root: &IdedExpr) -> Option<Translated> {
 /// matches always satisfies it — `a && b` is true only when both `a` and `b` are (an
 /// error is absorbed only by a false operand) — so it is an exact pre-filter: run it
 /// first, on the bytecode, and interpret the whole expression only on what it keeps.
-pub fn prefilter(root: &IdedExpr) -> Option<Translated> {
+pub(super) fn prefilter(root: &IdedExpr) -> Option<Translated> {
     conjuncts(root, true)
 }
 
