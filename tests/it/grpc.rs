@@ -466,7 +466,7 @@ async fn hostile_messages() {
     assert_eq!(r.unwrap().into_inner().error.unwrap().code, 107);
 
     // Methods Centrifugo has and Rotor does not, and made-up ones: UNIMPLEMENTED.
-    for method in ["BlockUser", "MapPublish", "Nope"] {
+    for method in ["DeviceRegister", "MapPublish", "Nope"] {
         assert_eq!(raw(&ch, method, Vec::new()).await.unwrap_err().code(), Code::Unimplemented, "{method}");
     }
 
