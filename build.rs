@@ -36,6 +36,13 @@ const REQUESTS: &[&str] = &[
     "InfoRequest",
     "RPCRequest",
     "ConnectionsRequest",
+    "UpdateUserStatusRequest",
+    "GetUserStatusRequest",
+    "DeleteUserStatusRequest",
+    "BlockUserRequest",
+    "UnblockUserRequest",
+    "RevokeTokenRequest",
+    "InvalidateUserTokensRequest",
 ];
 
 /// Binary request fields sent on as the JSON document they hold.

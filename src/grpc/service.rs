@@ -212,4 +212,51 @@ impl CentrifugoApi for Api {
         result.iter_mut().for_each(unknown_latency);
         Ok(Response::new(ConnectionsResponse { error, result }))
     }
+
+    async fn update_user_status(
+        &self,
+        req: Request<UpdateUserStatusRequest>,
+    ) -> Result<Response<UpdateUserStatusResponse>, Status> {
+        let (result, error) = self.run("update_user_status", req).await?;
+        Ok(Response::new(UpdateUserStatusResponse { error, result }))
+    }
+
+    async fn get_user_status(
+        &self,
+        req: Request<GetUserStatusRequest>,
+    ) -> Result<Response<GetUserStatusResponse>, Status> {
+        let (result, error) = self.run("get_user_status", req).await?;
+        Ok(Response::new(GetUserStatusResponse { error, result }))
+    }
+
+    async fn delete_user_status(
+        &self,
+        req: Request<DeleteUserStatusRequest>,
+    ) -> Result<Response<DeleteUserStatusResponse>, Status> {
+        let (result, error) = self.run("delete_user_status", req).await?;
+        Ok(Response::new(DeleteUserStatusResponse { error, result }))
+    }
+
+    async fn block_user(&self, req: Request<BlockUserRequest>) -> Result<Response<BlockUserResponse>, Status> {
+        let (result, error) = self.run("block_user", req).await?;
+        Ok(Response::new(BlockUserResponse { error, result }))
+    }
+
+    async fn unblock_user(&self, req: Request<UnblockUserRequest>) -> Result<Response<UnblockUserResponse>, Status> {
+        let (result, error) = self.run("unblock_user", req).await?;
+        Ok(Response::new(UnblockUserResponse { error, result }))
+    }
+
+    async fn revoke_token(&self, req: Request<RevokeTokenRequest>) -> Result<Response<RevokeTokenResponse>, Status> {
+        let (result, error) = self.run("revoke_token", req).await?;
+        Ok(Response::new(RevokeTokenResponse { error, result }))
+    }
+
+    async fn invalidate_user_tokens(
+        &self,
+        req: Request<InvalidateUserTokensRequest>,
+    ) -> Result<Response<InvalidateUserTokensResponse>, Status> {
+        let (result, error) = self.run("invalidate_user_tokens", req).await?;
+        Ok(Response::new(InvalidateUserTokensResponse { error, result }))
+    }
 }

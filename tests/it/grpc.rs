@@ -466,13 +466,114 @@ async fn hostile_messages() {
     assert_eq!(r.unwrap().into_inner().error.unwrap().code, 107);
 
     // Methods Centrifugo has and Rotor does not, and made-up ones: UNIMPLEMENTED.
-    for method in ["BlockUser", "MapPublish", "Nope"] {
+    for method in ["DeviceRegister", "MapPublish", "Nope"] {
         assert_eq!(raw(&ch, method, Vec::new()).await.unwrap_err().code(), Code::Unimplemented, "{method}");
     }
 
     // Still serving.
     let info = c.info(authed(InfoRequest {})).await.unwrap().into_inner();
     assert_eq!(info.result.unwrap().nodes.len(), 1);
+}
+
+fn closed_code(c: Closed) -> u16 {
+    match c {
+        Closed::Code(code, _) => code,
+        Closed::NoFrame => 0,
+    }
+}
+
+/// The session and user status methods (Centrifugo PRO's): each over gRPC against live
+/// WebSocket clients, with the same effect as the HTTP API's own methods.
+#[tokio::test]
+async fn session_and_user_status_methods() {
+    use crate::sessions::{BLOCKED, REVOKED, refused, try_connect};
+    let g = start(json!({})).await;
+    let mut c = g.client().await;
+    let s = &g.server;
+
+    // BlockUser closes the user's live connection and refuses a new one; others stay.
+    let t = token("mallory", json!({}));
+    let (mut ws, _) = Ws::connect(s, &t).await;
+    let (mut bystander, _) = Ws::connect(s, &token("trent", json!({}))).await;
+    let r = c.block_user(authed(BlockUserRequest { user: "mallory".into(), expire_at: 0 })).await.unwrap();
+    let r = r.into_inner();
+    assert!(r.error.is_none() && r.result.is_some(), "{r:?}");
+    match ws.closed().await {
+        Closed::Code(code, reason) => assert_eq!((code, reason.as_str()), (BLOCKED, "user blocked")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(refused(s, &t).await, BLOCKED);
+    let alive = bystander.call("subscribe", json!({"channel": "still-here"})).await;
+    assert!(alive.get("subscribe").is_some(), "{alive}");
+
+    // UnblockUser lets the user back in.
+    let r = c.unblock_user(authed(UnblockUserRequest { user: "mallory".into() })).await.unwrap().into_inner();
+    assert!(r.error.is_none() && r.result.is_some(), "{r:?}");
+    try_connect(s, &t).await.unwrap();
+
+    // RevokeToken by the token's jti: that connection closes, a token with another jti
+    // of the same user is untouched, the revoked token is refused.
+    let revoked = token("alice", json!({"jti": "grpc-tok-1"}));
+    let (mut ws, _) = Ws::connect(s, &revoked).await;
+    let (mut other, _) = Ws::connect(s, &token("alice", json!({"jti": "grpc-tok-2"}))).await;
+    let req = RevokeTokenRequest { uid: "grpc-tok-1".into(), expire_at: now_secs() + 3600 };
+    let r = c.revoke_token(authed(req)).await.unwrap().into_inner();
+    assert!(r.error.is_none() && r.result.is_some(), "{r:?}");
+    assert_eq!(closed_code(ws.closed().await), REVOKED);
+    assert_eq!(refused(s, &revoked).await, REVOKED);
+    let alive = other.call("subscribe", json!({"channel": "alive-2"})).await;
+    assert!(alive.get("subscribe").is_some(), "{alive}");
+
+    // InvalidateUserTokens by issued_before: older tokens close and are refused, newer connect.
+    let now = now_secs();
+    let old = token("carol", json!({"iat": now - 100}));
+    let (mut ws, _) = Ws::connect(s, &old).await;
+    let req = InvalidateUserTokensRequest {
+        user: "carol".into(),
+        issued_before: now - 10,
+        expire_at: now + 3600,
+        channel: String::new(),
+    };
+    let r = c.invalidate_user_tokens(authed(req)).await.unwrap().into_inner();
+    assert!(r.error.is_none() && r.result.is_some(), "{r:?}");
+    assert_eq!(closed_code(ws.closed().await), REVOKED);
+    assert_eq!(refused(s, &old).await, REVOKED);
+    try_connect(s, &token("carol", json!({"iat": now}))).await.unwrap();
+
+    // Logical errors come back in `error`, with the HTTP API's code and message.
+    let r = c.block_user(authed(BlockUserRequest::default())).await.unwrap().into_inner();
+    let e = r.error.unwrap();
+    assert_eq!((e.code, e.message.as_str()), (107, "user required"));
+    let past = RevokeTokenRequest { uid: "x".into(), expire_at: 1 };
+    let e = c.revoke_token(authed(past)).await.unwrap().into_inner().error.unwrap();
+    assert_eq!((e.code, e.message.as_str()), (107, "expire_at is in the past"));
+
+    // User status: `trent` is connected (online), 43 only gets an active time and a state.
+    let before = now_secs();
+    let req = UpdateUserStatusRequest { users: vec!["43".into(), "44".into()], state: "away".into() };
+    let r = c.update_user_status(authed(req)).await.unwrap().into_inner();
+    assert!(r.error.is_none() && r.result.is_some(), "{r:?}");
+    let users = vec!["44".to_string(), "43".into(), "trent".into(), "nobody".into()];
+    let req = GetUserStatusRequest { users: users.clone() };
+    let st = c.get_user_status(authed(req)).await.unwrap().into_inner().result.unwrap().statuses;
+    assert_eq!(st.iter().map(|s| s.user.as_str()).collect::<Vec<_>>(), users);
+    assert_eq!(st[0].state, "away");
+    assert!(st[1].active >= before && st[1].active <= now_secs(), "{st:?}");
+    assert_eq!(st[1].online, 0, "43 never connected: {st:?}");
+    assert!(st[2].online >= before - 2 && st[2].active == 0, "{st:?}");
+    assert_eq!(st[3], UserStatus { user: "nobody".into(), ..Default::default() });
+    // Same numbers (Unix seconds) as the HTTP API's result.
+    let (_, http) = s.api("get_user_status", json!({"users": ["43"]})).await;
+    assert_eq!(http["result"]["statuses"][0]["active"], st[1].active);
+
+    let req = DeleteUserStatusRequest { users: vec!["43".into()] };
+    let r = c.delete_user_status(authed(req)).await.unwrap().into_inner();
+    assert!(r.error.is_none() && r.result.is_some(), "{r:?}");
+    let req = GetUserStatusRequest { users: vec!["43".into()] };
+    let st = c.get_user_status(authed(req)).await.unwrap().into_inner().result.unwrap().statuses;
+    assert_eq!(st, vec![UserStatus { user: "43".into(), ..Default::default() }]);
+    let e = c.get_user_status(authed(GetUserStatusRequest::default())).await.unwrap().into_inner().error.unwrap();
+    assert_eq!((e.code, e.message.as_str()), (107, "users required"));
 }
 
 /// Reflection is served only when `grpc_api.reflection` is on; the server stops with
