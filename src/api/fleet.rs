@@ -76,6 +76,7 @@ fn raw(body: &[u8]) -> Result<Box<RawValue>, Undecodable> {
 async fn survey(node: &Arc<Node>, op: &str, body: &[u8]) -> Result<SurveyOutcome, ApiError> {
     let Some(fleet) = &node.fleet else { return Ok(SurveyOutcome::default()) };
     let data = raw(body).map_err(|_| ApiError::bad_request("invalid JSON"))?;
+    node.metrics.activity.action(crate::metrics::Action::Survey);
     let started = std::time::Instant::now();
     let out = fleet.survey(&node.uid, op, &data).await;
     node.metrics.survey(op).observe(started.elapsed().as_secs_f64());

@@ -347,6 +347,10 @@ pub struct Client {
     /// Bytes a connection's outgoing queue may hold before it is disconnected as slow.
     pub queue_max_size: usize,
     pub user_connection_limit: usize,
+    /// Connections this node accepts at once; more get HTTP 503 (0: no limit).
+    pub connection_limit: usize,
+    /// New connections per second this node accepts; more get HTTP 503 (0: no limit).
+    pub connection_rate_limit: usize,
     pub history_max_publication_limit: usize,
     pub recovery_max_publication_limit: usize,
     pub allow_anonymous_connect_without_token: bool,
@@ -371,6 +375,8 @@ impl Default for Client {
             channel_limit: 128,
             queue_max_size: 1_048_576,
             user_connection_limit: 0,
+            connection_limit: 0,
+            connection_rate_limit: 0,
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
             allow_anonymous_connect_without_token: false,

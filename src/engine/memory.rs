@@ -212,7 +212,7 @@ mod tests {
     fn publication(n: u32) -> Publication {
         let data: Arc<serde_json::value::RawValue> =
             serde_json::value::RawValue::from_string(n.to_string()).unwrap().into();
-        Publication { data, info: None, offset: 0, tags: Default::default() }
+        Publication { data, info: None, offset: 0, tags: Default::default(), time: 0 }
     }
 
     const OPTS: HistoryOptions =

@@ -12,7 +12,10 @@
 //! This module knows nothing of the node, transports or HTTP: callers pass indexes
 //! into the tables below and the node fills the gauges before [`Metrics::encode`].
 
+mod activity;
 mod summary;
+
+pub use activity::{Action, Activity, PubSubDropped, client_kind};
 
 use std::array;
 
@@ -172,6 +175,8 @@ pub struct Metrics {
     pub surveys: [Histogram; SURVEY_OPS.len()],
     pub proxies: [ProxyMetrics; PROXIES.len()],
     pub connections: ConnectionsMetrics,
+    /// Connections, subscriptions, node actions, broadcasts (`activity.rs`).
+    pub activity: Activity,
     reply_errors: IntCounterVec,
     server_disconnects: IntCounterVec,
 }
@@ -317,6 +322,7 @@ impl Metrics {
         );
         let server_disconnects =
             counters("client", "num_server_disconnects", "Number of server initiated disconnects.", &["code"]);
+        let activity = Activity::new(&reg);
         Metrics {
             registry: r,
             gauges,
@@ -331,6 +337,7 @@ impl Metrics {
             surveys,
             proxies,
             connections,
+            activity,
             reply_errors,
             server_disconnects,
         }

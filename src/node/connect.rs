@@ -104,6 +104,7 @@ impl Node {
             self.unprepare_planned(&planned, &streams);
             return Err(ConnectError::Disconnect(Disconnect::new(3500, format!("invalid token: {full}"))));
         }
+        self.metrics.activity.client_added(session.transport as usize, session.metrics_kind());
         if self.is_shutting_down() {
             // Shutdown started while this connect was in flight and may have missed it.
             session.queue.close(Disconnect::shutdown(), true);
@@ -376,6 +377,7 @@ impl Node {
         if self.hub.remove(s.id).is_none() {
             return;
         }
+        self.metrics.activity.client_removed(s.transport as usize, s.metrics_kind());
         let channels: Vec<String> = s.state.lock().subs.keys().cloned().collect();
         for ch in channels {
             self.detach(s, &ch);

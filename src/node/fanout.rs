@@ -5,6 +5,7 @@
 //! channel index lock is held only to copy the subscriber list, never while pushing.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -53,6 +54,11 @@ impl Node {
     /// (if any) accepts it; returns how many got it.
     pub fn fan_out(&self, channel: &str, publication: &Publication) -> usize {
         self.metrics.node_received(Message::Publication);
+        let started = Instant::now();
+        if publication.time > 0 {
+            let lag_ms = (super::now_ms() - publication.time).unsigned_abs();
+            self.metrics.activity.pub_sub_lag.observe(lag_ms as f64 / 1000.0);
+        }
         let subs = self.subscribers(channel);
         if subs.is_empty() {
             return 0;
@@ -69,6 +75,7 @@ impl Node {
             s.session.push(push);
             sent += 1;
         }
+        self.metrics.activity.broadcast.observe(started.elapsed().as_secs_f64());
         sent
     }
 

@@ -138,12 +138,15 @@ pub struct Fleet {
     next_survey: AtomicU64,
     survey_timeout: Duration,
     handlers: OnceLock<Handlers>,
+    /// PUB/SUB messages dropped at the readers' full hand-off.
+    pub dropped: Arc<crate::engine::redis::Dropped>,
 }
 
 impl Fleet {
-    pub fn new(redis: Arc<RedisEngine>, c: &RedisConfig) -> Self {
+    pub fn new(redis: Arc<RedisEngine>, c: &RedisConfig, dropped: Arc<crate::engine::redis::Dropped>) -> Self {
         Self {
             redis,
+            dropped,
             hasher: Default::default(),
             interest: (0..INTEREST_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             peers: Mutex::new(HashMap::new()),
@@ -487,6 +490,7 @@ impl Node {
     /// Adds a presence entry (Redis: in the background; a failure only delays it to
     /// the next refresh).
     pub(super) fn presence_add(&self, channel: &str, info: ClientInfo) {
+        self.metrics.activity.action(crate::metrics::Action::AddPresence);
         match &self.engine {
             crate::engine::Engine::Memory(m) => m.add_presence(channel, info),
             crate::engine::Engine::Redis(r) => {
@@ -501,6 +505,7 @@ impl Node {
     }
 
     pub(super) fn presence_remove(&self, channel: &str, client: &str) {
+        self.metrics.activity.action(crate::metrics::Action::RemovePresence);
         match &self.engine {
             crate::engine::Engine::Memory(m) => m.remove_presence(channel, client),
             crate::engine::Engine::Redis(r) => {
@@ -541,7 +546,7 @@ impl Node {
 
 /// Starts the fleet's background tasks: delivery of PUB/SUB messages (and resubscribe
 /// after a reconnect), heartbeats, presence refresh.
-pub fn spawn_tasks(node: &Arc<Node>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
+pub fn spawn_tasks(node: &Arc<Node>, mut incoming: mpsc::Receiver<Incoming>) {
     let weak: Weak<Node> = Arc::downgrade(node);
     tokio::spawn(async move {
         while let Some(ev) = incoming.recv().await {

@@ -2,6 +2,7 @@
 //! a `since` position from another epoch or already trimmed is 112.
 
 use crate::engine::{HistoryError, HistoryQuery};
+use crate::metrics::Action;
 use crate::protocol::{ErrorCode, HistoryResult, StreamPosition};
 
 use super::channels::Asker;
@@ -28,6 +29,7 @@ impl Node {
                 return Err(ErrorCode::PermissionDenied);
             }
         }
+        self.metrics.activity.action(Action::History);
         let q = HistoryQuery { limit: Some(limit.unwrap_or(0)), since, reverse };
         let read = self.engine.history(channel, &q, self.channels.history_meta_ttl()).await;
         match read.map_err(internal)? {
@@ -55,6 +57,7 @@ impl Node {
         if !name.options.history_enabled() {
             return Err(ErrorCode::NotAvailable);
         }
+        self.metrics.activity.action(Action::HistoryRemove);
         self.engine.remove_history(channel).await.map_err(internal)
     }
 }

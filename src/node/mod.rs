@@ -97,11 +97,11 @@ impl Node {
             return Ok(node);
         }
         let uid = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx, dropped) = crate::engine::redis::handoff();
         let redis = crate::engine::redis::RedisEngine::connect(&config.engine.redis, &uid, tx)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start on the Redis engine: {e}"))?;
-        let f = Arc::new(fleet::Fleet::new(redis.clone(), &config.engine.redis));
+        let f = Arc::new(fleet::Fleet::new(redis.clone(), &config.engine.redis, dropped));
         let node = Arc::new(Self::build(config, uid, Engine::Redis(redis), Some(f))?);
         fleet::spawn_tasks(&node, rx);
         let loaded = node
@@ -165,6 +165,13 @@ impl Node {
     pub fn metrics_text(&self) -> String {
         let channels = self.hub.channels();
         let nodes = self.fleet.as_ref().map_or(1, |f| f.peers().len() + 1);
+        if let Some(f) = &self.fleet {
+            let d = &self.metrics.activity.pub_sub_dropped;
+            for (counter, total) in [(&d.client, &f.dropped.client), (&d.control, &f.dropped.control)] {
+                let total = total.load(std::sync::atomic::Ordering::Relaxed);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         self.metrics.encode(crate::metrics::Snapshot {
             clients: self.hub.len(),
             users: self.hub.num_users(),

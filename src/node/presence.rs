@@ -25,11 +25,13 @@ impl Node {
     /// Presence of a channel; `s` is the asking client (None for the server API).
     pub async fn presence(&self, s: Option<&Session>, channel: &str) -> Result<PresenceResult, ErrorCode> {
         self.check_presence(s, channel)?;
+        self.metrics.activity.action(crate::metrics::Action::Presence);
         Ok(PresenceResult { presence: self.engine.presence(channel).await.map_err(internal)? })
     }
 
     pub async fn presence_stats(&self, s: Option<&Session>, channel: &str) -> Result<PresenceStatsResult, ErrorCode> {
         self.check_presence(s, channel)?;
+        self.metrics.activity.action(crate::metrics::Action::PresenceStats);
         let (num_clients, num_users) = self.engine.presence_stats(channel).await.map_err(internal)?;
         Ok(PresenceStatsResult { num_clients, num_users })
     }

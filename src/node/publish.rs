@@ -79,7 +79,8 @@ impl Node {
     ) -> Result<PublishOutcome, PublishError> {
         let name = self.channels.resolve(channel)?;
         let o = name.options;
-        let publication = Publication { data: one_line(data), info: opts.info, offset: 0, tags: opts.tags };
+        let publication =
+            Publication { data: one_line(data), info: opts.info, offset: 0, tags: opts.tags, time: super::now_ms() };
         let (size, limit) = (push_size(channel, &publication), self.config.client.queue_max_size);
         if size > limit {
             return Err(PublishError::TooLarge { size, limit });

@@ -131,6 +131,11 @@ impl Session {
         ClientInfo { user: self.user.clone(), client: self.client.clone(), conn_info: self.info.get(), chan_info }
     }
 
+    /// The `client_name` × `client_version` row of this client in the metrics.
+    pub fn metrics_kind(&self) -> usize {
+        crate::metrics::client_kind(&self.app_name, &self.app_version)
+    }
+
     pub fn push(&self, msg: Bytes) -> bool {
         self.queue.push(msg)
     }

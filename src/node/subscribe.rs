@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::{SubscribeToken, TokenError};
 use crate::engine::HistoryQuery;
 use crate::filter::{FilterNode, Limits, NoSymbols, Program, compile};
+use crate::metrics::Action;
 use crate::protocol::codes::unsubscribe;
 use crate::protocol::{
     ClientInfo, Disconnect, ErrorCode, Raw, SubRefreshRequest, SubscribeRequest, SubscribeResult, UnsubscribePush,
@@ -64,7 +65,8 @@ impl Node {
         let join_leave = a.join_leave.unwrap_or(o.join_leave);
         let push_join_leave = join_leave && (o.force_push_join_leave || a.request.join_leave);
         let sub = Subscriber { session: s.clone(), push_join_leave, tags_filter: a.tags_filter.clone() };
-        self.hub.channels().add(channel, s.id, sub);
+        let first = self.hub.channels().add(channel, s.id, sub);
+        self.metrics.activity.subscription_added(!s.app_name.is_empty(), first);
         let state = SubState {
             source: a.source,
             token: a.token,
@@ -144,6 +146,7 @@ impl Node {
         r.recoverable = recoverable;
         let meta_ttl = self.channels.history_meta_ttl();
         if recoverable && req.recover {
+            self.metrics.activity.action(Action::HistoryRecover);
             r.was_recovering = true;
             let limit = self.config.client.recovery_max_publication_limit;
             let since = crate::protocol::StreamPosition { offset: req.offset, epoch: req.epoch.clone() };
@@ -168,7 +171,8 @@ impl Node {
     /// Removes a session from a channel; emits leave when the channel has join/leave.
     pub(super) fn detach(&self, s: &Session, channel: &str) -> Option<SubState> {
         let state = s.state.lock().subs.remove(channel)?;
-        self.hub.channels().remove(channel, s.id);
+        let last = self.hub.channels().remove(channel, s.id);
+        self.metrics.activity.subscription_removed(!s.app_name.is_empty(), last);
         if let Some(f) = &self.fleet {
             f.release_channel(channel);
         }

@@ -216,6 +216,30 @@ pub struct Publication {
     pub offset: u64,
     #[serde(skip_serializing_if = "HashMap::is_empty", default)]
     pub tags: HashMap<String, String>,
+    /// When it was published (Unix ms; 0 = unknown). The broker keeps it (see
+    /// [`Brokered`]); clients never see it.
+    #[serde(skip_serializing, default)]
+    pub time: i64,
+}
+
+/// A publication as the broker stores and relays it: its client-visible fields plus
+/// `time`, from which each node measures its PUB/SUB lag.
+#[derive(Serialize)]
+pub struct Brokered<'a> {
+    #[serde(flatten)]
+    pub publication: &'a Publication,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub time: i64,
+}
+
+impl<'a> From<&'a Publication> for Brokered<'a> {
+    fn from(publication: &'a Publication) -> Self {
+        Brokered { publication, time: publication.time }
+    }
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

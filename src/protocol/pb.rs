@@ -438,7 +438,7 @@ mod tests {
         assert_eq!(r.id, 3);
         assert!(r.unsubscribe.is_some() && r.publish.is_none());
         let raw: Raw = Arc::from(RawValue::from_string(r#"{"x":1}"#.into()).unwrap());
-        let p = c::Publication { data: raw, info: None, offset: 4, tags: HashMap::new() };
+        let p = c::Publication { data: raw, info: None, offset: 4, tags: HashMap::new(), time: 0 };
         let mut b = encode_push("ch", "pub", &p);
         let r = read_reply(&mut b).unwrap();
         let push = r.push.unwrap();

@@ -6,6 +6,7 @@
 
 mod emulation;
 mod http_body;
+mod limit;
 mod origin;
 pub mod session_loop;
 mod uni;
@@ -50,14 +51,24 @@ pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
         let route = get(emulation::sse).post(emulation::sse).layer(DefaultBodyLimit::max(c.sse.max_request_body_size));
         r = r.route(c.sse_prefix(), route);
     }
+    if c.uni_websocket.enabled {
+        r = r.route(&c.uni_websocket.handler_prefix, any(uni_websocket::handler));
+    }
+    // Only routes added above are guarded: `/emulation` serves existing sessions.
+    let guarded = !c.websocket.disabled
+        || c.uni_http_stream.enabled
+        || c.uni_sse.enabled
+        || c.http_stream.enabled
+        || c.sse.enabled
+        || c.uni_websocket.enabled;
+    if let Some(l) = limit::Limits::of(node).filter(|_| guarded) {
+        r = r.route_layer(axum::middleware::from_fn_with_state(l, limit::guard));
+    }
     if c.emulation_enabled() {
         let route = post(emulation::emulation)
             .options(uni_http_stream::preflight)
             .layer(DefaultBodyLimit::max(c.emulation.max_request_body_size));
         r = r.route(&c.emulation.handler_prefix, route);
-    }
-    if c.uni_websocket.enabled {
-        r = r.route(&c.uni_websocket.handler_prefix, any(uni_websocket::handler));
     }
     r
 }

@@ -74,6 +74,9 @@ async fn publications_history_and_presence_cross_nodes() {
     let offsets: Vec<u64> =
         h["result"]["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
     assert_eq!(offsets, vec![1, 2], "{h}");
+    // The publish time the broker keeps (for the PUB/SUB lag metric) stays inside it.
+    assert!(pa["pub"].get("time").is_none() && pb["pub"].get("time").is_none(), "{pa} {pb}");
+    assert!(h["result"]["publications"].as_array().unwrap().iter().all(|p| p.get("time").is_none()), "{h}");
     assert_eq!(h["result"]["epoch"], r["epoch"]);
     // Client history and recovery read the same stream.
     let ch = a.call("history", json!({"channel": "news", "limit": 10})).await;
@@ -373,4 +376,41 @@ async fn idempotent_publish_across_nodes() {
     assert_eq!((p1["pub"]["data"]["n"].clone(), p2["pub"]["data"]["n"].clone()), (json!(1), json!(2)));
     let (_, h) = nodes[0].api("history", json!({"channel": "once", "limit": -1})).await;
     assert_eq!(h["result"]["publications"].as_array().unwrap().len(), 2, "{h}");
+}
+
+/// PUB/SUB lag and the node actions across nodes: a publication made on one node is
+/// measured on the node that delivers it, from the time the broker carried.
+#[tokio::test]
+async fn pub_sub_lag_is_measured_where_publications_arrive() {
+    let redis = Redis::start();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let mut config = fleet_config(&redis);
+        config["node"] = json!({"name": format!("node-{i}")});
+        config["prometheus"] = json!({"enabled": true});
+        nodes.push(Server::start(config).await);
+    }
+    for s in &nodes {
+        until("every node in info", || async { node_count(s).await == 2 }).await;
+    }
+    let (mut a, _) = Ws::connect(&nodes[0], &token("1", json!({}))).await;
+    a.call("subscribe", json!({"channel": "lag"})).await;
+    for n in 0..3 {
+        nodes[1].publish("lag", json!({"n": n})).await;
+        a.push_where(|p| p["channel"] == "lag" && p.get("pub").is_some()).await;
+    }
+    let text = reqwest::get(format!("{}/metrics", nodes[0].http())).await.unwrap().text().await.unwrap();
+    let value = |line: &str| {
+        text.lines().find_map(|l| l.strip_prefix(line)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(-1.0)
+    };
+    assert_eq!(value("centrifugo_node_pub_sub_lag_seconds_count{channel_namespace=\"\"}"), 3.0, "{text}");
+    assert_eq!(
+        value("centrifugo_node_broadcast_duration_seconds_count{channel_namespace=\"\",type=\"publication\"}"),
+        3.0
+    );
+    assert_eq!(value("centrifugo_node_action_count{action=\"broker_subscribe\",channel_namespace=\"\"}"), 1.0);
+    assert_eq!(
+        value("centrifugo_broker_redis_pub_sub_dropped_messages{broker_name=\"\",channel_type=\"client\"}"),
+        0.0
+    );
 }

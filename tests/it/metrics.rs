@@ -364,3 +364,144 @@ async fn hostile_requests_cannot_add_series_or_break_the_exposition() {
     let m = scrape_until(&s, "big gone", |m| m.get("centrifugo_node_num_clients", &[]) == 0.0).await;
     assert_eq!(m.get("centrifugo_transport_messages_received", &[WS, ("frame_type", "rpc")]), 0.0);
 }
+
+/// The series Centrifugo v6 exposes about connections, subscriptions and node actions,
+/// with its OSS label values (`client_name` unnamed/unregistered, `client_version`
+/// unversioned/unregistered, empty `accept_protocol` and `channel_namespace`).
+#[tokio::test]
+async fn connection_subscription_and_action_series_follow_what_clients_did() {
+    let s = Server::start(prometheus()).await;
+    let m = scrape(&s).await;
+    assert_eq!(m.types["centrifugo_client_connections_accepted"], "counter");
+    assert_eq!(m.types["centrifugo_client_connections_inflight"], "gauge");
+    assert_eq!(m.types["centrifugo_client_subscriptions_inflight"], "gauge");
+    assert_eq!(m.types["centrifugo_node_action_count"], "counter");
+    assert_eq!(m.types["centrifugo_node_broadcast_duration_seconds"], "histogram");
+    assert_eq!(m.types["centrifugo_node_pub_sub_lag_seconds"], "histogram");
+    assert_eq!(m.types["centrifugo_node_client_connection_limit"], "counter");
+    assert_eq!(m.types["centrifugo_broker_redis_pub_sub_dropped_messages"], "counter");
+
+    // Two named clients (the harness sends name "it", no version) and one that sends
+    // neither, all subscribed to one channel with presence.
+    let mut clients = Vec::new();
+    for user in ["a", "b"] {
+        let (mut ws, _) = Ws::connect(&s, &token(user, json!({}))).await;
+        let r = ws.call("subscribe", json!({"channel": "room"})).await;
+        assert!(r.get("subscribe").is_some(), "{r}");
+        clients.push(ws);
+    }
+    let mut bare = crate::harness::Ws::open(&s.ws_url()).await;
+    let r = bare.call("connect", json!({"token": token("c", json!({}))})).await;
+    assert!(r.get("connect").is_some(), "{r}");
+    let r = bare.call("subscribe", json!({"channel": "room"})).await;
+    assert!(r.get("subscribe").is_some(), "{r}");
+
+    const N: usize = 3;
+    for i in 0..N {
+        s.publish("room", json!({"n": i})).await;
+    }
+    for ws in clients.iter_mut().chain([&mut bare]) {
+        for _ in 0..N {
+            ws.push_where(|p| p["pub"].is_object()).await;
+        }
+    }
+    let (status, r) = s.api("history", json!({"channel": "room", "limit": 1})).await;
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = s.api("presence", json!({"channel": "room"})).await;
+    assert_eq!(status, 200, "{r}");
+
+    let named = [WS, ("accept_protocol", ""), ("client_name", "unregistered"), ("client_version", "unversioned")];
+    let unnamed = [WS, ("accept_protocol", ""), ("client_name", "unnamed"), ("client_version", "unversioned")];
+    let action =
+        |m: &Scrape, a: &str| m.get("centrifugo_node_action_count", &[("action", a), ("channel_namespace", "")]);
+    let m = scrape(&s).await;
+    assert_eq!(m.get("centrifugo_client_connections_accepted", &named), 2.0);
+    assert_eq!(m.get("centrifugo_client_connections_inflight", &named), 2.0);
+    assert_eq!(m.get("centrifugo_client_connections_accepted", &unnamed), 1.0);
+    assert_eq!(m.get("centrifugo_client_connections_inflight", &unnamed), 1.0);
+    let subs = |m: &Scrape, name: &str| {
+        m.get("centrifugo_client_subscriptions_inflight", &[("channel_namespace", ""), ("client_name", name)])
+    };
+    assert_eq!((subs(&m, "unregistered"), subs(&m, "unnamed")), (2.0, 1.0));
+    assert_eq!(action(&m, "add_client"), 3.0);
+    assert_eq!(action(&m, "add_subscription"), 3.0);
+    assert_eq!(action(&m, "broker_subscribe"), 1.0, "one channel: the broker listens once");
+    assert_eq!(action(&m, "add_presence"), 3.0);
+    assert_eq!(action(&m, "history"), 1.0);
+    assert_eq!(action(&m, "presence"), 1.0);
+    assert_eq!(action(&m, "remove_client"), 0.0);
+    let publication = [("type", "publication"), ("channel_namespace", "")];
+    assert_eq!(m.get("centrifugo_node_broadcast_duration_seconds_count", &publication), N as f64);
+    assert_eq!(
+        m.get("centrifugo_node_broadcast_duration_seconds_bucket", &[publication[0], publication[1], ("le", "10")]),
+        N as f64
+    );
+    assert_eq!(m.get("centrifugo_node_pub_sub_lag_seconds_count", &[("channel_namespace", "")]), N as f64);
+
+    // One named client unsubscribes, the bare one leaves: every gauge comes down.
+    let r = clients[0].call("unsubscribe", json!({"channel": "room"})).await;
+    assert!(r.get("unsubscribe").is_some(), "{r}");
+    drop(bare);
+    let m = scrape_until(&s, "the bare client gone", |m| m.get("centrifugo_node_num_clients", &[]) == 2.0).await;
+    assert_eq!(m.get("centrifugo_client_connections_inflight", &unnamed), 0.0);
+    assert_eq!(m.get("centrifugo_client_connections_accepted", &unnamed), 1.0);
+    assert_eq!(m.get("centrifugo_client_connections_inflight", &named), 2.0);
+    assert_eq!((subs(&m, "unregistered"), subs(&m, "unnamed")), (1.0, 0.0));
+    assert_eq!(action(&m, "remove_client"), 1.0);
+    assert_eq!(action(&m, "remove_subscription"), 2.0);
+    assert_eq!(action(&m, "remove_presence"), 2.0);
+    assert_eq!(action(&m, "broker_unsubscribe"), 0.0, "one subscriber is left");
+    drop(clients);
+    let m = scrape_until(&s, "everyone gone", |m| m.get("centrifugo_node_num_clients", &[]) == 0.0).await;
+    assert_eq!(m.get("centrifugo_client_connections_inflight", &named), 0.0);
+    assert_eq!(action(&m, "broker_unsubscribe"), 1.0);
+    assert_eq!(subs(&m, "unregistered"), 0.0);
+}
+
+/// `client.connection_limit`: a connection past the node's cap gets HTTP 503 on every
+/// connection endpoint and is counted; `/emulation` is not guarded. Once a
+/// connection leaves, a new one gets in.
+#[tokio::test]
+async fn the_node_connection_limit_answers_503_and_is_counted() {
+    let s = Server::start(json!({"prometheus": {"enabled": true}, "client": {"connection_limit": 1}})).await;
+    let (first, _) = Ws::connect(&s, &token("a", json!({}))).await;
+    let refused = tokio_tungstenite::connect_async(s.ws_url()).await.expect_err("over the limit");
+    match refused {
+        tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status().as_u16(), 503),
+        e => panic!("expected an HTTP 503, got {e}"),
+    }
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/connection/uni_http_stream", s.http()))
+        .body(json!({"token": token("b", json!({}))}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let m = scrape(&s).await;
+    assert_eq!(m.get("centrifugo_node_client_connection_limit", &[]), 2.0);
+    drop(first);
+    scrape_until(&s, "the first client gone", |m| m.get("centrifugo_node_num_clients", &[]) == 0.0).await;
+    let (_second, reply) = Ws::connect(&s, &token("b", json!({}))).await;
+    assert!(reply.get("client").is_some(), "{reply}");
+}
+
+/// `client.connection_rate_limit`: new connections per second past the rate get 503.
+#[tokio::test]
+async fn the_connection_rate_limit_answers_503() {
+    let s = Server::start(json!({"prometheus": {"enabled": true}, "client": {"connection_rate_limit": 1}})).await;
+    let mut statuses = Vec::new();
+    let http = reqwest::Client::new();
+    for _ in 0..10 {
+        let r = http.get(format!("{}/connection/websocket", s.http())).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    // One token a second: the first request reaches the handler (which refuses a GET
+    // without an upgrade on its own terms), and ten requests cannot all have earned a
+    // token unless they took nine seconds.
+    assert_ne!(statuses[0], 503, "{statuses:?}");
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    assert!(refused >= 1, "{statuses:?}");
+    let m = scrape(&s).await;
+    assert_eq!(m.get("centrifugo_node_client_connection_limit", &[]), refused as f64);
+}

@@ -20,14 +20,13 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use tokio::sync::mpsc;
 
 use crate::config::RedisEngine as RedisConfig;
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 use super::{HistoryError, HistoryOptions, HistoryQuery, HistoryResult};
 use keys::Keys;
-pub use pubsub::Incoming;
+pub use pubsub::{Dropped, HANDOFF_CAPACITY, Handoff, Incoming, handoff};
 pub use sessions::StoredStatus;
 
 /// Redis did not answer, answered an error, or timed out.
@@ -80,11 +79,7 @@ impl RedisEngine {
     /// Connects to every shard (failing with a clear error when one is unreachable)
     /// and starts the PUB/SUB readers; everything they receive goes to `incoming`.
     /// `node_channels` are this node's control subscriptions (kept on shard 0).
-    pub async fn connect(
-        c: &RedisConfig,
-        node_uid: &str,
-        incoming: mpsc::UnboundedSender<Incoming>,
-    ) -> Result<Arc<Self>, RedisError> {
+    pub async fn connect(c: &RedisConfig, node_uid: &str, incoming: pubsub::Handoff) -> Result<Arc<Self>, RedisError> {
         let cluster = !c.cluster_address.is_empty();
         let keys = Keys::new(&c.prefix, cluster, node_uid);
         let mut shards = Vec::new();
@@ -207,7 +202,7 @@ impl RedisEngine {
         history: Option<HistoryOptions>,
         idempotency_key: &str,
     ) -> Result<Published, RedisError> {
-        let body = crate::json::to_vec(publication);
+        let body = crate::json::to_vec(&crate::protocol::Brokered::from(publication));
         let shard = self.shard(channel);
         if history.is_none() && idempotency_key.is_empty() {
             let mut payload = Vec::with_capacity(body.len() + 4);

@@ -4,8 +4,14 @@
 //! forwards every message as an [`Incoming`]. When the connection drops, subscribes
 //! fail fast (the client sees error 100 and retries) until the task reconnects with
 //! backoff (100 ms doubling to 2 s).
+//!
+//! The hand-off to the node is bounded ([`HANDOFF_CAPACITY`] messages): when the node
+//! falls that far behind, further channel and control messages are dropped and
+//! counted (Centrifugo's `centrifugo_broker_redis_pub_sub_dropped_messages`) rather
+//! than queued without bound. Subscribers with recovery notice the gap by offset.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -30,6 +36,58 @@ pub enum Incoming {
     Disconnected(usize),
 }
 
+/// Messages the readers may hand to the node before they start dropping.
+pub const HANDOFF_CAPACITY: usize = 65_536;
+
+/// Messages dropped at a full hand-off, by kind.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    pub client: AtomicU64,
+    pub control: AtomicU64,
+}
+
+/// The sending side of the readers' hand-off to the node.
+#[derive(Clone)]
+pub struct Handoff {
+    tx: mpsc::Sender<Incoming>,
+    dropped: Arc<Dropped>,
+}
+
+/// A bounded hand-off and its receiving end; `dropped` counts what did not fit.
+pub fn handoff() -> (Handoff, mpsc::Receiver<Incoming>, Arc<Dropped>) {
+    let (tx, rx) = mpsc::channel(HANDOFF_CAPACITY);
+    let dropped = Arc::new(Dropped::default());
+    (Handoff { tx, dropped: dropped.clone() }, rx, dropped)
+}
+
+impl Handoff {
+    /// Hands over a message without waiting: false once the node is gone. A full
+    /// hand-off drops `event` and counts it.
+    fn offer(&self, event: Incoming) -> bool {
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(e)) => {
+                let counter = match e {
+                    Incoming::Control(_) => &self.dropped.control,
+                    _ => &self.dropped.client,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Hands over a connection event, waiting for room: these are never dropped.
+    async fn event(&self, event: Incoming) {
+        let _ = self.tx.send(event).await;
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
 #[derive(Clone)]
 pub(super) struct PubSub {
     sink: Arc<Mutex<Option<PubSubSink>>>,
@@ -43,7 +101,7 @@ impl PubSub {
         clients: Vec<redis::Client>,
         shard: usize,
         keys: Keys,
-        incoming: mpsc::UnboundedSender<Incoming>,
+        incoming: Handoff,
         connect_timeout: Duration,
     ) -> Self {
         let (ready_tx, ready) = watch::channel(false);
@@ -102,7 +160,7 @@ struct Task {
     clients: Vec<redis::Client>,
     shard: usize,
     keys: Keys,
-    incoming: mpsc::UnboundedSender<Incoming>,
+    incoming: Handoff,
     connect_timeout: Duration,
     ps: PubSub,
     ready: watch::Sender<bool>,
@@ -146,7 +204,7 @@ impl Task {
         *self.ps.sink.lock() = Some(sink);
         let _ = self.ready.send(true);
         tracing::info!(shard = self.shard, "Redis PUB/SUB connected");
-        let _ = self.incoming.send(Incoming::Reconnected(self.shard));
+        self.incoming.event(Incoming::Reconnected(self.shard)).await;
         let control = self.keys.control();
         let own = self.keys.own_node();
         while let Some(msg) = stream.next().await {
@@ -159,14 +217,37 @@ impl Task {
             } else {
                 continue;
             };
-            if self.incoming.send(event).is_err() {
+            if !self.incoming.offer(event) {
                 return true;
             }
         }
         self.ps.sink.lock().take();
         let _ = self.ready.send(false);
         tracing::warn!(shard = self.shard, "Redis PUB/SUB connection lost; reconnecting");
-        let _ = self.incoming.send(Incoming::Disconnected(self.shard));
+        self.incoming.event(Incoming::Disconnected(self.shard)).await;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_handoff_drops_and_counts_by_kind_but_keeps_order() {
+        let (tx, mut rx, dropped) = handoff();
+        let msg = |n: usize| Incoming::Channel { channel: "c".into(), payload: n.to_string().into_bytes() };
+        for n in 0..HANDOFF_CAPACITY {
+            assert!(tx.offer(msg(n)));
+        }
+        assert!(tx.offer(msg(usize::MAX)));
+        assert!(tx.offer(Incoming::Control(b"x".to_vec())));
+        assert_eq!(dropped.client.load(Ordering::Relaxed), 1);
+        assert_eq!(dropped.control.load(Ordering::Relaxed), 1);
+        // Room again after the node caught up; what was kept arrives in order.
+        assert!(matches!(rx.recv().await, Some(Incoming::Channel { payload, .. }) if payload == b"0"));
+        tx.event(Incoming::Reconnected(0)).await;
+        drop(rx);
+        assert!(!tx.offer(msg(1)), "a closed hand-off reports the node gone");
     }
 }
