@@ -144,6 +144,12 @@ fn find_unknown(v: &Value, known: &Value, prefix: &str, out: &mut Vec<String>) {
                     find_unknown(item, &ns, &format!("{path}[{i}]"), out);
                 }
             }
+            Some(_) if path == "proxies" => {
+                let named = crate::json::to_value(&super::schema::NamedProxy::default());
+                for (i, item) in child.as_array().into_iter().flatten().enumerate() {
+                    find_unknown(item, &named, &format!("{path}[{i}]"), out);
+                }
+            }
             Some(_) if path == "channel.namespaces" => {
                 let ns = crate::json::to_value(&Namespace::default());
                 for (i, item) in child.as_array().into_iter().flatten().enumerate() {
@@ -228,6 +234,13 @@ mod tests {
         assert_eq!(y.config.client.ping_interval.std().as_secs(), 10);
         assert!(y.config.channel.namespaces[0].options.presence);
         assert_eq!(y.unknown_keys, vec!["channel.namespaces[0].x"]);
+        let p = parse_str(
+            r#"{"proxies":[{"name":"p1","endpoint":"http://a","http":{"static_headers":{"X":"y"}},"bad":1}]}"#,
+            "json",
+        )
+        .unwrap();
+        assert_eq!(p.config.proxies[0].proxy.endpoint, "http://a");
+        assert_eq!(p.unknown_keys, vec!["proxies[0].bad"]);
         let t = parse_str("[http_api]\nkey = \"abc\"\n", "toml").unwrap();
         assert_eq!(t.config.http_api.key, "abc");
         assert!(parse_str("{", "json").unwrap_err().to_string().contains("invalid JSON"));

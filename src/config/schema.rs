@@ -38,6 +38,9 @@ pub struct Config {
     pub shutdown: Shutdown,
     pub connections: Connections,
     pub user_status: UserStatus,
+    /// Named proxies (`proxies: [{name, endpoint, …}]`) that namespaces pick with
+    /// `*_proxy_name`; the name `default` means `channel.proxy.*` / `rpc.proxy`.
+    pub proxies: Vec<NamedProxy>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -316,6 +319,18 @@ pub struct ClientProxy {
     pub proxy: Proxy,
 }
 
+/// One entry of the top-level `proxies` list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamedProxy {
+    pub name: String,
+    #[serde(flatten)]
+    pub proxy: Proxy,
+}
+
+/// The proxy name that means the unnamed `channel.proxy.*` / `rpc.proxy` endpoint.
+pub const DEFAULT_PROXY_NAME: &str = "default";
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClientProxies {
@@ -422,6 +437,11 @@ pub struct ChannelOptions {
     pub publish_proxy_enabled: bool,
     /// Refresh proxy-issued subscriptions through `channel.proxy.sub_refresh`.
     pub sub_refresh_proxy_enabled: bool,
+    /// Which proxy those switches use: `default` (or empty) for `channel.proxy.*`,
+    /// otherwise the name of an entry in the top-level `proxies` list.
+    pub subscribe_proxy_name: String,
+    pub publish_proxy_name: String,
+    pub sub_refresh_proxy_name: String,
 }
 
 impl ChannelOptions {
@@ -509,6 +529,8 @@ impl Default for Rpc {
 #[serde(default)]
 pub struct RpcOptions {
     pub proxy_enabled: bool,
+    /// `default` (or empty) for `rpc.proxy`, otherwise a name from `proxies`.
+    pub proxy_name: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::load::ConfigError;
-use super::schema::{ChannelOptions, Config, EngineKind};
+use super::schema::{ChannelOptions, Config, DEFAULT_PROXY_NAME, EngineKind};
 
 fn err(msg: impl Into<String>) -> Result<(), ConfigError> {
     Err(ConfigError::Rule(msg.into()))
@@ -43,16 +43,53 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     proxies(c)
 }
 
-/// Every proxy in use needs an `http(s)://` endpoint (gRPC proxies are not supported).
+/// Every proxy in use needs an `http(s)://` endpoint (gRPC proxies are not supported);
+/// named proxies have valid, unique names, and every name a namespace picks exists.
 fn proxies(c: &Config) -> Result<(), ConfigError> {
-    let all = std::iter::once(&c.channel.without_namespace).chain(c.channel.namespaces.iter().map(|n| &n.options));
-    let (mut sub, mut publ, mut refresh) = (false, false, false);
-    for o in all {
-        sub |= o.subscribe_proxy_enabled;
-        publ |= o.publish_proxy_enabled;
-        refresh |= o.sub_refresh_proxy_enabled;
+    let mut names = HashSet::new();
+    for (i, p) in c.proxies.iter().enumerate() {
+        let valid = p.name.len() >= 2 && p.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+        if !valid {
+            return err(format!("proxies[{i}].name {:?} must match ^[-a-zA-Z0-9_.]{{2,}}$", p.name));
+        }
+        if p.name == DEFAULT_PROXY_NAME {
+            return err(format!(
+                "proxies[{i}]: the name {DEFAULT_PROXY_NAME:?} is reserved for channel.proxy / rpc.proxy"
+            ));
+        }
+        if !names.insert(p.name.as_str()) {
+            return err(format!("proxy {:?} is defined twice in proxies", p.name));
+        }
+        proxy_endpoint(&format!("proxies[{i}] ({:?})", p.name), &p.proxy)?;
     }
-    let rpc = c.rpc.without_namespace.proxy_enabled || c.rpc.namespaces.iter().any(|n| n.options.proxy_enabled);
+    // Which default (unnamed) proxies are switched on somewhere, and that every
+    // named one picked exists.
+    let (mut sub, mut publ, mut refresh, mut rpc) = (false, false, false, false);
+    let pick = |used: &mut bool, on: bool, name: &str, whose: &str, key: &str| {
+        if !on {
+            return Ok(());
+        }
+        if is_default_proxy(name) {
+            *used = true;
+            Ok(())
+        } else if names.contains(name) {
+            Ok(())
+        } else {
+            err(format!("{whose}: {key} {name:?} is not in proxies"))
+        }
+    };
+    let channels = std::iter::once(("channel.without_namespace".to_string(), &c.channel.without_namespace))
+        .chain(c.channel.namespaces.iter().map(|n| (format!("namespace {:?}", n.name), &n.options)));
+    for (whose, o) in channels {
+        pick(&mut sub, o.subscribe_proxy_enabled, &o.subscribe_proxy_name, &whose, "subscribe_proxy_name")?;
+        pick(&mut publ, o.publish_proxy_enabled, &o.publish_proxy_name, &whose, "publish_proxy_name")?;
+        pick(&mut refresh, o.sub_refresh_proxy_enabled, &o.sub_refresh_proxy_name, &whose, "sub_refresh_proxy_name")?;
+    }
+    let rpcs = std::iter::once(("rpc.without_namespace".to_string(), &c.rpc.without_namespace))
+        .chain(c.rpc.namespaces.iter().map(|n| (format!("rpc namespace {:?}", n.name), &n.options)));
+    for (whose, o) in rpcs {
+        pick(&mut rpc, o.proxy_enabled, &o.proxy_name, &whose, "proxy_name")?;
+    }
     let used = [
         ("client.proxy.connect", c.client.proxy.connect.enabled, &c.client.proxy.connect.proxy),
         ("client.proxy.refresh", c.client.proxy.refresh.enabled, &c.client.proxy.refresh.proxy),
@@ -62,15 +99,25 @@ fn proxies(c: &Config) -> Result<(), ConfigError> {
         ("rpc.proxy", rpc, &c.rpc.proxy),
     ];
     for (key, on, p) in used {
-        let e = &p.endpoint;
-        if on && !(e.starts_with("http://") || e.starts_with("https://")) {
-            return err(format!(
-                "{key}.endpoint must be an http:// or https:// URL when the proxy is enabled, not {e:?}"
-            ));
+        if on {
+            proxy_endpoint(key, p)?;
         }
-        if on && p.timeout.std().is_zero() {
-            return err(format!("{key}.timeout must be above zero"));
-        }
+    }
+    Ok(())
+}
+
+/// `""` and `"default"` both name the unnamed proxy.
+pub(crate) fn is_default_proxy(name: &str) -> bool {
+    name.is_empty() || name == DEFAULT_PROXY_NAME
+}
+
+fn proxy_endpoint(key: &str, p: &super::schema::Proxy) -> Result<(), ConfigError> {
+    let e = &p.endpoint;
+    if !(e.starts_with("http://") || e.starts_with("https://")) {
+        return err(format!("{key}.endpoint must be an http:// or https:// URL when the proxy is used, not {e:?}"));
+    }
+    if p.timeout.std().is_zero() {
+        return err(format!("{key}.timeout must be above zero"));
     }
     Ok(())
 }
@@ -260,6 +307,37 @@ mod tests {
         assert_eq!(c.engine.kind, EngineKind::Redis);
         assert_eq!(c.log.level, crate::config::LogLevel::None);
         assert_eq!(c.http_api.error_mode, crate::config::ErrorMode::Transport);
+    }
+
+    #[test]
+    fn named_proxies_are_checked_and_picked_by_name() {
+        let named = |extra: &str| {
+            format!(
+                r#"{{"proxies":[{{"name":"billing","endpoint":"http://127.0.0.1:9/b"}}{extra}],
+                   "channel":{{"namespaces":[{{"name":"pay","publish_proxy_enabled":true,"publish_proxy_name":"billing"}}]}}}}"#
+            )
+        };
+        assert!(check(&named("")).is_ok(), "a named proxy needs no channel.proxy.publish");
+        let twice = named(r#",{"name":"billing","endpoint":"http://x"}"#);
+        assert!(check(&twice).unwrap_err().to_string().contains("twice"));
+        let reserved = named(r#",{"name":"default","endpoint":"http://x"}"#);
+        assert!(check(&reserved).unwrap_err().to_string().contains("reserved"));
+        let bad_name = named(r#",{"name":"a b","endpoint":"http://x"}"#);
+        assert!(check(&bad_name).unwrap_err().to_string().contains("proxies[1].name"));
+        let no_url = named(r#",{"name":"other","endpoint":"grpc://x"}"#);
+        assert!(check(&no_url).unwrap_err().to_string().contains("proxies[1]"));
+        let missing =
+            r#"{"channel":{"without_namespace":{"subscribe_proxy_enabled":true,"subscribe_proxy_name":"nope"}}}"#;
+        let e = check(missing).unwrap_err().to_string();
+        assert!(e.contains("subscribe_proxy_name") && e.contains("nope"), "{e}");
+        let rpc = r#"{"rpc":{"namespaces":[{"name":"app","proxy_enabled":true,"proxy_name":"nope"}]}}"#;
+        assert!(check(rpc).unwrap_err().to_string().contains("rpc namespace"));
+        // "default" (or no name) still needs the unnamed endpoint.
+        let default =
+            r#"{"channel":{"without_namespace":{"subscribe_proxy_enabled":true,"subscribe_proxy_name":"default"}}}"#;
+        assert!(check(default).unwrap_err().to_string().contains("channel.proxy.subscribe.endpoint"));
+        // A name that is not switched on is not looked up.
+        assert!(check(r#"{"rpc":{"without_namespace":{"proxy_name":"nope"}}}"#).is_ok());
     }
 
     #[test]

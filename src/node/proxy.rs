@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::auth::{ConnectToken, SubscribeToken, TokenError};
 use crate::protocol::{ConnectRequest, Disconnect, Encoding, ErrorCode, Raw, RpcRequest, RpcResult};
-use crate::proxy::{self, Base, Endpoint, ProxyError};
+use crate::proxy::{self, Base, ChannelProxy, Endpoint, ProxyError};
 
 use super::conn::Fail;
 use super::{ConnectError, Node, Session, Transport, now_secs};
@@ -161,8 +161,17 @@ impl Node {
     /// The sub_refresh proxy extends subscriptions with an expiry in this channel's
     /// namespace (`sub_refresh_proxy_enabled`).
     pub fn server_refreshes_sub(&self, channel: &str) -> bool {
-        self.proxies.sub_refresh.is_some()
-            && self.channels.resolve(channel).is_ok_and(|n| n.options.sub_refresh_proxy_enabled)
+        self.sub_refresh_endpoint(channel).is_some()
+    }
+
+    /// The sub_refresh proxy this channel's namespace picked, when it switched one on.
+    fn sub_refresh_endpoint(&self, channel: &str) -> Option<&Endpoint> {
+        let n = self.channels.resolve(channel).ok()?;
+        let o = &n.options;
+        if !o.sub_refresh_proxy_enabled {
+            return None;
+        }
+        self.proxies.channel(ChannelProxy::SubRefresh, &o.sub_refresh_proxy_name)
     }
 
     /// Refreshes one subscription in the background until the backend answers: a
@@ -193,7 +202,7 @@ impl Node {
     }
 
     async fn sub_refresh_once(&self, s: &Session, channel: &str) -> Result<(), Option<Disconnect>> {
-        let Some(ep) = &self.proxies.sub_refresh else { return Ok(()) };
+        let Some(ep) = self.sub_refresh_endpoint(channel) else { return Ok(()) };
         let body = proxy::SubRefreshRequest { base: session_base(ep, s), channel: channel.to_string() };
         let r = match self.proxies.call::<proxy::SubRefreshResult>(ep, &s.proxy_headers, &body).await {
             Ok(Some(r)) => r,
@@ -226,8 +235,9 @@ impl Node {
         &self,
         s: &Session,
         req: &crate::protocol::SubscribeRequest,
+        proxy_name: &str,
     ) -> Result<SubscribeToken, Fail> {
-        let ep = self.proxies.subscribe.as_ref().ok_or(ErrorCode::Internal)?;
+        let ep = self.proxies.channel(ChannelProxy::Subscribe, proxy_name).ok_or(ErrorCode::Internal)?;
         let (data, b64data) = proxy::outgoing_data(&ep.cfg, req.data.as_ref());
         let body = proxy::SubscribeRequest {
             base: session_base(ep, s),
@@ -262,8 +272,9 @@ impl Node {
         s: &Session,
         channel: &str,
         data: &Raw,
+        proxy_name: &str,
     ) -> Result<(Raw, super::PublishOptions), Fail> {
-        let ep = self.proxies.publish.as_ref().ok_or(ErrorCode::Internal)?;
+        let ep = self.proxies.channel(ChannelProxy::Publish, proxy_name).ok_or(ErrorCode::Internal)?;
         let (d, b64data) = proxy::outgoing_data(&ep.cfg, Some(data));
         let body = proxy::PublishRequest { base: session_base(ep, s), channel: channel.to_string(), data: d, b64data };
         let r = self.proxies.call::<proxy::PublishResult>(ep, &s.proxy_headers, &body).await?.unwrap_or_default();
@@ -293,10 +304,11 @@ impl Node {
             }
             _ => Some(&rpc.without_namespace),
         };
-        let ep = match (&self.proxies.rpc, options) {
-            (Some(ep), Some(o)) if o.proxy_enabled => ep,
-            _ => return Err(ErrorCode::MethodNotFound.into()),
+        let ep = match options {
+            Some(o) if o.proxy_enabled => self.proxies.channel(ChannelProxy::Rpc, &o.proxy_name),
+            _ => None,
         };
+        let Some(ep) = ep else { return Err(ErrorCode::MethodNotFound.into()) };
         let (data, b64data) = proxy::outgoing_data(&ep.cfg, req.data.as_ref());
         let body = proxy::RpcRequest { base: session_base(ep, s), method: req.method, data, b64data };
         let r = self.proxies.call::<proxy::RpcResult>(ep, &s.proxy_headers, &body).await?.unwrap_or_default();

@@ -127,7 +127,7 @@ impl Node {
         let chan_info = s.state.lock().subs.get(&req.channel).and_then(|sub| sub.chan_info.clone());
         if name.options.publish_proxy_enabled {
             let data = req.data.ok_or(ErrorCode::BadRequest)?;
-            let (data, opts) = self.publish_proxy(s, &req.channel, &data).await?;
+            let (data, opts) = self.publish_proxy(s, &req.channel, &data, &name.options.publish_proxy_name).await?;
             let opts = PublishOptions { info: Some(s.client_info(chan_info)), ..opts };
             return self.publish(&req.channel, data, opts).await.map(|_| ()).map_err(|e| e.code().into());
         }

@@ -276,7 +276,7 @@ impl Node {
         // decided by their user list, everything else in the namespace by the proxy.
         let user_limited = name.options.allow_user_limited_channels && !name.allowed_users.is_empty();
         if name.options.subscribe_proxy_enabled && !user_limited {
-            return self.subscribe_proxy(s, req).await.map(Some);
+            return self.subscribe_proxy(s, req, &name.options.subscribe_proxy_name).await.map(Some);
         }
         let asker = Asker { user: &s.user, subscribed: false, insecure: self.config.client.insecure };
         if !asker.may_subscribe(name) {

@@ -48,15 +48,38 @@ pub struct Headers {
     pub emulated: Vec<(String, String)>,
 }
 
+/// The proxies a namespace switches on, each picked by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelProxy {
+    Subscribe,
+    Publish,
+    SubRefresh,
+    Rpc,
+}
+
+impl ChannelProxy {
+    const ALL: [ChannelProxy; 4] = [Self::Subscribe, Self::Publish, Self::SubRefresh, Self::Rpc];
+
+    /// The proxy type, as in metrics and logs.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Subscribe => "subscribe",
+            Self::Publish => "publish",
+            Self::SubRefresh => "sub_refresh",
+            Self::Rpc => "rpc",
+        }
+    }
+}
+
 /// Every proxy of the configuration and one HTTP client they share.
 pub struct Proxies {
     http: reqwest::Client,
     pub connect: Option<Endpoint>,
     pub refresh: Option<Endpoint>,
-    pub subscribe: Option<Endpoint>,
-    pub publish: Option<Endpoint>,
-    pub sub_refresh: Option<Endpoint>,
-    pub rpc: Option<Endpoint>,
+    /// Subscribe, publish, sub_refresh and RPC endpoints by proxy name (indexed by
+    /// [`ChannelProxy`]); `default` holds `channel.proxy.*` and `rpc.proxy`, the
+    /// others come from the top-level `proxies` list.
+    by_name: HashMap<String, [Option<Endpoint>; 4]>,
     /// Union of every proxy's `http_headers` / `emulated_headers`, lowercased.
     wanted_transport: Vec<String>,
     wanted_emulated: Vec<String>,
@@ -73,17 +96,22 @@ impl Proxies {
     pub fn new(c: &Config) -> Self {
         let p = &c.client.proxy;
         let ch = &c.channel.proxy;
-        let all = [
-            endpoint(&p.connect.proxy, p.connect.enabled, "connect"),
-            endpoint(&p.refresh.proxy, p.refresh.enabled, "refresh"),
-            endpoint(&ch.subscribe, true, "subscribe"),
-            endpoint(&ch.publish, true, "publish"),
-            endpoint(&ch.sub_refresh, true, "sub_refresh"),
-            endpoint(&c.rpc.proxy, true, "rpc"),
-        ];
+        let connect = endpoint(&p.connect.proxy, p.connect.enabled, "connect");
+        let refresh = endpoint(&p.refresh.proxy, p.refresh.enabled, "refresh");
+        let mut by_name = HashMap::new();
+        let defaults = [&ch.subscribe, &ch.publish, &ch.sub_refresh, &c.rpc.proxy];
+        by_name.insert(
+            config::DEFAULT_PROXY_NAME.to_string(),
+            std::array::from_fn(|i| endpoint(defaults[i], true, ChannelProxy::ALL[i].kind())),
+        );
+        for named in &c.proxies {
+            let one = |i: usize| endpoint(&named.proxy, true, ChannelProxy::ALL[i].kind());
+            by_name.insert(named.name.clone(), std::array::from_fn(one));
+        }
         let mut wanted_transport = Vec::new();
         let mut wanted_emulated = Vec::new();
-        for e in all.iter().flatten() {
+        let channel_side = by_name.values().flat_map(|e| e.iter().flatten());
+        for e in connect.iter().chain(refresh.iter()).chain(channel_side) {
             wanted_transport.extend(e.cfg.http_headers.iter().map(|h| h.to_ascii_lowercase()));
             wanted_emulated.extend(e.cfg.emulated_headers.iter().map(|h| h.to_ascii_lowercase()));
         }
@@ -91,19 +119,22 @@ impl Proxies {
         wanted_transport.dedup();
         wanted_emulated.sort();
         wanted_emulated.dedup();
-        let [connect, refresh, subscribe, publish, sub_refresh, rpc] = all;
         Self {
             http: reqwest::Client::new(),
             connect,
             refresh,
-            subscribe,
-            publish,
-            sub_refresh,
-            rpc,
+            by_name,
             wanted_transport,
             wanted_emulated,
             metrics: None,
         }
+    }
+
+    /// The `which` proxy named `name` (`""` and `default`: the unnamed one), if it
+    /// has an endpoint.
+    pub fn channel(&self, which: ChannelProxy, name: &str) -> Option<&Endpoint> {
+        let name = if name.is_empty() { config::DEFAULT_PROXY_NAME } else { name };
+        self.by_name.get(name)?[which as usize].as_ref()
     }
 
     /// Records every call's duration and failures in `m`

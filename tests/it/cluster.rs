@@ -413,4 +413,17 @@ async fn pub_sub_lag_is_measured_where_publications_arrive() {
         value("centrifugo_broker_redis_pub_sub_dropped_messages{broker_name=\"\",channel_type=\"client\"}"),
         0.0
     );
+    // Both nodes count the fleet; a fleet-wide connections call surveys the other node
+    // and is timed and counted where it was asked.
+    for s in &nodes {
+        assert_eq!(crate::metrics::scrape(s).await.get("centrifugo_node_num_nodes", &[]), 2.0);
+    }
+    let (status, r) = nodes[1].api("connections", json!({"user": "1"})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"]["connections"].as_object().map(|c| c.len()), Some(1), "{r}");
+    let m = crate::metrics::scrape(&nodes[1]).await;
+    assert_eq!(m.get("centrifugo_node_survey_duration_seconds_count", &[("op", "connections")]), 1.0);
+    assert_eq!(m.get("centrifugo_node_action_count", &[("action", "survey")]), 1.0);
+    let m = crate::metrics::scrape(&nodes[0]).await;
+    assert_eq!(m.get("centrifugo_node_survey_duration_seconds_count", &[("op", "connections")]), 0.0);
 }

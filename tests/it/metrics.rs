@@ -20,7 +20,7 @@ struct Sample {
 
 /// A parsed exposition: samples, and each family's `# TYPE`.
 #[derive(Debug, Default)]
-struct Scrape {
+pub(crate) struct Scrape {
     samples: Vec<Sample>,
     types: HashMap<String, String>,
 }
@@ -28,7 +28,7 @@ struct Scrape {
 impl Scrape {
     /// The value of the one sample named `name` whose labels include `labels`; 0 when
     /// there is none (a counter not yet created reads as zero).
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let found: Vec<&Sample> = self
             .samples
             .iter()
@@ -134,14 +134,14 @@ async fn get(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn scrape(s: &Server) -> Scrape {
+pub(crate) async fn scrape(s: &Server) -> Scrape {
     let (status, text) = get(&format!("{}/metrics", s.internal_http())).await;
     assert_eq!(status, 200, "{text}");
     parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 /// Scrapes until `ok` holds (the server counts some things after it answered).
-async fn scrape_until(s: &Server, what: &str, ok: impl Fn(&Scrape) -> bool) -> Scrape {
+pub(crate) async fn scrape_until(s: &Server, what: &str, ok: impl Fn(&Scrape) -> bool) -> Scrape {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let m = scrape(s).await;

@@ -159,11 +159,12 @@ async fn connect_proxy_failures_map_to_codes() {
         _ => (200, json!({"result": {"user": "ok"}}), 0),
     })
     .await;
-    let cfg = connect_proxy(
+    let mut cfg = connect_proxy(
         &b,
         json!({"http": {"status_to_code_transforms": [
             {"status_code": 403, "to_error": {"code": 403, "message": "forbidden", "temporary": false}}]}}),
     );
+    crate::harness::merge(&mut cfg, &json!({"prometheus": {"enabled": true}}));
     let s = Server::start(cfg).await;
     let err = |name: &'static str| {
         let s = &s;
@@ -195,6 +196,16 @@ async fn connect_proxy_failures_map_to_codes() {
     // A healthy answer still connects.
     let (_, ok) = connect_no_token(&s, json!({"name": "fine"})).await;
     assert!(ok["connect"]["client"].is_string(), "{ok}");
+    // Every call was timed; the unavailable backend (two HTTP 500s, the timeout, the
+    // unparsable body) counts as a proxy error, answers the application chose do not.
+    let calls = b.calls("/connect").len() as f64;
+    let m = crate::metrics::scrape_until(&s, "every connect proxy call timed", |m| {
+        m.get("centrifugo_proxy_duration_seconds_count", &[("type", "connect")]) == calls
+    })
+    .await;
+    assert_eq!(m.get("centrifugo_proxy_errors", &[("protocol", "http"), ("type", "connect")]), 4.0);
+    assert_eq!(m.get("centrifugo_proxy_errors", &[("type", "refresh")]), 0.0);
+    assert_eq!(m.get("centrifugo_proxy_duration_seconds_count", &[("type", "rpc")]), 0.0);
 }
 
 #[tokio::test]
@@ -339,6 +350,52 @@ async fn subscribe_and_publish_proxies_decide_per_namespace() {
     // Without publish_proxy_enabled the namespace rules apply (no publish permission here).
     let r = ws.call("publish", json!({"channel": "sp:room", "data": {}})).await;
     assert_eq!(r["error"]["code"], 103, "{r}");
+}
+
+#[tokio::test]
+async fn named_proxies_are_picked_per_namespace() {
+    // One backend playing two applications: the unnamed subscribe proxy answers at
+    // /default-subscribe, the named proxy "billing" at /billing (one endpoint for
+    // every kind of call, as a named proxy is in Centrifugo).
+    let b = Backend::start(|p, _, _| {
+        let who = if p.starts_with("/billing") { "billing" } else { "default" };
+        (200, json!({"result": {"data": {"by": who}}}), 0)
+    })
+    .await;
+    let s = Server::start(json!({
+        "proxies": [{"name": "billing", "endpoint": b.at("/billing"), "http_headers": ["x-bill"]}],
+        "channel": {
+            "proxy": {"subscribe": {"endpoint": b.at("/default-subscribe")}},
+            "namespaces": [
+                {"name": "pay", "subscribe_proxy_enabled": true, "subscribe_proxy_name": "billing",
+                 "publish_proxy_enabled": true, "publish_proxy_name": "billing"},
+                {"name": "chat", "subscribe_proxy_enabled": true, "subscribe_proxy_name": "default"}
+            ]
+        },
+        "rpc": {"namespaces": [{"name": "bill", "proxy_enabled": true, "proxy_name": "billing"}]}
+    }))
+    .await;
+    let mut ws = Ws::open_with_headers(&s.ws_url(), &[("x-bill", "b1")]).await;
+    let r = ws.call("connect", json!({"token": token("9", json!({}))})).await;
+    assert!(r.get("connect").is_some(), "{r}");
+    let r = ws.call("subscribe", json!({"channel": "pay:feed"})).await;
+    assert_eq!(r["subscribe"]["data"], json!({"by": "billing"}), "{r}");
+    let r = ws.call("subscribe", json!({"channel": "chat:room"})).await;
+    assert_eq!(r["subscribe"]["data"], json!({"by": "default"}), "{r}");
+    let r = ws.call("publish", json!({"channel": "pay:feed", "data": {"n": 1}})).await;
+    assert!(r.get("publish").is_some(), "{r}");
+    let p = ws.push_where(|p| p["channel"] == "pay:feed").await;
+    assert_eq!(p["pub"]["data"], json!({"by": "billing"}), "{p}");
+    let r = ws.call("rpc", json!({"method": "bill:charge", "data": {}})).await;
+    assert_eq!(r["rpc"]["data"], json!({"by": "billing"}), "{r}");
+    // No proxy for methods outside the namespace: 104, as without any RPC proxy.
+    let r = ws.call("rpc", json!({"method": "other", "data": {}})).await;
+    assert_eq!(r["error"]["code"], 104, "{r}");
+    let billing = b.calls("/billing");
+    assert_eq!(billing.len(), 3, "subscribe, publish and rpc went to the named proxy: {billing:?}");
+    assert!(billing.iter().all(|c| c.headers["x-bill"] == "b1"), "its http_headers are forwarded");
+    assert_eq!(billing[2].body["method"], "bill:charge");
+    assert_eq!(b.calls("/default-subscribe").len(), 1);
 }
 
 #[tokio::test]
