@@ -626,7 +626,8 @@ pub struct WebSocket {
     pub handler_prefix: String,
     pub message_size_limit: usize,
     pub write_timeout: Duration,
-    /// Bytes of the per-connection read buffer (small keeps idle connections cheap).
+    /// Bytes of the per-connection read buffer (small keeps idle connections cheap: a
+    /// frame longer than it is read into a buffer grown to its length). Minimum 256.
     pub read_buffer_size: usize,
 }
 
@@ -637,7 +638,7 @@ impl Default for WebSocket {
             handler_prefix: "/connection/websocket".into(),
             message_size_limit: 65536,
             write_timeout: Duration::from_millis(1000),
-            read_buffer_size: 1024,
+            read_buffer_size: 256,
         }
     }
 }

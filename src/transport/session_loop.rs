@@ -74,12 +74,14 @@ where
             _ = queue.notified() => {
                 let mut batch = Vec::new();
                 let closed = queue.drain(&mut batch);
-                if !write_batch(&mut sink, codec, batch, write_timeout).await {
+                // Boxed, like command handling: the write's state lives only while
+                // a batch is being written, not in every idle connection's task.
+                if !Box::pin(write_batch(&mut sink, codec, batch, write_timeout)).await {
                     return;
                 }
                 if let Some(d) = closed {
                     conn.node().metrics.server_disconnect(d.code);
-                    write(&mut sink, Outbound::Close(d), write_timeout).await;
+                    Box::pin(write(&mut sink, Outbound::Close(d), write_timeout)).await;
                     return;
                 }
             }
@@ -94,11 +96,11 @@ where
                 Some(Inbound::Unsupported) if mode == Mode::Bidirectional => queue.close(Disconnect::bad_request(), true),
                 Some(Inbound::Frame(_) | Inbound::Unsupported) => {}
                 Some(Inbound::PeerClosed) => {
-                    write(&mut sink, Outbound::EchoClose, write_timeout).await;
+                    Box::pin(write(&mut sink, Outbound::EchoClose, write_timeout)).await;
                     return;
                 }
                 Some(Inbound::Broken(Some(d))) => {
-                    write(&mut sink, Outbound::Close(d), write_timeout).await;
+                    Box::pin(write(&mut sink, Outbound::Close(d), write_timeout)).await;
                     return;
                 }
                 Some(Inbound::Broken(None)) | None => return,

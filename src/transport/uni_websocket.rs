@@ -39,7 +39,7 @@ pub(super) async fn handler(
     };
     let forwarded = node.proxies.capture(&headers);
     let limit = node.config.uni_websocket.message_size_limit;
-    ws.read_buffer_size(1024).max_message_size(limit).on_upgrade(move |s| run(s, node, preset, forwarded))
+    ws.read_buffer_size(256).max_message_size(limit).on_upgrade(move |s| run(s, node, preset, forwarded))
 }
 
 /// The ConnectRequest sent as the first message; `Err(None)` when the session already

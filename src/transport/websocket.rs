@@ -45,17 +45,37 @@ pub(super) async fn handler(
         .write_buffer_size(0)
         .max_message_size(c.message_size_limit)
         .max_frame_size(c.message_size_limit)
-        .on_upgrade(move |socket| run(socket, node, forwarded, encoding))
+        .on_upgrade(move |socket| session(socket, node, forwarded, encoding))
 }
 
-async fn run(mut socket: WebSocket, node: Arc<Node>, forwarded: Vec<(String, String)>, encoding: Encoding) {
+/// The connection's task. The socket is split into its two ends before the session
+/// future is built, so that future (which every idle connection keeps for its whole
+/// life) holds the ends, not also the unsplit socket it came from; the rare refusal
+/// during shutdown is boxed for the same reason.
+fn session(
+    socket: WebSocket,
+    node: Arc<Node>,
+    forwarded: Vec<(String, String)>,
+    encoding: Encoding,
+) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::future::Either;
     if node.is_shutting_down() {
-        let _ = close(&mut socket, &Disconnect::shutdown()).await;
-        return;
+        return Either::Left(Box::pin(async move {
+            let mut socket = socket;
+            let _ = close(&mut socket, &Disconnect::shutdown()).await;
+        }));
     }
+    let (inbound, sink) = ws_ends_encoded(socket, false, encoding);
+    Either::Right(run(inbound, sink, node, forwarded, encoding))
+}
+
+async fn run<I, S>(inbound: I, sink: S, node: Arc<Node>, forwarded: Vec<(String, String)>, encoding: Encoding)
+where
+    I: Stream<Item = Inbound> + Unpin,
+    S: Sink<Outbound<Bytes>> + Unpin,
+{
     let mut conn = Conn::new(node.clone(), Transport::WebSocket).with_headers(forwarded).with_encoding(encoding);
     let write_timeout = node.config.websocket.write_timeout.std();
-    let (inbound, sink) = ws_ends_encoded(socket, false, encoding);
     match encoding {
         Encoding::Json => {
             session_loop::run(&mut conn, inbound, sink, &JoinedLines, Mode::Bidirectional, write_timeout).await
@@ -152,5 +172,24 @@ pub(super) fn violation(e: axum::Error) -> Option<Disconnect> {
         | WsError::Url(_)
         | WsError::Http(_)
         | WsError::HttpFormat(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What every idle WebSocket connection keeps alive: its session future. A
+    /// regression here (a large value held across the loop's await) costs bytes per
+    /// connection; the bound has a little headroom over today's size.
+    #[test]
+    fn the_session_future_stays_small() {
+        let sink = futures_util::sink::drain().sink_map_err(|e: std::convert::Infallible| match e {});
+        let node = crate::node::Node::new(crate::config::Config::default()).unwrap();
+        let fut = run(futures_util::stream::pending::<Inbound>(), sink, node, Vec::new(), Encoding::Json);
+        // 616 bytes when this was written (the connection, the loop's timer and queue
+        // waits); the real ends are boxed, so they add a pointer each, not their state.
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 768, "the WebSocket session future grew to {size} bytes");
     }
 }
