@@ -8,6 +8,7 @@
 //! the command line.
 
 pub mod json;
+mod listing;
 pub mod proto;
 mod service;
 

@@ -655,7 +655,11 @@ async fn grpc_api_over_tls() {
     let info = c.info(authed(InfoRequest {})).await.unwrap().into_inner();
     assert_eq!(info.result.unwrap().nodes.len(), 1);
     let published = c
-        .publish(authed(PublishRequest { channel: "news".into(), data: b"{\"tls\":true}".to_vec(), ..Default::default() }))
+        .publish(authed(PublishRequest {
+            channel: "news".into(),
+            data: b"{\"tls\":true}".to_vec(),
+            ..Default::default()
+        }))
         .await
         .unwrap()
         .into_inner();
