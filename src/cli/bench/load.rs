@@ -57,7 +57,7 @@ pub(super) enum Request {
     /// `POST url` with a JSON body and, when given, the `X-API-Key` header.
     Http { url: String, body: Bytes, api_key: Option<String>, expect: Expect },
     /// A `CentrifugoApi` call.
-    Grpc(grpc::Request),
+    Grpc(Box<grpc::Request>),
 }
 
 /// One load phase.

@@ -367,10 +367,8 @@ fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>)
         Api::Grpc => {
             let url = Target::parse(&a.grpc_url).context("--grpc-url")?.base;
             let call = grpc_call(kind, &channel, &body)?;
-            Request::Grpc(
-                grpc::Request::new(&url, api_key.as_deref(), call, load::REQUEST_TIMEOUT)
-                    .map_err(anyhow::Error::msg)?,
-            )
+            let request = grpc::Request::new(&url, api_key.as_deref(), call, load::REQUEST_TIMEOUT);
+            Request::Grpc(Box::new(request.map_err(anyhow::Error::msg)?))
         }
     };
     let spec = load::Spec {
