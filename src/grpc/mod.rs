@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
@@ -78,7 +79,12 @@ pub async fn serve(node: Arc<Node>, bound: Bound) -> Result<(), tonic::transport
     if let Ok(addr) = bound.listener.local_addr() {
         tracing::info!(%addr, tls = c.tls.enabled, reflection = c.reflection, "gRPC API listening");
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(bound.listener);
+    // tonic's own `tcp_nodelay` applies only to listeners it binds; without it here,
+    // Nagle's algorithm holds a response's last segment for the client's delayed ACK
+    // (~40 ms per large answer, measured with `rotor bench --api grpc`).
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(bound.listener), |conn| {
+        conn.and_then(|stream| stream.set_nodelay(true).map(|()| stream))
+    });
     let shutdown = node.clone();
     server
         .add_service(api)
