@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parking_lot::Mutex;
-use rotor::api::connections::{ConnectionInfo, ConnectionsResult, write_info};
+use rotor::api::connections::{ConnectionInfo, ConnectionsResult, Listing, write_info};
 use rotor::filter::cel::{CelConn, CelLimits, CelPlan, plan, plan_interpreted};
 use rotor::filter::{NoSymbols, compile_expr};
 use rotor::hub::{Hub, Member};
@@ -182,12 +182,12 @@ fn result_building(c: &mut Criterion) {
         })
     });
     let rows = 1000;
-    let result = ConnectionsResult {
+    let result = Listing::from(ConnectionsResult {
         connections: (0..rows).map(|_| Arc::new(session())).collect(),
         next_cursor: String::new(),
         total: rows as u64,
         node: "rotor-1".into(),
-    };
+    });
     let mut group = c.benchmark_group("result_building");
     group.throughput(Throughput::Elements(rows as u64));
     group.bench_function("listing_1000", |b| b.iter(|| serde_json::value::to_raw_value(&result).unwrap().get().len()));

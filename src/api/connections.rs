@@ -4,6 +4,10 @@
 //! ConnectionInfo. At least one of the three must be non-empty: an accidental blank
 //! request never lists the fleet. Rotor's `limit`/`cursor` page through a listing in
 //! client-id order, so a connection present throughout appears exactly once.
+//!
+//! A finished answer is a [`Listing`] of rows (live sessions here, ConnectionInfo JSON
+//! from fleet peers); the HTTP API serializes it to JSON, the gRPC API builds protobuf
+//! from the same rows (`grpc/listing.rs`), so only the encoding differs.
 
 use std::sync::Arc;
 
@@ -38,34 +42,83 @@ pub struct ConnectionsResult {
     pub node: String,
 }
 
-impl Serialize for ConnectionsResult {
+/// A `connections` answer as the API returns it, before encoding: the rows in
+/// client-id order, the paging cursor, the total, and the fleet nodes that did not
+/// answer.
+pub struct Listing {
+    pub rows: Vec<Row>,
+    /// Set when `limit` cut the listing short: pass it as `cursor` for the next page.
+    pub next_cursor: String,
+    /// Matching connections on every node that answered (all pages).
+    pub total: u64,
+    /// Live fleet nodes that did not answer in time (Rotor's `missing_nodes`).
+    pub missing: Vec<String>,
+    /// This node's name, the `node` of its own rows.
+    pub node: String,
+}
+
+/// One listed connection.
+pub enum Row {
+    /// A session on this node, encoded when the answer is.
+    Here(Arc<Session>),
+    /// A fleet peer's connection: its client id and ConnectionInfo JSON as it answered.
+    Peer { client: String, info: Box<serde_json::value::RawValue> },
+}
+
+impl From<ConnectionsResult> for Listing {
+    fn from(r: ConnectionsResult) -> Listing {
+        Listing {
+            rows: r.connections.into_iter().map(Row::Here).collect(),
+            next_cursor: r.next_cursor,
+            total: r.total,
+            missing: Vec::new(),
+            node: r.node,
+        }
+    }
+}
+
+/// The HTTP API's JSON: `connections`, `next_cursor` (when set), `total`,
+/// `missing_nodes` (when any).
+impl Serialize for Listing {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut m = ser.serialize_map(None)?;
-        m.serialize_entry("connections", &ConnectionMap(&self.connections, &self.node))?;
+        m.serialize_entry("connections", &ConnectionMap(&self.rows, &self.node))?;
         if !self.next_cursor.is_empty() {
             m.serialize_entry("next_cursor", &self.next_cursor)?;
         }
         m.serialize_entry("total", &self.total)?;
+        if !self.missing.is_empty() {
+            m.serialize_entry("missing_nodes", &self.missing)?;
+        }
         m.end()
     }
 }
 
-/// `{"<client id>": ConnectionInfo, …}`, encoded by [`write_info`] into one buffer and
-/// handed to the serializer as it is.
-struct ConnectionMap<'a>(&'a [Arc<Session>], &'a str);
+/// `{"<client id>": ConnectionInfo, …}`, encoded by [`write_info`] (a peer's row as it
+/// came) into one buffer and handed to the serializer as it is.
+struct ConnectionMap<'a>(&'a [Row], &'a str);
 
 impl Serialize for ConnectionMap<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         // Reserve for a page; a huge listing grows geometrically like any buffer.
         let mut out = String::with_capacity(2 + self.0.len().min(4096) * ROW_GUESS);
         out.push('{');
-        for (i, s) in self.0.iter().enumerate() {
+        for (i, row) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            write_str(&mut out, &s.client);
-            out.push(':');
-            write_info(&mut out, s, self.1);
+            match row {
+                Row::Here(s) => {
+                    write_str(&mut out, &s.client);
+                    out.push(':');
+                    write_info(&mut out, s, self.1);
+                }
+                Row::Peer { client, info } => {
+                    write_str(&mut out, client);
+                    out.push(':');
+                    out.push_str(info.get());
+                }
+            }
         }
         out.push('}');
         Verbatim(&out).serialize(ser)
@@ -429,12 +482,12 @@ mod tests {
         });
         assert_eq!(serde_json::from_str::<Value>(&info(&s)).unwrap(), want);
         let s = Arc::new(s);
-        let r = ConnectionsResult {
+        let r = Listing::from(ConnectionsResult {
             connections: vec![s.clone(), s.clone()],
             next_cursor: "c".into(),
             total: 9,
             node: "node-1".into(),
-        };
+        });
         let listed: Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(listed["connections"][&s.client], want);
         assert_eq!((listed["next_cursor"].as_str(), listed["total"].as_u64()), (Some("c"), Some(9)));

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
 use crate::node::Node;
@@ -18,7 +17,7 @@ use crate::node::fleet::{Handlers, SurveyOutcome};
 use crate::protocol::ErrorCode;
 
 use super::channel_info::{ChannelStats, ChannelsRequest, ChannelsResult};
-use super::connections::{ConnectionsRequest, Page, encode_cursor};
+use super::connections::{ConnectionsRequest, Listing, Page, Row, encode_cursor};
 use super::error::ApiError;
 use super::info::{InfoRequest, InfoResult};
 use super::rpc::{RpcRequest, RpcResult};
@@ -186,80 +185,47 @@ pub(super) async fn rpc(node: &Arc<Node>, req: RpcRequest) -> Result<Encoded, Ap
 
 /// `connections` over the fleet: every node lists at most one page after the
 /// cursor, in client-id order; the pages are merged in that order and cut to
-/// `limit`, so paging visits each connection exactly once.
-pub(super) async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest) -> Result<Encoded, ApiError> {
+/// `limit`, so paging visits each connection exactly once. The answer is left
+/// unencoded: the HTTP and gRPC APIs encode the same rows each their way.
+pub(super) async fn connections(node: &Arc<Node>, body: &[u8], req: ConnectionsRequest) -> Result<Listing, ApiError> {
     if node.fleet.is_none() {
         let r = local(node, body, move |n| super::connections::connections(n, req)).await;
-        return to_value(r.and_then(|r| r));
+        return r.and_then(|r| r).map(Listing::from);
     }
     let limit = req.limit;
     // This node's page is computed while the peers compute theirs.
-    let (here, outcome) =
-        tokio::join!(local(node, body, move |n| super::connections::page(n, req)), survey(node, "connections", body));
+    let (here, outcome) = tokio::join!(
+        local(node, body, move |n| super::connections::connections(n, req)),
+        survey(node, "connections", body)
+    );
     let (here, outcome) = (here??, outcome?);
-    let mut more = here.more;
+    let mut more = !here.next_cursor.is_empty();
     let mut total = here.total;
-    let mut items = here.items;
+    let mut keyed: Vec<(u128, Row)> = here.connections.into_iter().map(|s| (s.id, Row::Here(s))).collect();
     let mut missing = outcome.missing;
     for a in outcome.answers {
         match a.result.map(|d| serde_json::from_str::<Page>(d.get())) {
             Ok(Ok(p)) => {
                 more |= p.more;
                 total += p.total;
-                items.extend(p.items);
+                keyed.extend(p.items.into_iter().map(|(client, info)| {
+                    (uuid::Uuid::parse_str(&client).map_or(0, |u| u.as_u128()), Row::Peer { client, info })
+                }));
             }
             _ => missing.push(a.uid),
         }
     }
-    let mut keyed: Vec<(u128, String, Box<RawValue>)> = items
-        .into_iter()
-        .map(|(client, info)| (uuid::Uuid::parse_str(&client).map_or(0, |u| u.as_u128()), client, info))
-        .collect();
-    keyed.sort_by_key(|(id, _, _)| *id);
-    keyed.dedup_by_key(|(id, _, _)| *id);
+    keyed.sort_by_key(|(id, _)| *id);
+    keyed.dedup_by_key(|(id, _)| *id);
     let mut next_cursor = String::new();
     if limit > 0 && (keyed.len() as u64 > limit || more) {
         keyed.truncate(limit as usize);
-        if let Some((id, _, _)) = keyed.last() {
+        if let Some((id, _)) = keyed.last() {
             next_cursor = encode_cursor(*id);
         }
     }
-    to_value(Ok(Merged { items: keyed, next_cursor, total, missing }))
-}
-
-struct Merged {
-    items: Vec<(u128, String, Box<RawValue>)>,
-    next_cursor: String,
-    /// The sum of every answering node's total (a connection lives on one node).
-    total: u64,
-    missing: Vec<String>,
-}
-
-impl Serialize for Merged {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(None)?;
-        m.serialize_entry("connections", &Rows(&self.items))?;
-        if !self.next_cursor.is_empty() {
-            m.serialize_entry("next_cursor", &self.next_cursor)?;
-        }
-        m.serialize_entry("total", &self.total)?;
-        if !self.missing.is_empty() {
-            m.serialize_entry("missing_nodes", &self.missing)?;
-        }
-        m.end()
-    }
-}
-
-struct Rows<'a>(&'a [(u128, String, Box<RawValue>)]);
-
-impl Serialize for Rows<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(Some(self.0.len()))?;
-        for (_, client, info) in self.0 {
-            m.serialize_entry(client, info)?;
-        }
-        m.end()
-    }
+    let rows = keyed.into_iter().map(|(_, row)| row).collect();
+    Ok(Listing { rows, next_cursor, total, missing, node: node.name.clone() })
 }
 
 /// A result with Rotor's `missing_nodes`: live nodes that did not answer in time.

@@ -312,6 +312,25 @@ pub async fn call(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<En
     out
 }
 
+/// `connections` on a JSON body as [`call`] runs it — the same checks, survey
+/// scheduling, fleet merge and metrics — but answering the [`connections::Listing`]
+/// unencoded, for a caller that encodes it otherwise (the gRPC API).
+pub async fn list_connections(
+    node: &Arc<Node>,
+    body: &[u8],
+) -> Result<Result<connections::Listing, ApiError>, Undecodable> {
+    let started = std::time::Instant::now();
+    let out = match nesting::check(body, nesting::MAX_DEPTH) {
+        Err(too_deep) => Ok(Err(ApiError::bad_request(too_deep.to_string()))),
+        Ok(()) => match decode(body) {
+            Ok(req) => Ok(Box::pin(fleet::connections(node, body, req)).await),
+            Err(e) => Err(e),
+        },
+    };
+    node.metrics.api("connections").observe(started.elapsed().as_secs_f64());
+    out
+}
+
 async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded, ApiError>, Undecodable> {
     if let Err(too_deep) = nesting::check(body, nesting::MAX_DEPTH) {
         return Ok(Err(ApiError::bad_request(too_deep.to_string())));
@@ -328,7 +347,7 @@ async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded
         "info" => to_value(fleet::info(node, decode::<info::InfoRequest>(body)?)),
         "batch" => to_value(Box::pin(batch::batch(node, decode(body)?)).await),
         "rpc" => fleet::rpc(node, decode(body)?).await,
-        "connections" => fleet::connections(node, body, decode(body)?).await,
+        "connections" => to_value(fleet::connections(node, body, decode(body)?).await),
         "revoke_token" => to_value(sessions::revoke_token(node, decode(body)?).await),
         "invalidate_user_tokens" => to_value(sessions::invalidate_user_tokens(node, decode(body)?).await),
         "block_user" => to_value(sessions::block_user(node, decode(body)?).await),

@@ -86,6 +86,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         None => run_server(cli.serve),
@@ -108,6 +109,15 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes ring the process's rustls crypto provider. The dependency tree enables both
+/// of rustls's providers (reqwest brings aws-lc-rs, tonic's `tls-ring` ring), and with
+/// two compiled in rustls has no default, so the first TLS config built without an
+/// explicit provider — the gRPC API's server config — would panic. Installing fails
+/// only when a provider is already installed, which is as good.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 impl ServeArgs {

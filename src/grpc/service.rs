@@ -1,7 +1,9 @@
 //! `CentrifugoApi`: each method serializes its request to the HTTP API's JSON body,
 //! runs it through [`crate::api::call`] — the one implementation both APIs share,
 //! fleet-wide answers and survey scheduling included — and reads the JSON result back
-//! into the protobuf result (see `json.rs`). Errors go in the response's `error` field
+//! into the protobuf result (see `json.rs`). `Connections`, whose answers are large,
+//! takes the API's unencoded rows instead ([`crate::api::list_connections`]) and builds
+//! protobuf from them (`listing.rs`). Errors go in the response's `error` field
 //! like Centrifugo, or as gRPC statuses in transport error mode (`grpc_api.error_mode:
 //! transport`, or the `x-centrifugo-error-mode: transport` metadata of one call).
 
@@ -17,6 +19,7 @@ use crate::node::Node;
 use crate::protocol::ErrorCode;
 
 use super::json::is_json;
+use super::listing;
 use super::proto::centrifugo_api_server::CentrifugoApi;
 use super::proto::*;
 
@@ -47,12 +50,7 @@ impl Api {
         req: Request<Req>,
     ) -> Result<(Option<Res>, Option<Error>), Status> {
         let transport = self.transport_mode(&req);
-        let outcome = self.call(method, req.get_ref()).await?;
-        match outcome {
-            Ok(result) => Ok((Some(result), None)),
-            Err(e) if transport => Err(status_of(&e)),
-            Err(e) => Ok((None, Some(Error { code: e.code.code(), message: e.message }))),
-        }
+        split(transport, self.call(method, req.get_ref()).await?)
     }
 
     async fn call<Req: Serialize, Res: DeserializeOwned>(
@@ -60,9 +58,9 @@ impl Api {
         method: &str,
         req: &Req,
     ) -> Result<Result<Res, ApiError>, Status> {
-        let body = match serde_json::to_vec(req) {
+        let body = match json_body(req) {
             Ok(body) => body,
-            Err(e) => return Ok(Err(ApiError::bad_request(e.to_string()))),
+            Err(e) => return Ok(Err(e)),
         };
         match api::call(&self.node, method, &body).await {
             Err(Undecodable(why)) => Err(Status::invalid_argument(why)),
@@ -71,6 +69,22 @@ impl Api {
                 .map(Ok)
                 .map_err(|e| Status::internal(format!("encoding the {method} result: {e}"))),
         }
+    }
+}
+
+/// The HTTP API's JSON body of a request; a request that cannot be one (binary
+/// fields that are not JSON) is a bad request.
+fn json_body<Req: Serialize>(req: &Req) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(req).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// A method's result, or its logical error in the response's `error` field — or as a
+/// status in transport mode.
+fn split<T>(transport: bool, outcome: Result<T, ApiError>) -> Result<(Option<T>, Option<Error>), Status> {
+    match outcome {
+        Ok(result) => Ok((Some(result), None)),
+        Err(e) if transport => Err(status_of(&e)),
+        Err(e) => Ok((None, Some(Error { code: e.code.code(), message: e.message }))),
     }
 }
 
@@ -208,8 +222,19 @@ impl CentrifugoApi for Api {
     }
 
     async fn connections(&self, req: Request<ConnectionsRequest>) -> Result<Response<ConnectionsResponse>, Status> {
-        let (mut result, error) = self.run("connections", req).await?;
-        result.iter_mut().for_each(unknown_latency);
+        let transport = self.transport_mode(&req);
+        let outcome = match json_body(req.get_ref()) {
+            Ok(body) => match api::list_connections(&self.node, &body).await {
+                Err(Undecodable(why)) => return Err(Status::invalid_argument(why)),
+                Ok(outcome) => outcome,
+            },
+            Err(e) => Err(e),
+        };
+        let outcome = match outcome {
+            Ok(listing) => Ok(listing::result(listing)?),
+            Err(e) => Err(e),
+        };
+        let (result, error) = split(transport, outcome)?;
         Ok(Response::new(ConnectionsResponse { error, result }))
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::process::*;
 use rotor::cli::population::Population;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The longest any bench run here may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(90);
@@ -29,11 +29,16 @@ impl Run {
 
 /// Runs `rotor bench ARGS` (with the test credentials) to completion or the limit.
 fn bench(args: &[&str], scratch: &Path) -> Run {
+    bench_with_key(API_KEY, args, scratch)
+}
+
+/// Runs `rotor bench ARGS` with the test HMAC secret and `api_key`.
+fn bench_with_key(api_key: &str, args: &[&str], scratch: &Path) -> Run {
     let out = scratch.join(format!("bench-{}.out", std::process::id()));
     let err = scratch.join(format!("bench-{}.err", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
         .arg("bench")
-        .args(["--hmac-secret", SECRET, "--api-key", API_KEY, "--connect-concurrency", "16"])
+        .args(["--hmac-secret", SECRET, "--api-key", api_key, "--connect-concurrency", "16"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
@@ -217,6 +222,47 @@ fn connections_load_matches_the_population() {
     assert_eq!(r["load"]["matched"], 8, "{r}");
 }
 
+/// `--api grpc`: publish and connections loads through the gRPC API of a real server
+/// (its key is the HTTP API's here, as `bench` passes `--api-key`), with every
+/// publication delivered and the same matches as over HTTP.
+#[test]
+fn grpc_api_loads() {
+    let grpc_port = free_port();
+    let mut cfg = base_config(free_port());
+    cfg["grpc_api"] = json!({"enabled": true, "address": "127.0.0.1", "port": grpc_port, "key": API_KEY});
+    let mut server = Rotor::start(&cfg);
+    let grpc_url = format!("http://127.0.0.1:{grpc_port}");
+    let grpc = ["--api", "grpc", "--grpc-url", grpc_url.as_str(), "--duration", "1", "--concurrency", "4"];
+
+    let publish = ["--connections", "10", "--subscribe", "news", "--load", "publish"];
+    let r = ok_json(&mut server, &[&publish[..], &grpc[..]].concat());
+    assert_all_connected(&r, 10);
+    assert_eq!(r["load"]["api"], "grpc", "{r}");
+    assert_eq!(r["load"]["kind"], "publish", "{r}");
+    assert_full_delivery(&r, 10);
+
+    let r = ok_json(
+        &mut server,
+        &[&["--connections", "30", "--users", "7", "--load", "connections"][..], &grpc[..]].concat(),
+    );
+    let load = &r["load"];
+    assert_eq!((&load["api"], &load["kind"]), (&json!("grpc"), &json!("connections")), "{r}");
+    assert_eq!(load["errors"], 0, "{r}");
+    assert!(load["requests"].as_u64() > Some(0), "{r}");
+    let population = Population { keys: Population::default_keys(), users: 7 };
+    let expected = (0..30).filter(|&i| population.labels(i).contains(&("region".into(), "region-0".into()))).count();
+    assert_eq!(load["matched"], expected as u64, "{r}");
+
+    // A wrong key is counted as errors, not successes.
+    let url = server.http();
+    let args = [&["--url", url.as_str(), "--json", "--connections", "1", "--load", "publish"][..], &grpc[..]].concat();
+    let run = bench_with_key("wrong", &args, &server.dir);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["load"]["errors"], r["load"]["requests"], "{r}");
+    assert!(r["load"]["error_messages"].to_string().contains("Unauthenticated"), "{r}");
+}
+
 #[test]
 fn refuses_bad_input() {
     let scratch = temp_dir("bench-bad-input");
@@ -232,6 +278,9 @@ fn refuses_bad_input() {
         (&["--duration", "601"], 2, "--duration"),
         (&["--load", "connections", "--filter", "{nope"], 1, "--filter"),
         (&["--baseline"], 1, "--load"),
+        (&["--load", "publish", "--api", "grpc", "--grpc-url", "http://10.1.2.3:10000"], 1, "refusing"),
+        (&["--load", "publish", "--api", "grpc", "--baseline"], 1, "drop --api grpc"),
+        (&["--api", "carrier-pigeon"], 2, "--api"),
     ];
     for (args, code, needle) in cases {
         let run = bench(args, &scratch);

@@ -606,3 +606,75 @@ async fn reflection_and_shutdown() {
     assert!(g.server.terminate().success());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "gRPC port still open after exit");
 }
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 with its key, made by the
+/// `openssl` command line in `dir`: (certificate path, key path). OpenSSL marks a
+/// self-signed certificate as a CA by default, which rustls refuses as a server's own
+/// certificate (`CaUsedAsEndEntity`); `CA:FALSE` makes it a plain leaf the client
+/// trusts directly.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command line is needed to make a test certificate");
+    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// TLS on the real binary: the server starts with `grpc_api.tls` (no crypto provider
+/// panic), a client trusting the self-signed certificate calls Info and Publish, and a
+/// plaintext client gets nowhere.
+#[tokio::test]
+async fn grpc_api_over_tls() {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = temp_dir("grpc-tls");
+    let (cert, key) = self_signed(&dir);
+    let tls = json!({"enabled": true, "cert_pem": cert.to_str().unwrap(), "key_pem": key.to_str().unwrap()});
+    let g = start(json!({"grpc_api": {"tls": tls}})).await;
+
+    let ca = Certificate::from_pem(std::fs::read(&cert).unwrap());
+    let tls = ClientTlsConfig::new().ca_certificate(ca).domain_name("localhost");
+    let endpoint = Channel::from_shared(format!("https://localhost:{}", g.port)).unwrap().tls_config(tls).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let channel = loop {
+        match endpoint.connect().await {
+            Ok(c) => break c,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "gRPC TLS port not answering: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut c = CentrifugoApiClient::new(channel);
+    let info = c.info(authed(InfoRequest {})).await.unwrap().into_inner();
+    assert_eq!(info.result.unwrap().nodes.len(), 1);
+    let published = c
+        .publish(authed(PublishRequest {
+            channel: "news".into(),
+            data: b"{\"tls\":true}".to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(published.error.is_none() && published.result.is_some(), "{published:?}");
+    let (_, http) = g.server.api("history", json!({"channel": "news", "limit": 1})).await;
+    assert_eq!(http["result"]["publications"][0]["data"], json!({"tls": true}), "{http}");
+
+    // Plaintext HTTP/2 to the TLS port: the handshake or the call fails, within bounds.
+    let plain = async {
+        let url = format!("http://127.0.0.1:{}", g.port);
+        let ch = Channel::from_shared(url).unwrap().connect().await.map_err(|e| e.to_string())?;
+        CentrifugoApiClient::new(ch).info(authed(InfoRequest {})).await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    let plain = tokio::time::timeout(Duration::from_secs(10), plain).await.expect("plaintext call did not end");
+    assert!(plain.is_err(), "a plaintext client got an answer from the TLS port");
+    drop(g);
+    let _ = std::fs::remove_dir_all(dir);
+}

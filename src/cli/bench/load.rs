@@ -1,5 +1,6 @@
-//! HTTP load against one endpoint for a fixed time: closed-loop (`--concurrency K`
-//! workers, each sending its next request when the previous one is answered) or
+//! API load against one endpoint for a fixed time, over HTTP or gRPC (`grpc.rs`):
+//! closed-loop (`--concurrency K` workers, each sending its next request when the
+//! previous one is answered) or
 //! open-loop (`--rate R` requests per second on a fixed schedule, at most K in flight;
 //! latency is measured from the scheduled time, so a slow server cannot hide its
 //! queueing). Counts and latencies go into fixed-size structures; every request has a
@@ -18,10 +19,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::error_chain;
+use super::grpc;
 use super::report::{ErrorTally, Histogram};
 
 /// No single request may take longer than this.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How requests are paced.
 #[derive(Clone, Copy, Debug)]
@@ -49,18 +51,24 @@ pub(super) enum Expect {
     Ok200,
 }
 
+/// What one request of the load is.
+#[derive(Clone)]
+pub(super) enum Request {
+    /// `POST url` with a JSON body and, when given, the `X-API-Key` header.
+    Http { url: String, body: Bytes, api_key: Option<String>, expect: Expect },
+    /// A `CentrifugoApi` call.
+    Grpc(Box<grpc::Request>),
+}
+
 /// One load phase.
 #[derive(Clone)]
 pub(super) struct Spec {
-    pub url: String,
-    /// The request body; with `stamp`, its first [`STAMP`] is replaced by the send
-    /// time (Unix microseconds) so subscribers can measure delivery latency.
-    pub body: Bytes,
+    pub request: Request,
+    /// Replace the first [`STAMP`] of the body (HTTP) or of the publication data (gRPC)
+    /// by the send time (Unix microseconds) so subscribers can measure delivery latency.
     pub stamp: bool,
-    pub api_key: Option<String>,
     pub pacing: Pacing,
     pub duration: Duration,
-    pub expect: Expect,
 }
 
 /// What a load phase measured.
@@ -110,9 +118,39 @@ fn http_client(in_flight: usize) -> reqwest::Client {
         .expect("an HTTP client without TLS or proxies builds")
 }
 
+/// How requests are sent: one pooled HTTP client, or one gRPC client per slot (a
+/// worker, or a request's turn in the open loop).
+#[derive(Clone)]
+enum Caller {
+    Http(reqwest::Client),
+    Grpc(Arc<[grpc::Client]>),
+}
+
+impl Caller {
+    fn new(spec: &Spec) -> Caller {
+        let in_flight = spec.pacing.in_flight();
+        match &spec.request {
+            Request::Http { .. } => Caller::Http(http_client(in_flight)),
+            Request::Grpc(g) => Caller::Grpc(g.clients(in_flight).into()),
+        }
+    }
+
+    /// Sends `spec`'s request once from `slot`.
+    async fn call(&self, spec: &Spec, slot: usize) -> Result<(), String> {
+        match (self, &spec.request) {
+            (Caller::Http(client), Request::Http { .. }) => call(client, spec).await,
+            (Caller::Grpc(clients), Request::Grpc(g)) => {
+                let stamp = |data: &[u8]| if spec.stamp { stamped(data) } else { data.to_vec() };
+                g.send(&clients[slot % clients.len()], stamp).await.map(drop)
+            }
+            _ => Err("internal: the caller does not match the request".into()),
+        }
+    }
+}
+
 /// Runs the load described by `spec`, showing progress on `bar`.
 pub(super) async fn drive(spec: Spec, bar: &ProgressBar) -> Outcome {
-    let client = http_client(spec.pacing.in_flight());
+    let client = Caller::new(&spec);
     let rec = Arc::new(Recorder::default());
     let started = Instant::now();
     let end = started + spec.duration;
@@ -142,14 +180,14 @@ async fn show_progress(mut work: tokio::task::JoinHandle<()>, bar: &ProgressBar,
     }
 }
 
-async fn closed_loop(client: reqwest::Client, spec: Arc<Spec>, rec: Arc<Recorder>, workers: usize, end: Instant) {
+async fn closed_loop(client: Caller, spec: Arc<Spec>, rec: Arc<Recorder>, workers: usize, end: Instant) {
     let mut set = JoinSet::new();
-    for _ in 0..workers {
+    for slot in 0..workers {
         let (client, spec, rec) = (client.clone(), spec.clone(), rec.clone());
         set.spawn(async move {
             while Instant::now() < end {
                 let sent = Instant::now();
-                let result = call(&client, &spec).await;
+                let result = client.call(&spec, slot).await;
                 rec.record(sent.elapsed(), result);
             }
         });
@@ -157,14 +195,7 @@ async fn closed_loop(client: reqwest::Client, spec: Arc<Spec>, rec: Arc<Recorder
     while set.join_next().await.is_some() {}
 }
 
-async fn open_loop(
-    client: reqwest::Client,
-    spec: Arc<Spec>,
-    rec: Arc<Recorder>,
-    per_sec: f64,
-    in_flight: usize,
-    end: Instant,
-) {
+async fn open_loop(client: Caller, spec: Arc<Spec>, rec: Arc<Recorder>, per_sec: f64, in_flight: usize, end: Instant) {
     let gate = Arc::new(Semaphore::new(in_flight));
     let interval = Duration::from_secs_f64(1.0 / per_sec);
     let start = Instant::now();
@@ -178,7 +209,7 @@ async fn open_loop(
         let Ok(permit) = gate.clone().acquire_owned().await else { break };
         let (client, spec, rec) = (client.clone(), spec.clone(), rec.clone());
         set.spawn(async move {
-            let result = call(&client, &spec).await;
+            let result = client.call(&spec, i as usize).await;
             rec.record(due.elapsed(), result);
             drop(permit);
         });
@@ -192,8 +223,8 @@ async fn call(client: &reqwest::Client, spec: &Spec) -> Result<(), String> {
     if status != reqwest::StatusCode::OK {
         return Err(format!("HTTP {status}: {}", snippet(&body)));
     }
-    match spec.expect {
-        Expect::ApiResult if !body.starts_with(b"{\"result\"") => Err(snippet(&body)),
+    match &spec.request {
+        Request::Http { expect: Expect::ApiResult, .. } if !body.starts_with(b"{\"result\"") => Err(snippet(&body)),
         _ => Ok(()),
     }
 }
@@ -206,18 +237,27 @@ pub(super) fn unix_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
-fn stamped(body: &Bytes) -> Bytes {
-    let text = std::str::from_utf8(body).unwrap_or_default();
-    match text.find(STAMP) {
-        Some(at) => Bytes::from(format!("{}\"t\":{}{}", &text[..at], unix_us(), &text[at + STAMP.len()..])),
-        None => body.clone(),
+/// `text` with its first [`STAMP`] holding the current time (unchanged without one).
+fn stamped(text: &[u8]) -> Vec<u8> {
+    match memchr::memmem::find(text, STAMP.as_bytes()) {
+        Some(at) => {
+            let mut out = Vec::with_capacity(text.len() + 16);
+            out.extend_from_slice(&text[..at]);
+            out.extend_from_slice(format!("\"t\":{}", unix_us()).as_bytes());
+            out.extend_from_slice(&text[at + STAMP.len()..]);
+            out
+        }
+        None => text.to_vec(),
     }
 }
 
 async fn post(client: &reqwest::Client, spec: &Spec) -> Result<(reqwest::StatusCode, Bytes), String> {
-    let body = if spec.stamp { stamped(&spec.body) } else { spec.body.clone() };
-    let mut req = client.post(&spec.url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
-    if let Some(key) = &spec.api_key {
+    let Request::Http { url, body, api_key, .. } = &spec.request else {
+        return Err("internal: not an HTTP request".into());
+    };
+    let body = if spec.stamp { Bytes::from(stamped(body)) } else { body.clone() };
+    let mut req = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+    if let Some(key) = api_key {
         req = req.header("X-API-Key", key);
     }
     let resp = req.send().await.map_err(|e| error_chain(&e))?;
@@ -233,6 +273,10 @@ fn snippet(body: &[u8]) -> String {
 /// Sends `spec`'s request once and counts the connections in the answer
 /// (`result.connections`), for the `connections` load's report.
 pub(super) async fn count_matched(spec: &Spec) -> Result<u64, String> {
+    if let Request::Grpc(g) = &spec.request {
+        let clients = g.clients(1);
+        return g.send(&clients[0], <[u8]>::to_vec).await.map(|n| n as u64);
+    }
     let (status, body) = post(&http_client(1), spec).await?;
     let v: Value = serde_json::from_slice(&body).map_err(|_| format!("HTTP {status}: {}", snippet(&body)))?;
     match v["result"]["connections"].as_object() {

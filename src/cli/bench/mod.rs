@@ -1,13 +1,14 @@
 //! `rotor bench`: a load generator against a running Rotor server on this machine.
 //! It opens N real connections (WebSocket, uni_http_stream or uni_sse) whose tokens carry
 //! labels from a synthetic population, optionally subscribes them to a channel,
-//! drives the server HTTP API (`publish`, `broadcast` or `connections`) for a fixed
-//! time, and reports the connect rate, deliveries, API throughput and latency, and the
+//! drives the server API (`publish`, `broadcast` or `connections`, over HTTP or gRPC)
+//! for a fixed time, and reports the connect rate, deliveries, API throughput and latency, and the
 //! server's memory per connection. Everything is bounded — connections, duration,
 //! payload, every wait — and only loopback servers are ever loaded.
 //!
 //! Rooms: `target` (the URL and the loopback rule), `client` (one connection),
-//! `conns` (the connect phase and the open fleet), `load` (API load), `baseline` (the
+//! `conns` (the connect phase and the open fleet), `load` (API load), `grpc` (its
+//! gRPC requests), `baseline` (the
 //! trivial axum handler to compare with), `procfs` (server pid and RSS), `report`
 //! (numbers and output), `phases` (the run in order), `compare` (the same run against
 //! a peer server and the ratios). This file parses the arguments into a [`Plan`] and
@@ -17,6 +18,7 @@ mod baseline;
 mod client;
 mod compare;
 mod conns;
+mod grpc;
 mod load;
 mod phases;
 mod procfs;
@@ -28,9 +30,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
-use self::load::{Expect, Pacing};
+use self::load::{Expect, Pacing, Request};
 use self::target::Target;
 use crate::cli::population::{LabelKey, Population};
 use crate::config::Overrides;
@@ -98,6 +101,24 @@ impl LoadKind {
     }
 }
 
+/// The server API the load drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Api {
+    /// `POST /api/<method>` on `--url` with JSON bodies.
+    Http,
+    /// `centrifugal.centrifugo.api.CentrifugoApi` on `--grpc-url`.
+    Grpc,
+}
+
+impl Api {
+    fn name(self) -> &'static str {
+        match self {
+            Api::Http => "http",
+            Api::Grpc => "grpc",
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub(super) struct Args {
     /// Server base URL; only loopback hosts (127.0.0.0/8, ::1, localhost) are accepted.
@@ -138,6 +159,12 @@ pub(super) struct Args {
     /// API load to drive once connected.
     #[arg(long, value_enum, default_value_t = LoadKind::None)]
     load: LoadKind,
+    /// Which server API the load drives.
+    #[arg(long, value_enum, default_value_t = Api::Http)]
+    api: Api,
+    /// The gRPC API's address for --api grpc (loopback only, plaintext).
+    #[arg(long, default_value = "http://127.0.0.1:10000")]
+    grpc_url: String,
     /// API requests in flight (closed loop), or the cap on them with --rate.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     concurrency: u64,
@@ -203,6 +230,7 @@ struct Plan {
 
 struct LoadPlan {
     kind: LoadKind,
+    api: Api,
     /// The channel publish and broadcast loads send to.
     channel: String,
     spec: load::Spec,
@@ -227,6 +255,9 @@ impl Plan {
         }
         if a.baseline && a.compare_url.is_some() {
             bail!("--baseline and --compare-url are separate comparisons: give one of them");
+        }
+        if a.api == Api::Grpc && (a.baseline || a.compare_url.is_some()) {
+            bail!("--baseline and --compare-url compare HTTP API loads: drop --api grpc");
         }
         let compare = match &a.compare_url {
             Some(url) => Some((Target::parse(url).context("--compare-url")?, a.compare_pid)),
@@ -255,10 +286,13 @@ impl Plan {
         })
     }
 
-    /// The same run aimed at `target` (the API load's URL follows it).
+    /// The same run aimed at `target` (the HTTP API load's URL follows it; gRPC loads
+    /// are never compared).
     fn retarget(&mut self, target: Target, server_pid: Option<u32>) {
-        if let Some(lp) = &mut self.load {
-            lp.spec.url = target.api(lp.kind.method());
+        if let Some(lp) = &mut self.load
+            && let Request::Http { url, .. } = &mut lp.spec.request
+        {
+            *url = target.api(lp.kind.method());
         }
         self.target = target;
         self.server_pid = server_pid;
@@ -271,8 +305,9 @@ impl Plan {
     }
 }
 
-/// The HMAC secret and API key: flags first, then the config (`-c`, else
-/// `./config.json` when present, with `ROTOR_` variables — as the server loads it).
+/// The HMAC secret and API key (`http_api.key`, or `grpc_api.key` with `--api grpc`):
+/// flags first, then the config (`-c`, else `./config.json` when present, with `ROTOR_`
+/// variables — as the server loads it).
 fn credentials(a: &Args) -> anyhow::Result<(String, Option<String>)> {
     let mut secret = a.hmac_secret.clone().unwrap_or_default();
     let mut api_key = a.api_key.clone().unwrap_or_default();
@@ -283,7 +318,10 @@ fn credentials(a: &Args) -> anyhow::Result<(String, Option<String>)> {
             secret = cfg.client.token.hmac_secret_key;
         }
         if api_key.is_empty() {
-            api_key = cfg.http_api.key;
+            api_key = match a.api {
+                Api::Http => cfg.http_api.key,
+                Api::Grpc => cfg.grpc_api.key,
+            };
         }
     }
     if secret.is_empty() {
@@ -319,16 +357,49 @@ fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>)
         Some(per_sec) => Pacing::Rate { per_sec, in_flight: k },
         None => Pacing::Concurrency(k),
     };
+    let request = match a.api {
+        Api::Http => Request::Http {
+            url: target.api(method),
+            body: Bytes::from(body.to_string()),
+            api_key,
+            expect: Expect::ApiResult,
+        },
+        Api::Grpc => {
+            let url = Target::parse(&a.grpc_url).context("--grpc-url")?.base;
+            let call = grpc_call(kind, &channel, &body)?;
+            let request = grpc::Request::new(&url, api_key.as_deref(), call, load::REQUEST_TIMEOUT);
+            Request::Grpc(Box::new(request.map_err(anyhow::Error::msg)?))
+        }
+    };
     let spec = load::Spec {
-        url: target.api(method),
+        request,
         stamp: matches!(kind, LoadKind::Publish | LoadKind::Broadcast),
-        body: Bytes::from(body.to_string()),
-        api_key,
         pacing,
         duration: Duration::from_secs(a.duration),
-        expect: Expect::ApiResult,
     };
-    Ok(LoadPlan { kind, channel, spec, rate: a.rate, baseline: a.baseline })
+    Ok(LoadPlan { kind, api: a.api, channel, spec, rate: a.rate, baseline: a.baseline })
+}
+
+/// The protobuf message of the load's request, built from the HTTP API's JSON body so
+/// both APIs send the same thing.
+fn grpc_call(kind: LoadKind, channel: &str, body: &Value) -> anyhow::Result<grpc::Call> {
+    use crate::grpc::proto::{BroadcastRequest, ConnectionsRequest, FilterNode, PublishRequest};
+    let data = || body["data"].to_string().into_bytes();
+    Ok(match kind {
+        LoadKind::Publish => {
+            grpc::Call::Publish(PublishRequest { channel: channel.into(), data: data(), ..Default::default() })
+        }
+        LoadKind::Broadcast => grpc::Call::Broadcast(BroadcastRequest {
+            channels: vec![channel.into()],
+            data: data(),
+            ..Default::default()
+        }),
+        LoadKind::Connections => {
+            let filter = FilterNode::deserialize(&body["label_filter"]).context("--filter is not a FilterNode")?;
+            grpc::Call::Connections(ConnectionsRequest { label_filter: Some(filter), ..Default::default() })
+        }
+        LoadKind::None => unreachable!("no load plan without a load"),
+    })
 }
 
 pub(super) fn run(a: Args) -> anyhow::Result<()> {

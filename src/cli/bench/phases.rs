@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::time::Instant;
 
-use super::load::{self, Expect};
+use super::load::{self, Expect, Request};
 use super::report::{
     BaselineReport, ConnectReport, DeliveryReport, LoadReport, MemoryReport, Report, SubscribeReport, per_sec,
 };
@@ -156,6 +156,7 @@ async fn run_load(lp: &LoadPlan, fleet: &conns::Fleet) -> LoadResults {
     let baseline = if lp.baseline { Some(run_baseline(&lp.spec, req_per_sec).await) } else { None };
     let load = LoadReport {
         kind: lp.kind.name(),
+        api: lp.api.name(),
         pacing: if lp.rate.is_some() { "rate" } else { "concurrency" },
         concurrency: lp.spec.pacing.in_flight(),
         rate: lp.rate,
@@ -220,8 +221,12 @@ async fn drain(fleet: &conns::Fleet, before: u64, expected: u64) -> (u64, Instan
 }
 
 async fn run_baseline(spec: &load::Spec, rotor_req_per_sec: f64) -> anyhow::Result<BaselineReport> {
+    let Request::Http { body, .. } = &spec.request else {
+        anyhow::bail!("the baseline is an HTTP handler: it compares HTTP API loads only");
+    };
     let server = baseline::Baseline::spawn().await?;
-    let spec = load::Spec { url: server.url.clone(), api_key: None, expect: Expect::Ok200, ..spec.clone() };
+    let request = Request::Http { url: server.url.clone(), body: body.clone(), api_key: None, expect: Expect::Ok200 };
+    let spec = load::Spec { request, ..spec.clone() };
     let bar = time_bar(spec.duration, "baseline");
     let out = load::drive(spec, &bar).await;
     bar.finish_and_clear();

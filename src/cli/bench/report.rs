@@ -136,7 +136,7 @@ impl ErrorTally {
 ///   `error_messages`.
 /// - `idle_seconds` — how long the connections were held idle before measuring memory.
 /// - `load` — [`LoadReport`] or `null`: `kind` (`publish` | `broadcast` | `connections`),
-///   `pacing` (`concurrency` | `rate`), `concurrency`, `rate`, `duration_s`, `requests`
+///   `api` (`http` | `grpc`), `pacing` (`concurrency` | `rate`), `concurrency`, `rate`, `duration_s`, `requests`
 ///   (answered), `errors`, `error_messages`, `seconds`, `req_per_sec`, `latency`,
 ///   `matched` (connections load: connections in one answer to the filter).
 /// - `delivery` — [`DeliveryReport`] or `null` (publish/broadcast loads): `channel`,
@@ -192,6 +192,8 @@ pub(super) struct SubscribeReport {
 #[derive(Debug, Serialize)]
 pub(super) struct LoadReport {
     pub kind: &'static str,
+    /// The server API driven: `http` or `grpc`.
+    pub api: &'static str,
     pub pacing: &'static str,
     pub concurrency: usize,
     pub rate: Option<f64>,
@@ -310,8 +312,8 @@ fn load_lines(out: &mut String, l: &LoadReport) {
     };
     let _ = writeln!(
         out,
-        "load        {} ({pacing}, {}s): {} requests, {:.0} req/s, {} errors",
-        l.kind, l.duration_s, l.requests, l.req_per_sec, l.errors
+        "load        {} over {} ({pacing}, {}s): {} requests, {:.0} req/s, {} errors",
+        l.kind, l.api, l.duration_s, l.requests, l.req_per_sec, l.errors
     );
     let t = &l.latency;
     let _ = writeln!(
