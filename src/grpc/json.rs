@@ -82,7 +82,14 @@ impl Serialize for Command {
             rpc,
             refresh,
             channels,
-            connections
+            connections,
+            update_user_status,
+            get_user_status,
+            delete_user_status,
+            block_user,
+            unblock_user,
+            revoke_token,
+            invalidate_user_tokens
         );
         m.end()
     }

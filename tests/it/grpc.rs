@@ -574,6 +574,49 @@ async fn session_and_user_status_methods() {
     assert_eq!(st, vec![UserStatus { user: "43".into(), ..Default::default() }]);
     let e = c.get_user_status(authed(GetUserStatusRequest::default())).await.unwrap().into_inner().error.unwrap();
     assert_eq!((e.code, e.message.as_str()), (107, "users required"));
+
+    // The same methods inside Batch (Command/Reply fields 18–24, as in Centrifugo's
+    // api.proto): each reply carries its result under the method, or its error.
+    let (mut dave, _) = Ws::connect(s, &token("dave", json!({}))).await;
+    let commands = vec![
+        Command { block_user: Some(BlockUserRequest { user: "dave".into(), expire_at: 0 }), ..Default::default() },
+        Command { unblock_user: Some(UnblockUserRequest { user: "dave".into() }), ..Default::default() },
+        Command {
+            update_user_status: Some(UpdateUserStatusRequest { users: vec!["45".into()], state: "busy".into() }),
+            ..Default::default()
+        },
+        Command { get_user_status: Some(GetUserStatusRequest { users: vec!["45".into()] }), ..Default::default() },
+        Command {
+            delete_user_status: Some(DeleteUserStatusRequest { users: vec!["45".into()] }),
+            ..Default::default()
+        },
+        Command {
+            revoke_token: Some(RevokeTokenRequest { uid: "batch-jti".into(), expire_at: now_secs() + 60 }),
+            ..Default::default()
+        },
+        Command {
+            invalidate_user_tokens: Some(InvalidateUserTokensRequest {
+                user: "erin".into(),
+                issued_before: now_secs(),
+                expire_at: now_secs() + 60,
+                channel: String::new(),
+            }),
+            ..Default::default()
+        },
+        Command { block_user: Some(BlockUserRequest::default()), ..Default::default() },
+    ];
+    let r = c.batch(authed(BatchRequest { commands, parallel: false })).await.unwrap().into_inner();
+    let rs = &r.replies;
+    assert_eq!(rs.len(), 8, "{r:?}");
+    assert!(rs[0].block_user.is_some() && rs[1].unblock_user.is_some() && rs[2].update_user_status.is_some(), "{r:?}");
+    let st = &rs[3].get_user_status.as_ref().expect("get_user_status reply").statuses;
+    assert_eq!((st[0].user.as_str(), st[0].state.as_str()), ("45", "busy"));
+    assert!(
+        rs[4].delete_user_status.is_some() && rs[5].revoke_token.is_some() && rs[6].invalidate_user_tokens.is_some()
+    );
+    assert!(rs[..7].iter().all(|r| r.error.is_none()), "{r:?}");
+    assert_eq!(rs[7].error.as_ref().map(|e| e.code), Some(107), "{r:?}");
+    assert_eq!(closed_code(dave.closed().await), BLOCKED, "block_user inside a batch closes the connection");
 }
 
 /// Reflection is served only when `grpc_api.reflection` is on; the server stops with
