@@ -515,7 +515,7 @@ fn comprehension<'a>(cx: &mut Cx<'a>, all: bool, range: Container, slot: usize, 
     };
     let conn = cx.conn;
     let decided = match range {
-        Container::Labels => conn.labels.iter().any(|(k, _)| step(cx, &**k)),
+        Container::Labels => conn.labels.iter().any(|(k, _)| step(cx, k)),
         Container::Channels => conn.channels.iter().any(|c| step(cx, c.as_str())),
     };
     match (decided, failed) {
