@@ -8,8 +8,9 @@
 //!   wire JSON first. No SPEC target; the numbers are the baseline.
 //! - `predicate_<filter>/*`: the same predicate on ONE connection's labels three ways —
 //!   the string-mode bytecode VM (`Program::matches_map` over a `HashMap`), the naive
-//!   reference evaluator (`reference_matches`, the test oracle) and the `cel`
-//!   interpreter (`plan_interpreted(..).matches`). Target (SPEC §13): the VM at least
+//!   reference evaluator (`reference_matches`, the test oracle) and per-connection CEL
+//!   (`plan_interpreted(..).matches`: Rotor's native evaluator where the expression is in
+//!   its subset, as these are, else the `cel` crate). Target (SPEC §13): the VM at least
 //!   50× faster than interpreted CEL; interpreted CEL ≤ 300 ns per connection.
 //!
 //! Every way is checked to give the same answer before it is timed.

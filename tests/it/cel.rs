@@ -1,14 +1,15 @@
 //! CEL for the connections API (`rotor::filter::cel`): which expressions are translated
 //! to the filter IR, translation against the interpreter (tables and a proptest
 //! differential over the label subset, and one for the pre-filter of partly
-//! translatable expressions), the interpreter over every variable, and the
-//! caps and hostile input.
+//! translatable expressions), the interpreter over every variable, the native
+//! evaluator against the cel crate (which expressions take it, and a differential
+//! proptest), and the caps and hostile input.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rotor::filter::cel::{CelConn, CelLimits, CelPlan, plan, plan_interpreted};
+use rotor::filter::cel::{CelConn, CelLimits, CelPath, CelPlan, plan, plan_interpreted};
 use rotor::filter::{NoSymbols, compile_expr};
 
 type Labels = HashMap<String, String>;
@@ -40,11 +41,14 @@ fn conn<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)]) -> CelConn<'a> {
     }
 }
 
-/// The interpreter's verdict on `src` for a connection of `user` with `map`.
+/// The cel crate's verdict on `src` for a connection of `user` with `map` (checked to be
+/// the per-connection evaluator's too, native or not).
 fn interpreted(src: &str, user: &str, map: &Labels) -> bool {
     let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
     let l = sorted(map);
-    p.matches(&conn(user, &l))
+    let want = p.matches_cel_crate(&conn(user, &l));
+    assert_eq!(p.matches(&conn(user, &l)), want, "{src} on {map:?} as {user}: evaluator vs cel crate");
+    want
 }
 
 /// The translated plan's verdict, or None when `src` is interpreted.
@@ -294,7 +298,8 @@ proptest! {
         let interp = plan_interpreted(&src, &limits).unwrap();
         for map in &maps {
             let l = sorted(map);
-            let want = interp.matches(&conn("u", &l));
+            let want = interp.matches_cel_crate(&conn("u", &l));
+            prop_assert_eq!(interp.matches(&conn("u", &l)), want, "{} on {:?}: evaluator", src, map);
             let got = vm.as_ref().is_none_or(|p| p.matches_map(map));
             prop_assert_eq!(got, want, "{} on {:?}", src, map);
         }
@@ -326,7 +331,8 @@ proptest! {
         let interp = plan_interpreted(&src, &limits).unwrap();
         for map in &maps {
             let l = sorted(map);
-            let want = interp.matches(&conn(conn_user, &l));
+            let want = interp.matches_cel_crate(&conn(conn_user, &l));
+            prop_assert_eq!(interp.matches(&conn(conn_user, &l)), want, "{} on {:?}: evaluator", src, map);
             let got = user == conn_user && vm.as_ref().is_none_or(|p| p.matches_map(map));
             prop_assert_eq!(got, want, "{} on {:?} as {}", src, map, conn_user);
         }
@@ -361,7 +367,8 @@ proptest! {
         for map in &maps {
             let l = sorted(map);
             let c = conn(conn_user, &l);
-            let want = interp.matches(&c);
+            let want = interp.matches_cel_crate(&c);
+            prop_assert_eq!(interp.matches(&c), want, "{} on {:?}: evaluator", src, map);
             let passes = pre_user.is_none_or(|u| u == conn_user) && vm.as_ref().is_none_or(|p| p.matches_map(map));
             prop_assert!(passes || !want, "{} matches {:?} as {} but the pre-filter drops it", src, map, conn_user);
             prop_assert_eq!(passes && p.matches(&c), want, "{} on {:?} as {}", src, map, conn_user);
@@ -408,7 +415,9 @@ fn full_conn_check(src: &str) -> bool {
         CelPlan::Interpreted(p) => p,
         CelPlan::Translated { .. } => plan_interpreted(src, &CelLimits::default()).unwrap(),
     };
-    p.matches(&conn)
+    let got = p.matches(&conn);
+    assert_eq!(got, p.matches_cel_crate(&conn), "{src}: evaluator ({:?}) vs cel crate", p.path());
+    got
 }
 
 #[test]
@@ -493,6 +502,194 @@ fn meta_defaults_and_odd_json() {
     assert!(check(Some("\"s\""), "meta == \"s\""));
     assert!(check(Some("not json"), "size(meta) == 0"));
     assert!(check(Some(r#"{"a":{"b":[{"c":1.0}]}}"#), "meta.a.b[0].c == 1.0"));
+}
+
+// ---------------------------------------------------------------- native evaluator
+
+/// A connection with every field the native evaluator reads.
+fn rich_conn<'a>(
+    user: &'a str,
+    labels: &'a [(Arc<str>, Arc<str>)],
+    channels: &'a [String],
+    connected_at: i64,
+) -> CelConn<'a> {
+    CelConn {
+        user,
+        client: "c-9",
+        app_name: "web",
+        app_version: "2.1.0",
+        transport: "websocket",
+        protocol: "protobuf",
+        meta_json: Some(r#"{"plan":"pro"}"#),
+        labels,
+        channels,
+        connected_at,
+    }
+}
+
+/// Typical expressions outside the label subset run on the native evaluator, and decide
+/// as the cel crate does.
+#[test]
+fn common_expressions_are_native_and_decided() {
+    let l = sorted(&labels(&[("region", "eu"), ("tier", "pro")]));
+    let channels = vec!["news".to_string(), "chat:lobby".to_string()];
+    let c = rich_conn("42", &l, &channels, 1_700_000_000_000);
+    let cases = [
+        ("labels.region == \"eu\" && labels.tier in [\"pro\", \"enterprise\"]", true),
+        ("labels.region == \"eu\" && transport == \"websocket\"", true),
+        ("transport == \"websocket\" && protocol == \"protobuf\"", true),
+        ("user == \"1\" || labels.region == \"eu\"", true),
+        ("user != \"42\"", false),
+        ("user in [\"41\", \"42\"]", true),
+        ("\"news\" in channels && !(\"sport\" in channels)", true),
+        ("channels.exists(c, c.startsWith(\"chat:\"))", true),
+        ("channels.all(c, c.size() > 3)", true),
+        ("labels.exists(k, k == \"tier\")", true),
+        ("size(channels) == 2 && size(labels) >= 2", true),
+        ("connected_at > 1600000000000 && connected_at <= 1700000000000", true),
+        ("connected_at < 1.6e12", false),
+        ("user.matches(\"^[0-9]+$\")", true),
+        ("app_version.startsWith(\"2.\") && app_name != \"ios\"", true),
+        ("has(labels.zone) || labels.region != \"us\"", true),
+        ("labels.region == \"eu\" ? labels.tier == \"pro\" : false", true),
+        ("client.endsWith(\"-9\") && client.contains(\"c\")", true),
+        ("labels.missing == \"x\"", false),
+        ("labels.missing == \"x\" || user == \"42\"", true),
+        ("user == \"43\"", false),
+        ("\"sport\" in channels", false),
+    ];
+    for (src, want) in cases {
+        let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(p.path(), CelPath::Native, "{src} should run natively");
+        assert_eq!(p.matches(&c), want, "{src}");
+        assert_eq!(p.matches_cel_crate(&c), want, "{src} (cel crate)");
+    }
+    // What stays on the cel crate: `meta`, arithmetic, list values, other macros.
+    for src in [
+        "meta.plan == \"pro\"",
+        "connected_at + 1 > 0",
+        "channels == [\"news\"]",
+        "channels[0] == \"news\"",
+        "channels.exists_one(c, c == \"news\")",
+        "channels.filter(c, c != \"\").size() == 2",
+        "int(user) == 42",
+        "labels.region == b\"eu\"",
+        "type(user) == string",
+    ] {
+        let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(p.path(), CelPath::CelCrate, "{src} should stay on the cel crate");
+        assert_eq!(p.matches(&c), p.matches_cel_crate(&c), "{src}");
+    }
+}
+
+const NATIVE_KEYS: &[&str] = &["a", "b", "c"];
+const NATIVE_VALUES: &[&str] = &["", "x", "xy", "1", "é"];
+
+/// Terms of every type the native subset has, including ones that make errors (a
+/// missing label, `labels[1]`, `size(1)`), mixed freely so type rules are exercised.
+fn native_term() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(NATIVE_KEYS);
+    let s = prop::sample::select(NATIVE_VALUES);
+    prop_oneof![
+        prop::sample::select(&["user", "client", "transport", "connected_at", "c"][..]).prop_map(str::to_owned),
+        key.clone().prop_map(|k| format!("labels.{k}")),
+        key.prop_map(|k| format!("labels[\"{k}\"]")),
+        s.clone().prop_map(|v| format!("\"{v}\"")),
+        s.prop_map(|v| format!("labels[\"{v}\"]")),
+        prop::sample::select(
+            &[
+                "0",
+                "1",
+                "-1",
+                "2",
+                "9223372036854775807",
+                "0u",
+                "1u",
+                "2u",
+                "18446744073709551615u",
+                "0.0",
+                "1.0",
+                "1.5",
+                "-1.0",
+                "1e300",
+                "true",
+                "false",
+                "null",
+                "labels[1]",
+                "labels[user]",
+                "size(labels)",
+                "size(channels)",
+                "user.size()",
+                "size(c)",
+                "size(1)",
+                "labels[c]",
+            ][..]
+        )
+        .prop_map(str::to_owned),
+    ]
+}
+
+fn native_leaf() -> impl Strategy<Value = String> {
+    let t = native_term;
+    let key = prop::sample::select(NATIVE_KEYS);
+    prop_oneof![
+        (t(), prop::sample::select(&["==", "!=", "<", "<=", ">", ">="][..]), t())
+            .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
+        (t(), prop::collection::vec(t(), 0..3)).prop_map(|(a, items)| format!("{a} in [{}]", items.join(", "))),
+        (t(), prop::sample::select(&["labels", "channels"][..])).prop_map(|(a, r)| format!("{a} in {r}")),
+        key.prop_map(|k| format!("has(labels.{k})")),
+        (t(), prop::sample::select(&["startsWith", "endsWith", "contains"][..]), t())
+            .prop_map(|(a, f, b)| format!("{a}.{f}({b})")),
+        t().prop_map(|a| format!("{a}.matches(\"^x\")")),
+        t(),
+    ]
+}
+
+fn native_expr() -> impl Strategy<Value = String> {
+    native_leaf().prop_recursive(4, 24, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|e| format!("!({e})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) && ({b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) || ({b})")),
+            (inner.clone(), inner.clone(), inner.clone()).prop_map(|(a, b, c)| format!("({a}) ? ({b}) : ({c})")),
+            (prop::sample::select(&["channels", "labels"][..]), prop::sample::select(&["exists", "all"][..]), inner)
+                .prop_map(|(r, m, e)| format!("{r}.{m}(c, {e})")),
+        ]
+    })
+}
+
+fn native_labels() -> impl Strategy<Value = Labels> {
+    prop::collection::vec(prop::option::of(prop::sample::select(NATIVE_VALUES)), NATIVE_KEYS.len()).prop_map(|vs| {
+        NATIVE_KEYS.iter().zip(vs).filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string()))).collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The native evaluator against the cel crate on random expressions of its subset
+    /// (every type, errors, macros, shadowing) and random connections: the same verdict,
+    /// a runtime error being no match on both.
+    #[test]
+    fn native_evaluation_equals_the_cel_crate(
+        src in native_expr(),
+        conns in prop::collection::vec((
+            native_labels(),
+            prop::collection::vec(prop::sample::select(&["", "x", "xy", "news"][..]), 0..3),
+            prop::sample::select(&["", "x", "1", "é"][..]),
+            prop::sample::select(&[0i64, 1, -1, 2, i64::MAX][..]),
+        ), 6),
+    ) {
+        // `c` outside a macro is an undeclared reference, refused before anything runs.
+        let Ok(p) = plan_interpreted(&src, &CelLimits::default()) else { return Ok(()) };
+        prop_assert_eq!(p.path(), CelPath::Native, "{} should run natively", src);
+        for (map, channels, user, at) in &conns {
+            let l = sorted(map);
+            let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+            let c = rich_conn(user, &l, &channels, *at);
+            prop_assert_eq!(p.matches(&c), p.matches_cel_crate(&c), "{} on {:?} {:?} as {:?}", src, map, channels, user);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- errors and caps

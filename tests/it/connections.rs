@@ -130,6 +130,10 @@ async fn cel_expressions_translated_and_interpreted() {
         (r#""news" in channels"#, BTreeSet::from([f.clients[0].0.clone()])),
         (r#"connected_at > 0 && user in ["4", "5"]"#, f.expect(|u, _, _| u == "4" || u == "5")),
         (r#"labels.nokey == "x""#, BTreeSet::new()),
+        // The native evaluator's subset (not translatable, not the cel crate either).
+        (r#"channels.exists(c, c.startsWith("new")) && size(channels) == 1"#, BTreeSet::from([f.clients[0].0.clone()])),
+        (r#"labels.region == "eu" ? labels.tier != "free" : false"#, f.expect(|_, r, t| r == "eu" && t != "free")),
+        (r#"labels.nokey == "x" || user in ["4", "5"]"#, f.expect(|u, _, _| u == "4" || u == "5")),
     ];
     for (expr, want) in cases {
         assert_eq!(f.list(json!({"expression": expr})).await, want, "expression {expr}");

@@ -88,7 +88,7 @@ fn cel_string(s: &str) -> String {
 /// How a compiled probe runs.
 enum Route {
     Survey(Program),
-    Interpreted(CelProgram),
+    Interpreted(Box<CelProgram>),
     /// A user's connections from the index, optionally narrowed by a label program.
     User(String, Option<Program>),
 }
@@ -132,7 +132,7 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
                     CelPlan::Translated { user: None, labels: None } => {
                         anyhow::bail!("--expression {src}: planned to nothing")
                     }
-                    CelPlan::Interpreted(p) => Route::Interpreted(p),
+                    CelPlan::Interpreted(p) => Route::Interpreted(Box::new(p)),
                 };
                 let kind = match translated {
                     Route::Survey(_) => "cel_translated",
@@ -144,7 +144,11 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
                 if was_translated {
                     let forced = plan_interpreted(src, &CelLimits::default())
                         .map_err(|e| anyhow::anyhow!("--expression {src}: {}", e.message))?;
-                    out.push(Probe { name: name.clone(), kind: "cel_interpreted", route: Route::Interpreted(forced) });
+                    out.push(Probe {
+                        name: name.clone(),
+                        kind: "cel_interpreted",
+                        route: Route::Interpreted(Box::new(forced)),
+                    });
                 }
             }
             Spec::User { name, user } => {

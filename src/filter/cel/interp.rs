@@ -9,6 +9,10 @@
 //! with a `Context::with_env` on the evaluating thread's copy of the environment. The result is read as a
 //! borrowed value, so a large non-boolean result is never copied out.
 //!
+//! When the whole expression lowers to the native subset (`native`), that evaluator runs
+//! per connection instead and none of this is built; the cel crate stays the path for
+//! everything else and the oracle it is tested against ([`CelProgram::matches_cel_crate`]).
+//!
 //! This module owns the variable set and its CEL types. It never validates (that is
 //! `check`) and never decides whether an expression is translated (that is `translate`).
 
@@ -22,6 +26,7 @@ use ::cel::common::value::{CowVal, Val};
 use ::cel::context::VariableResolver;
 use ::cel::{Context, Env, Program, Value};
 
+use super::native::Native;
 use super::{CelConn, CelError, CelErrorKind};
 use crate::filter::ir::Expr;
 
@@ -73,6 +78,17 @@ pub struct CelProgram {
     vars: u16,
     /// The pre-filter: `(user, labels)` of the top-level conjuncts in the label subset.
     prefilter: Option<(Option<String>, Option<Expr>)>,
+    /// The expression lowered to Rotor's own evaluator, when all of it is in its subset.
+    native: Option<Native>,
+}
+
+/// Which evaluator a [`CelProgram`] runs per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CelPath {
+    /// Rotor's own evaluator over the borrowed connection (`native`): no allocation.
+    Native,
+    /// The cel crate's interpreter, with the connection's variables built per evaluation.
+    CelCrate,
 }
 
 const _: () = {
@@ -87,6 +103,7 @@ impl fmt::Debug for CelProgram {
         f.debug_struct("CelProgram")
             .field("variables", &vars)
             .field("prefilter", &self.prefilter)
+            .field("path", &self.path())
             .finish_non_exhaustive()
     }
 }
@@ -96,7 +113,16 @@ impl CelProgram {
         let refs = program.references();
         let vars =
             VARIABLES.iter().enumerate().filter(|(_, v)| refs.has_variable(v)).fold(0u16, |m, (i, _)| m | 1 << i);
-        CelProgram { program, vars, prefilter: None }
+        // Lowering walks a tree `check` has bounded; a panic in it is a bug, and the cel
+        // crate is always a correct fallback.
+        let native = catch_unwind(AssertUnwindSafe(|| Native::lower(program.expression()))).ok().flatten();
+        CelProgram { program, vars, prefilter: None, native }
+    }
+
+    /// Which evaluator runs per connection: [`CelPath::Native`] when the whole
+    /// expression is in the native subset, else the cel crate.
+    pub fn path(&self) -> CelPath {
+        if self.native.is_some() { CelPath::Native } else { CelPath::CelCrate }
     }
 
     pub(super) fn set_prefilter(&mut self, user: Option<String>, labels: Option<Expr>) {
@@ -118,8 +144,19 @@ impl CelProgram {
     }
 
     /// true only when the expression evaluates to boolean true; a runtime error (missing
-    /// map key, type mismatch, ...) or a non-bool result is false.
+    /// map key, type mismatch, ...) or a non-bool result is false. Runs the native
+    /// evaluator when [`path`](Self::path) is [`CelPath::Native`] (same verdict, no
+    /// allocation), else the cel crate.
     pub fn matches(&self, conn: &CelConn<'_>) -> bool {
+        match &self.native {
+            Some(native) => catch_unwind(AssertUnwindSafe(|| native.matches(conn))).unwrap_or(false),
+            None => self.matches_cel_crate(conn),
+        }
+    }
+
+    /// The cel crate's verdict, whatever [`path`](Self::path) says: the oracle the
+    /// native evaluator is tested against.
+    pub fn matches_cel_crate(&self, conn: &CelConn<'_>) -> bool {
         catch_unwind(AssertUnwindSafe(|| self.eval(conn))).unwrap_or(false)
     }
 

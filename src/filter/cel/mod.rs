@@ -4,17 +4,24 @@
 //! ```text
 //! src --check (length, lexical nesting)--> cel::parse --check (AST depth, nodes, cost)
 //!     --translate--> CelPlan::Translated { user, labels: IR }   (label subset: bytecode VM)
-//!                 or CelPlan::Interpreted(CelProgram)            (everything else: cel crate,
+//!                 or CelPlan::Interpreted(CelProgram)            (everything else, per connection,
 //!                        after a pre-filter of its translatable top-level conjuncts)
+//!                        --native::lower--> CelPath::Native    (Rotor's evaluator on the borrowed
+//!                                                               connection, no allocation)
+//!                                        or CelPath::CelCrate  (anything outside its subset:
+//!                                                               the cel crate's interpreter)
 //! ```
 //!
 //! `check` owns the caps, `translate` the exact CEL → filter-IR translation of the label
-//! subset, `interp` the cel environment and per-connection evaluation. This module owns
-//! the public types and glues the stages together. Nothing here knows the hub: a
+//! subset, `native` an evaluator of the common subset that gives the cel crate's verdict
+//! exactly (it declines what it does not replicate), `interp` the cel environment and
+//! per-connection evaluation. This module owns the public types and glues the stages
+//! together. Nothing here knows the hub: a
 //! connection is seen through [`CelConn`].
 
 mod check;
 mod interp;
+mod native;
 mod translate;
 
 use std::fmt;
@@ -22,7 +29,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::ir::Expr;
 
-pub use interp::CelProgram;
+pub use interp::{CelPath, CelProgram};
 
 /// Caps on untrusted expressions, checked before anything runs.
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +116,8 @@ pub enum CelPlan {
     /// expression such as `true` gives `labels: Some(Expr::Const(true))`). Evaluate with the ordinary bytecode VM after
     /// [`compile_expr`](super::compile_expr).
     Translated { user: Option<String>, labels: Option<Expr> },
-    /// Anything else: the cel interpreter, per connection — on the connections its
+    /// Anything else: evaluated per connection ([`CelProgram::path`]: the native
+    /// evaluator, or the cel crate's interpreter) — on the connections its
     /// pre-filter keeps ([`CelProgram::prefilter`]: the top-level conjuncts in the label
     /// subset, run first like a translated plan), or on all.
     Interpreted(CelProgram),
@@ -146,7 +154,8 @@ pub fn plan(src: &str, limits: &CelLimits) -> Result<CelPlan, CelError> {
     })
 }
 
-/// Same validation as [`plan`], but always the interpreter on every connection, no
+/// Same validation as [`plan`], but always evaluated per connection (natively or by the
+/// cel crate, as [`CelProgram::path`] says) on every connection, no translation and no
 /// pre-filter (benches and differential tests force this).
 pub fn plan_interpreted(src: &str, limits: &CelLimits) -> Result<CelProgram, CelError> {
     Ok(CelProgram::new(compile(src, limits)?))

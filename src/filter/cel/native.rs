@@ -1,0 +1,574 @@
+//! Rotor's own evaluator for the common subset of CEL, exact to the cel crate.
+//!
+//! [`Native::lower`] turns the parsed (and already bounded) cel tree into a small tree
+//! of its own, once per request; it declines (None) whenever any node is outside the
+//! subset, and the whole expression then runs on the cel crate. Evaluation borrows
+//! the connection ([`CelConn`]) directly: no map of labels, no list of channels, no
+//! context, no allocation.
+//!
+//! The subset, with the cel crate's (0.15) semantics replicated rule by rule:
+//!
+//! - literals `true` `false` `null`, ints, uints, doubles, strings (not bytes);
+//! - the variables `user` `client` `app_name` `app_version` `transport` `protocol`
+//!   (strings) and `connected_at` (int); `meta` is not in the subset;
+//! - `labels.k`, `labels["k"]`, `labels[e]` (a missing key, or a key that is not a
+//!   string, is an error) and `has(labels.k)`;
+//! - `==` `!=` (values of different types are unequal, not an error; ints, uints and
+//!   doubles compare as numbers: int–uint exactly, against a double as `f64`, NaN
+//!   equal to nothing), `<` `<=` `>` `>=` (strings by bytes, bools, numbers as for
+//!   `==`; any other pair, or NaN, is an error);
+//! - `&&` `||` absorbing errors on either side (`error && false` is false, `true ||
+//!   error` is true; a non-bool operand counts as an error), `!`, `c ? a : b`;
+//! - `x in [e…]` (every element is evaluated, errors propagate), `x in channels`, `x
+//!   in labels` (a key that is not a string: false, `null`: an error);
+//! - `startsWith` `endsWith` `contains` `matches` (the pattern, a literal, compiled
+//!   once with the same `regex` crate), `size()` of a string (chars), of `labels` and
+//!   of `channels`;
+//! - `channels.exists(c, …)`, `channels.all(c, …)` and the same over `labels` (its
+//!   keys): true/false as soon as one element decides, else an error if any element
+//!   erred, else the neutral result — the cel crate's deferred errors, which do not
+//!   depend on iteration order.
+//!
+//! Everything else — arithmetic, `meta`, list or map values, indexing `channels`,
+//! `exists_one`/`map`/`filter`, conversions, types, optionals — is left to the cel
+//! crate. A runtime error is no match, as it is there. The differential proptest in
+//! `tests/it/cel.rs` holds this evaluator to the cel crate on random expressions.
+//!
+//! This module owns the subset and its evaluation. It never validates (`check` has
+//! bounded the tree before lowering) and never decides the label translation.
+
+use std::cmp::Ordering;
+
+use ::cel::IdedExpr;
+use ::cel::common::ast::{CallExpr, ComprehensionExpr, Expr as Ast, LiteralValue, SelectExpr, operators};
+use regex::Regex;
+
+use super::CelConn;
+use super::check::MAX_COMPREHENSION_NESTING;
+
+/// An expression lowered to the native subset.
+#[derive(Debug)]
+pub(super) struct Native {
+    root: Node,
+}
+
+impl Native {
+    /// The native form of `root`, or None when any of it is outside the subset.
+    pub(super) fn lower(root: &IdedExpr) -> Option<Native> {
+        Lowering { scope: Vec::new() }.node(root).map(|root| Native { root })
+    }
+
+    /// true only when the expression evaluates to boolean true (as the cel crate would).
+    pub(super) fn matches(&self, conn: &CelConn<'_>) -> bool {
+        let mut cx = Cx { conn, iters: [""; MAX_COMPREHENSION_NESTING] };
+        matches!(eval(&self.root, &mut cx), Ok(V::Bool(true)))
+    }
+}
+
+/// A runtime value: only scalars; `labels` and `channels` are never values here.
+#[derive(Clone, Copy, Debug)]
+enum V<'a> {
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Double(f64),
+    Str(&'a str),
+    Null,
+}
+
+/// A runtime error. Which one does not matter: an error is no match.
+#[derive(Clone, Copy, Debug)]
+struct Failed;
+
+#[derive(Debug)]
+enum Lit {
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Double(f64),
+    Str(Box<str>),
+    Null,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    User,
+    Client,
+    AppName,
+    AppVersion,
+    Transport,
+    Protocol,
+    ConnectedAt,
+}
+
+/// The connection's collections: a map of strings and a list of strings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Container {
+    Labels,
+    Channels,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum StrFn {
+    StartsWith,
+    EndsWith,
+    Contains,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Rel {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug)]
+enum Node {
+    Lit(Lit),
+    Field(Field),
+    /// The variable of the enclosing comprehension at this depth.
+    Iter(usize),
+    /// `labels.k` / `labels["k"]`.
+    Label(Box<str>),
+    /// `labels[e]`.
+    LabelAt(Box<Node>),
+    /// `has(labels.k)`.
+    Has(Box<str>),
+    Not(Box<Node>),
+    And(Box<[Node; 2]>),
+    Or(Box<[Node; 2]>),
+    Cond(Box<[Node; 3]>),
+    Eq(Box<[Node; 2]>),
+    Ne(Box<[Node; 2]>),
+    Rel(Rel, Box<[Node; 2]>),
+    /// `x in [e…]`.
+    InList(Box<Node>, Box<[Node]>),
+    /// `x in labels`, `x in channels`.
+    In(Box<Node>, Container),
+    /// `target.f(arg)`.
+    Str(StrFn, Box<[Node; 2]>),
+    Matches(Box<Node>, Regex),
+    /// `size()` of a string.
+    Size(Box<Node>),
+    /// `size()` of `labels` or `channels`.
+    SizeOf(Container),
+    /// `range.all(v, body)` (`all: true`) or `range.exists(v, body)`.
+    Loop {
+        all: bool,
+        range: Container,
+        slot: usize,
+        body: Box<Node>,
+    },
+}
+
+// ---------------------------------------------------------------- lowering
+
+/// Lowers the cel tree; its recursion follows the tree `check` has bounded.
+struct Lowering {
+    /// The enclosing comprehensions' variables, outermost first (index = slot).
+    scope: Vec<String>,
+}
+
+impl Lowering {
+    fn node(&mut self, e: &IdedExpr) -> Option<Node> {
+        match &e.expr {
+            Ast::Literal(l) => lit(l).map(Node::Lit),
+            Ast::Ident(name) => self.ident(name),
+            Ast::Select(s) => self.select(s),
+            Ast::Call(c) => self.call(c),
+            Ast::Comprehension(c) => self.comprehension(c),
+            Ast::Unspecified | Ast::List(_) | Ast::Map(_) | Ast::Struct(_) => None,
+        }
+    }
+
+    fn pair(&mut self, a: &IdedExpr, b: &IdedExpr) -> Option<Box<[Node; 2]>> {
+        Some(Box::new([self.node(a)?, self.node(b)?]))
+    }
+
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.scope.iter().rposition(|s| s == name)
+    }
+
+    fn ident(&self, name: &str) -> Option<Node> {
+        if let Some(slot) = self.slot(name) {
+            return Some(Node::Iter(slot));
+        }
+        let field = match name {
+            "user" => Field::User,
+            "client" => Field::Client,
+            "app_name" => Field::AppName,
+            "app_version" => Field::AppVersion,
+            "transport" => Field::Transport,
+            "protocol" => Field::Protocol,
+            "connected_at" => Field::ConnectedAt,
+            _ => return None,
+        };
+        Some(Node::Field(field))
+    }
+
+    /// `labels` or `channels`, when the name is not shadowed by a comprehension variable.
+    fn container(&self, e: &IdedExpr) -> Option<Container> {
+        match &e.expr {
+            Ast::Ident(name) if self.slot(name).is_none() => match name.as_str() {
+                "labels" => Some(Container::Labels),
+                "channels" => Some(Container::Channels),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `labels.k` and `has(labels.k)`; any other selection is left to the cel crate.
+    fn select(&self, s: &SelectExpr) -> Option<Node> {
+        if self.container(&s.operand)? != Container::Labels {
+            return None;
+        }
+        let key: Box<str> = s.field.as_str().into();
+        Some(if s.test { Node::Has(key) } else { Node::Label(key) })
+    }
+
+    fn call(&mut self, c: &CallExpr) -> Option<Node> {
+        if let Some(target) = &c.target {
+            return self.method(&c.func_name, target, &c.args);
+        }
+        let node = match (c.func_name.as_str(), c.args.as_slice()) {
+            (operators::LOGICAL_NOT, [a]) => Node::Not(Box::new(self.node(a)?)),
+            (operators::LOGICAL_AND, [a, b]) => Node::And(self.pair(a, b)?),
+            (operators::LOGICAL_OR, [a, b]) => Node::Or(self.pair(a, b)?),
+            (operators::CONDITIONAL, [a, b, c]) => Node::Cond(Box::new([self.node(a)?, self.node(b)?, self.node(c)?])),
+            (operators::EQUALS, [a, b]) => Node::Eq(self.pair(a, b)?),
+            (operators::NOT_EQUALS, [a, b]) => Node::Ne(self.pair(a, b)?),
+            (operators::LESS, [a, b]) => Node::Rel(Rel::Lt, self.pair(a, b)?),
+            (operators::LESS_EQUALS, [a, b]) => Node::Rel(Rel::Le, self.pair(a, b)?),
+            (operators::GREATER, [a, b]) => Node::Rel(Rel::Gt, self.pair(a, b)?),
+            (operators::GREATER_EQUALS, [a, b]) => Node::Rel(Rel::Ge, self.pair(a, b)?),
+            (operators::IN, [a, b]) => self.membership(a, b)?,
+            (operators::INDEX, [m, k]) if self.container(m) == Some(Container::Labels) => match &k.expr {
+                Ast::Literal(LiteralValue::String(s)) => Node::Label(s.inner().into()),
+                _ => Node::LabelAt(Box::new(self.node(k)?)),
+            },
+            ("size", [a]) => self.size(a)?,
+            ("matches", [s, p]) => Node::Matches(Box::new(self.node(s)?), pattern(p)?),
+            _ => return None,
+        };
+        Some(node)
+    }
+
+    fn method(&mut self, func: &str, target: &IdedExpr, args: &[IdedExpr]) -> Option<Node> {
+        let f = match (func, args) {
+            ("size", []) => return self.size(target),
+            ("matches", [p]) => return Some(Node::Matches(Box::new(self.node(target)?), pattern(p)?)),
+            ("startsWith", [_]) => StrFn::StartsWith,
+            ("endsWith", [_]) => StrFn::EndsWith,
+            ("contains", [_]) => StrFn::Contains,
+            _ => return None,
+        };
+        Some(Node::Str(f, self.pair(target, &args[0])?))
+    }
+
+    fn size(&mut self, a: &IdedExpr) -> Option<Node> {
+        match self.container(a) {
+            Some(c) => Some(Node::SizeOf(c)),
+            None => Some(Node::Size(Box::new(self.node(a)?))),
+        }
+    }
+
+    fn membership(&mut self, x: &IdedExpr, range: &IdedExpr) -> Option<Node> {
+        if let Some(c) = self.container(range) {
+            return Some(Node::In(Box::new(self.node(x)?), c));
+        }
+        let Ast::List(list) = &range.expr else { return None };
+        if !list.optional_indices.is_empty() {
+            return None;
+        }
+        let items = list.elements.iter().map(|e| self.node(e)).collect::<Option<Box<[Node]>>>()?;
+        Some(Node::InList(Box::new(self.node(x)?), items))
+    }
+
+    /// `all` and `exists` as the parser expands them, over `labels` or `channels`:
+    /// accumulator `@result` starting at true (`all`, step `@result && body`, loop while
+    /// `@not_strictly_false(@result)`) or false (`exists`, step `@result || body`, loop
+    /// while `@not_strictly_false(!@result)`), result `@result`.
+    fn comprehension(&mut self, c: &ComprehensionExpr) -> Option<Node> {
+        let range = self.container(&c.iter_range)?;
+        let slot = self.scope.len();
+        if c.iter_var2.is_some() || slot >= MAX_COMPREHENSION_NESTING {
+            return None;
+        }
+        let accu = c.accu_var.as_str();
+        let is_accu = |e: &IdedExpr| matches!(&e.expr, Ast::Ident(n) if n == accu);
+        let Ast::Literal(LiteralValue::Boolean(init)) = &c.accu_init.expr else { return None };
+        let all = *init.inner();
+        let (step_op, cond_arg) = if all {
+            (operators::LOGICAL_AND, is_accu(only_arg(&c.loop_cond, operators::NOT_STRICTLY_FALSE)?))
+        } else {
+            let negated = only_arg(&c.loop_cond, operators::NOT_STRICTLY_FALSE)?;
+            (operators::LOGICAL_OR, is_accu(only_arg(negated, operators::LOGICAL_NOT)?))
+        };
+        let Ast::Call(step) = &c.loop_step.expr else { return None };
+        let [first, body] = step.args.as_slice() else { return None };
+        if !cond_arg || !is_accu(&c.result) || step.target.is_some() || step.func_name != step_op || !is_accu(first) {
+            return None;
+        }
+        self.scope.push(c.iter_var.clone());
+        let body = self.node(body);
+        self.scope.pop();
+        Some(Node::Loop { all, range, slot, body: Box::new(body?) })
+    }
+}
+
+/// The only argument of a target-less call of `func`.
+fn only_arg<'e>(e: &'e IdedExpr, func: &str) -> Option<&'e IdedExpr> {
+    match &e.expr {
+        Ast::Call(c) if c.target.is_none() && c.func_name == func => match c.args.as_slice() {
+            [a] => Some(a),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn lit(l: &LiteralValue) -> Option<Lit> {
+    Some(match l {
+        LiteralValue::Boolean(b) => Lit::Bool(*b.inner()),
+        LiteralValue::Int(i) => Lit::Int(*i.inner()),
+        LiteralValue::UInt(u) => Lit::UInt(*u.inner()),
+        LiteralValue::Double(d) => Lit::Double(*d.inner()),
+        LiteralValue::String(s) => Lit::Str(s.inner().into()),
+        LiteralValue::Null => Lit::Null,
+        LiteralValue::Bytes(_) => return None,
+    })
+}
+
+/// A `matches` pattern: a string literal, compiled the way the cel crate compiles it.
+fn pattern(p: &IdedExpr) -> Option<Regex> {
+    match &p.expr {
+        Ast::Literal(LiteralValue::String(s)) => Regex::new(s.inner()).ok(),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- evaluation
+
+/// One evaluation's state: the connection and the comprehension variables.
+struct Cx<'a> {
+    conn: &'a CelConn<'a>,
+    iters: [&'a str; MAX_COMPREHENSION_NESTING],
+}
+
+impl<'a> Cx<'a> {
+    fn field(&self, f: Field) -> V<'a> {
+        let c = self.conn;
+        V::Str(match f {
+            Field::User => c.user,
+            Field::Client => c.client,
+            Field::AppName => c.app_name,
+            Field::AppVersion => c.app_version,
+            Field::Transport => c.transport,
+            Field::Protocol => c.protocol,
+            Field::ConnectedAt => return V::Int(c.connected_at),
+        })
+    }
+
+    /// The label's value; labels are sorted by key, keys unique.
+    fn label(&self, key: &str) -> Option<&'a str> {
+        let labels = self.conn.labels;
+        labels.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*labels[i].1)
+    }
+
+    fn size_of(&self, c: Container) -> i64 {
+        let n = match c {
+            Container::Labels => self.conn.labels.len(),
+            Container::Channels => self.conn.channels.len(),
+        };
+        n as i64
+    }
+}
+
+type Res<'a> = Result<V<'a>, Failed>;
+
+/// Recursion follows the lowered tree, as deep as the bounded cel tree.
+fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> Res<'a> {
+    Ok(match n {
+        Node::Lit(l) => match l {
+            Lit::Bool(b) => V::Bool(*b),
+            Lit::Int(i) => V::Int(*i),
+            Lit::UInt(u) => V::UInt(*u),
+            Lit::Double(d) => V::Double(*d),
+            Lit::Str(s) => V::Str(s),
+            Lit::Null => V::Null,
+        },
+        Node::Field(f) => cx.field(*f),
+        Node::Iter(slot) => V::Str(cx.iters[*slot]),
+        Node::Label(k) => V::Str(cx.label(k).ok_or(Failed)?),
+        Node::LabelAt(k) => match eval(k, cx)? {
+            V::Str(k) => V::Str(cx.label(k).ok_or(Failed)?),
+            _ => return Err(Failed),
+        },
+        Node::Has(k) => V::Bool(cx.label(k).is_some()),
+        Node::Not(a) => V::Bool(!boolean(eval(a, cx)?)?),
+        Node::And(ab) => return and(ab, cx),
+        Node::Or(ab) => return or(ab, cx),
+        Node::Cond(abc) => {
+            let branch = if boolean(eval(&abc[0], cx)?)? { &abc[1] } else { &abc[2] };
+            return eval(branch, cx);
+        }
+        Node::Eq(ab) => V::Bool(equals(eval(&ab[0], cx)?, eval(&ab[1], cx)?)),
+        Node::Ne(ab) => V::Bool(!equals(eval(&ab[0], cx)?, eval(&ab[1], cx)?)),
+        Node::Rel(rel, ab) => V::Bool(rel.holds(compare(eval(&ab[0], cx)?, eval(&ab[1], cx)?)?)),
+        Node::InList(x, items) => {
+            let x = eval(x, cx)?;
+            let mut found = false;
+            for item in items.iter() {
+                found |= equals(eval(item, cx)?, x);
+            }
+            V::Bool(found)
+        }
+        Node::In(x, range) => {
+            let x = eval(x, cx)?;
+            V::Bool(contains(cx, *range, x)?)
+        }
+        Node::Str(f, ab) => match (eval(&ab[0], cx)?, eval(&ab[1], cx)?) {
+            (V::Str(s), V::Str(p)) => V::Bool(match f {
+                StrFn::StartsWith => s.starts_with(p),
+                StrFn::EndsWith => s.ends_with(p),
+                StrFn::Contains => s.contains(p),
+            }),
+            _ => return Err(Failed),
+        },
+        Node::Matches(s, re) => V::Bool(re.is_match(string(eval(s, cx)?)?)),
+        Node::Size(s) => V::Int(string(eval(s, cx)?)?.chars().count() as i64),
+        Node::SizeOf(c) => V::Int(cx.size_of(*c)),
+        Node::Loop { all, range, slot, body } => return comprehension(cx, *all, *range, *slot, body),
+    })
+}
+
+fn boolean(v: V<'_>) -> Result<bool, Failed> {
+    match v {
+        V::Bool(b) => Ok(b),
+        _ => Err(Failed),
+    }
+}
+
+fn string(v: V<'_>) -> Result<&str, Failed> {
+    match v {
+        V::Str(s) => Ok(s),
+        _ => Err(Failed),
+    }
+}
+
+/// `a && b`: false if either side is false, else an error if either side is one (or
+/// not a bool), else true. `b` is skipped when `a` is false.
+fn and<'a>(ab: &'a [Node; 2], cx: &mut Cx<'a>) -> Res<'a> {
+    let left = eval(&ab[0], cx);
+    if matches!(left, Ok(V::Bool(false))) {
+        return Ok(V::Bool(false));
+    }
+    match (left, eval(&ab[1], cx)?) {
+        (Ok(V::Bool(true)), V::Bool(r)) => Ok(V::Bool(r)),
+        (_, V::Bool(false)) => Ok(V::Bool(false)),
+        _ => Err(Failed),
+    }
+}
+
+/// `a || b`: the mirror image of [`and`].
+fn or<'a>(ab: &'a [Node; 2], cx: &mut Cx<'a>) -> Res<'a> {
+    let left = eval(&ab[0], cx);
+    if matches!(left, Ok(V::Bool(true))) {
+        return Ok(V::Bool(true));
+    }
+    match (left, eval(&ab[1], cx)?) {
+        (Ok(V::Bool(false)), V::Bool(r)) => Ok(V::Bool(r)),
+        (_, V::Bool(true)) => Ok(V::Bool(true)),
+        _ => Err(Failed),
+    }
+}
+
+/// `x in labels` / `x in channels`.
+fn contains(cx: &Cx<'_>, range: Container, x: V<'_>) -> Result<bool, Failed> {
+    match (range, x) {
+        (Container::Channels, V::Str(s)) => Ok(cx.conn.channels.iter().any(|c| c == s)),
+        (Container::Channels, _) => Ok(false),
+        (Container::Labels, V::Str(k)) => Ok(cx.label(k).is_some()),
+        // A number or a bool is a possible map key, absent from a map of strings.
+        (Container::Labels, V::Int(_) | V::UInt(_) | V::Double(_) | V::Bool(_)) => Ok(false),
+        (Container::Labels, V::Null) => Err(Failed),
+    }
+}
+
+/// `all`/`exists`: the deciding element wins (false for `all`, true for `exists`),
+/// else an error if any element erred or was not a bool, else the neutral result.
+fn comprehension<'a>(cx: &mut Cx<'a>, all: bool, range: Container, slot: usize, body: &'a Node) -> Res<'a> {
+    let decisive = !all;
+    let mut failed = false;
+    let mut step = |cx: &mut Cx<'a>, item: &'a str| {
+        cx.iters[slot] = item;
+        match eval(body, cx) {
+            Ok(V::Bool(b)) if b == decisive => true,
+            Ok(V::Bool(_)) => false,
+            _ => {
+                failed = true;
+                false
+            }
+        }
+    };
+    let conn = cx.conn;
+    let decided = match range {
+        Container::Labels => conn.labels.iter().any(|(k, _)| step(cx, k)),
+        Container::Channels => conn.channels.iter().any(|c| step(cx, c.as_str())),
+    };
+    match (decided, failed) {
+        (true, _) => Ok(V::Bool(decisive)),
+        (false, true) => Err(Failed),
+        (false, false) => Ok(V::Bool(all)),
+    }
+}
+
+/// The cel crate's equality: same-typed values by value, numbers across types as
+/// numbers, anything else unequal.
+fn equals(a: V<'_>, b: V<'_>) -> bool {
+    match (a, b) {
+        (V::Str(a), V::Str(b)) => a == b,
+        (V::Bool(a), V::Bool(b)) => a == b,
+        (V::Null, V::Null) => true,
+        _ => numeric(a, b) == Some(Ordering::Equal),
+    }
+}
+
+/// The cel crate's ordering: strings, bools, numbers; anything else is an error.
+fn compare(a: V<'_>, b: V<'_>) -> Result<Ordering, Failed> {
+    match (a, b) {
+        (V::Str(a), V::Str(b)) => Ok(a.cmp(b)),
+        (V::Bool(a), V::Bool(b)) => Ok(a.cmp(&b)),
+        _ => numeric(a, b).ok_or(Failed),
+    }
+}
+
+/// Numbers across int, uint and double as the cel crate compares them: int–uint
+/// exactly, against a double through `as f64`; None for NaN or a non-number.
+fn numeric(a: V<'_>, b: V<'_>) -> Option<Ordering> {
+    match (a, b) {
+        (V::Int(a), V::Int(b)) => Some(a.cmp(&b)),
+        (V::UInt(a), V::UInt(b)) => Some(a.cmp(&b)),
+        (V::Int(a), V::UInt(b)) => Some(u64::try_from(a).map_or(Ordering::Less, |a| a.cmp(&b))),
+        (V::UInt(a), V::Int(b)) => Some(i64::try_from(a).map_or(Ordering::Greater, |a| a.cmp(&b))),
+        (V::Int(a), V::Double(b)) => (a as f64).partial_cmp(&b),
+        (V::UInt(a), V::Double(b)) => (a as f64).partial_cmp(&b),
+        (V::Double(a), V::Double(b)) => a.partial_cmp(&b),
+        (V::Double(a), V::Int(b)) => a.partial_cmp(&(b as f64)),
+        (V::Double(a), V::UInt(b)) => a.partial_cmp(&(b as f64)),
+        _ => None,
+    }
+}
+
+impl Rel {
+    fn holds(self, o: Ordering) -> bool {
+        match self {
+            Rel::Lt => o == Ordering::Less,
+            Rel::Le => o != Ordering::Greater,
+            Rel::Gt => o == Ordering::Greater,
+            Rel::Ge => o != Ordering::Less,
+        }
+    }
+}
