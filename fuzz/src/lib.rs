@@ -16,6 +16,7 @@
 //! | [`protobuf_command`]      | protobuf frame decoding and a live protobuf connection never panic; every queued message is one length-prefixed Reply |
 //! | [`api_request`]           | server API calls never panic; `connections` agrees with the reference and the interpreter |
 //! | [`jwt_parse`]             | token verification never panics, and accepts exactly the genuinely signed, acceptable tokens |
+//! | [`ws_frames`]             | the WebSocket frame reader never panics, gives the same events however the bytes are split into reads, and never passes text that is not UTF-8 or a message over the limit |
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -1202,6 +1203,61 @@ pub fn jwt_parse(data: &[u8]) {
             let token = format!("{input}.{signature}");
             let (_connect, subscribe) = verify_both(&token);
             assert!(subscribe.is_err(), "connect-key token verified as subscription: {token}");
+        }
+    }
+}
+
+/// ws_frames: the first byte picks the message size limit and a read size; the rest is
+/// what a client sent. Read whole or in reads of that size, the frame reader gives the
+/// same events and the same violation; text messages are UTF-8, no message is over the
+/// limit, ping payloads fit a control frame, and close codes are ones a peer may send.
+pub fn ws_frames(data: &[u8]) {
+    use rotor::transport::ws_frame::{Event, Reader, sendable_close_code};
+    let Some((&knob, bytes)) = data.split_first() else { return };
+    let limit = [0usize, 1, 16, 125, 126, 1000, 65536][(knob % 7) as usize];
+    let step = 1 + (knob / 7) as usize;
+    let whole = {
+        let mut r = Reader::new(limit);
+        r.push(bytes);
+        let mut events = Vec::new();
+        let end = loop {
+            match r.next_event() {
+                Ok(Some(e)) => events.push(e),
+                Ok(None) => break None,
+                Err(v) => break Some(v),
+            }
+        };
+        (events, end)
+    };
+    let split = {
+        let mut r = Reader::new(limit);
+        let mut events = Vec::new();
+        let mut end = None;
+        'reads: for chunk in bytes.chunks(step) {
+            r.push(chunk);
+            loop {
+                match r.next_event() {
+                    Ok(Some(e)) => events.push(e),
+                    Ok(None) => break,
+                    Err(v) => {
+                        end = Some(v);
+                        break 'reads;
+                    }
+                }
+            }
+        }
+        (events, end)
+    };
+    assert_eq!(whole, split, "reads of {step} bytes changed what was read");
+    for e in &whole.0 {
+        match e {
+            Event::Message { binary, data } => {
+                assert!(data.len() <= limit, "a message over the limit");
+                assert!(*binary || std::str::from_utf8(data).is_ok(), "text that is not UTF-8");
+            }
+            Event::Ping(p) => assert!(p.len() <= 125, "a ping over 125 bytes"),
+            Event::Close(Some(code)) => assert!(sendable_close_code(*code), "close code {code}"),
+            Event::Close(None) | Event::Pong => {}
         }
     }
 }

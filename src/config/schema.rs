@@ -626,8 +626,9 @@ pub struct WebSocket {
     pub handler_prefix: String,
     pub message_size_limit: usize,
     pub write_timeout: Duration,
-    /// Bytes of the per-connection read buffer (small keeps idle connections cheap: a
-    /// frame longer than it is read into a buffer grown to its length). Minimum 256.
+    /// Bytes asked of the socket per read (clamped to 256–16384). Reads go through a
+    /// buffer on the stack and only an incomplete frame is kept, so this costs an
+    /// idle connection nothing; larger means fewer reads for large messages.
     pub read_buffer_size: usize,
 }
 
@@ -638,7 +639,7 @@ impl Default for WebSocket {
             handler_prefix: "/connection/websocket".into(),
             message_size_limit: 65536,
             write_timeout: Duration::from_millis(1000),
-            read_buffer_size: 256,
+            read_buffer_size: 4096,
         }
     }
 }

@@ -14,6 +14,8 @@ mod uni_http_stream;
 mod uni_sse;
 mod uni_websocket;
 mod websocket;
+pub mod ws_frame;
+pub mod ws_socket;
 
 use std::sync::Arc;
 

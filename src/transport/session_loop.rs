@@ -14,6 +14,8 @@
 //! with its items. What an idle session still costs is the task itself, the
 //! transport's stream state and the hub entry — see docs/performance.md.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,34 +60,55 @@ pub enum Mode {
     Unidirectional,
 }
 
-/// Drives `conn` until the session ends: the queue closed (its reason is written
-/// as [`Outbound::Close`]), the peer closed or broke the rules, the inbound stream
-/// ended, or a write failed.
-pub async fn run<I, S, C>(conn: &mut Conn, mut inbound: I, mut sink: S, codec: &C, mode: Mode, write_timeout: Duration)
+/// Drives `conn` over a transport given as two ends (an inbound stream and an
+/// outbound sink); see [`run_duplex`].
+pub async fn run<I, S, C>(conn: &mut Conn, inbound: I, sink: S, codec: &C, mode: Mode, write_timeout: Duration)
 where
     I: Stream<Item = Inbound> + Unpin,
     S: Sink<Outbound<C::Frame>> + Unpin,
     C: Codec,
 {
+    run_duplex(conn, Duplex { inbound, sink }, codec, mode, write_timeout).await
+}
+
+/// Drives `conn` until the session ends: the queue closed (its reason is written
+/// as [`Outbound::Close`]), the peer closed or broke the rules, the inbound stream
+/// ended, or a write failed. `io` is one value for both directions (a WebSocket
+/// owns its socket whole, see `ws_socket`), so nothing is shared between halves.
+pub async fn run_duplex<D, C>(conn: &mut Conn, mut io: D, codec: &C, mode: Mode, write_timeout: Duration)
+where
+    D: Stream<Item = Inbound> + Sink<Outbound<C::Frame>> + Unpin,
+    C: Codec,
+{
+    enum Event {
+        Queued,
+        Read(Option<Inbound>),
+        Deadline,
+    }
     let queue = conn.queue().clone();
     loop {
-        tokio::select! {
+        let event = tokio::select! {
             biased;
-            _ = queue.notified() => {
+            _ = queue.notified() => Event::Queued,
+            msg = io.next() => Event::Read(msg),
+            _ = tokio::time::sleep_until(conn.deadline()) => Event::Deadline,
+        };
+        match event {
+            Event::Queued => {
                 let mut batch = Vec::new();
                 let closed = queue.drain(&mut batch);
                 // Boxed, like command handling: the write's state lives only while
                 // a batch is being written, not in every idle connection's task.
-                if !Box::pin(write_batch(&mut sink, codec, batch, write_timeout)).await {
+                if !Box::pin(write_batch(&mut io, codec, batch, write_timeout)).await {
                     return;
                 }
                 if let Some(d) = closed {
                     conn.node().metrics.server_disconnect(d.code);
-                    Box::pin(write(&mut sink, Outbound::Close(d), write_timeout)).await;
+                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout)).await;
                     return;
                 }
             }
-            msg = inbound.next() => match msg {
+            Event::Read(msg) => match msg {
                 Some(Inbound::Frame(f)) if mode == Mode::Bidirectional => {
                     // Boxed: command handling is a large state machine that should not
                     // live inside every idle connection's task.
@@ -93,24 +116,55 @@ where
                         queue.close(d, true);
                     }
                 }
-                Some(Inbound::Unsupported) if mode == Mode::Bidirectional => queue.close(Disconnect::bad_request(), true),
+                Some(Inbound::Unsupported) if mode == Mode::Bidirectional => {
+                    queue.close(Disconnect::bad_request(), true)
+                }
                 Some(Inbound::Frame(_) | Inbound::Unsupported) => {}
                 Some(Inbound::PeerClosed) => {
-                    Box::pin(write(&mut sink, Outbound::EchoClose, write_timeout)).await;
+                    Box::pin(write(&mut io, Outbound::EchoClose, write_timeout)).await;
                     return;
                 }
                 Some(Inbound::Broken(Some(d))) => {
-                    Box::pin(write(&mut sink, Outbound::Close(d), write_timeout)).await;
+                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout)).await;
                     return;
                 }
                 Some(Inbound::Broken(None)) | None => return,
             },
-            _ = tokio::time::sleep_until(conn.deadline()) => {
+            Event::Deadline => {
                 if let Err(d) = conn.on_deadline() {
                     queue.close(d, true);
                 }
             }
         }
+    }
+}
+
+/// Two ends as one duplex.
+pub struct Duplex<I, S> {
+    inbound: I,
+    sink: S,
+}
+
+impl<I: Stream + Unpin, S: Unpin> Stream for Duplex<I, S> {
+    type Item = I::Item;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<I::Item>> {
+        self.inbound.poll_next_unpin(cx)
+    }
+}
+
+impl<T, I: Unpin, S: Sink<T> + Unpin> Sink<T> for Duplex<I, S> {
+    type Error = S::Error;
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.sink.poll_ready_unpin(cx)
+    }
+    fn start_send(mut self: Pin<&mut Self>, item: T) -> Result<(), S::Error> {
+        self.sink.start_send_unpin(item)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.sink.poll_flush_unpin(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.sink.poll_close_unpin(cx)
     }
 }
 

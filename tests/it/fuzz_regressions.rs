@@ -76,6 +76,11 @@ fn jwt_parse_seeds() {
     replay("jwt_parse", props::jwt_parse);
 }
 
+#[test]
+fn ws_frames_seeds() {
+    replay("ws_frames", props::ws_frames);
+}
+
 // ---------------------------------------------------------------- crashes found by fuzzing
 //
 // Each input below is also a seed (`fuzz/seeds/<target>/regress-*.bin`), replayed
