@@ -82,7 +82,7 @@ impl Node {
         let planned = self.plan_subscriptions(token.as_ref(), &req, transport)?;
         let mut session = self.new_session(&req, transport, token.as_ref(), queue);
         (session.id, session.client) = (id.as_u128(), id.to_string());
-        session.proxy_headers = Arc::new(headers);
+        session.proxy_headers = headers.shared();
         session.encoding = encoding;
         if proxied {
             session.proxied = true;
@@ -183,7 +183,7 @@ impl Node {
                 refreshed: None,
                 expire_at: t.and_then(|t| t.expire_at).map(|e| e.min(now_secs() + 365 * 24 * 3600)),
             }),
-            proxy_headers: Arc::default(),
+            proxy_headers: crate::proxy::Headers::default().shared(),
             proxied: false,
         }
     }

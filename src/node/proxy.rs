@@ -316,11 +316,23 @@ impl Node {
     }
 }
 
-/// Background refreshes of one connection (owned by its `Conn`).
+/// Background refreshes of one connection (owned by its `Conn`). Both flags are
+/// allocated on first use: most connections never run a refresh proxy, and an idle
+/// connection should not pay for one.
 #[derive(Default)]
 pub(super) struct RefreshTimer {
+    busy: std::sync::OnceLock<Arc<AtomicBool>>,
+    subs_busy: std::sync::OnceLock<Arc<parking_lot::Mutex<std::collections::HashSet<String>>>>,
+}
+
+impl RefreshTimer {
     /// A connection refresh task is running; its result lands in the session's `expire_at`.
-    pub busy: Arc<AtomicBool>,
+    pub(super) fn busy(&self) -> &Arc<AtomicBool> {
+        self.busy.get_or_init(Arc::default)
+    }
+
     /// Channels whose sub_refresh task is running.
-    pub subs_busy: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
+    pub(super) fn subs_busy(&self) -> &Arc<parking_lot::Mutex<std::collections::HashSet<String>>> {
+        self.subs_busy.get_or_init(Arc::default)
+    }
 }

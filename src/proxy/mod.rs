@@ -48,6 +48,15 @@ pub struct Headers {
     pub emulated: Vec<(String, String)>,
 }
 
+impl Headers {
+    /// Shared by every connection that brought none a proxy forwards (the common
+    /// case): one allocation per process instead of one per connection.
+    pub fn shared(self) -> std::sync::Arc<Headers> {
+        static NONE: std::sync::LazyLock<std::sync::Arc<Headers>> = std::sync::LazyLock::new(Default::default);
+        if self.transport.is_empty() && self.emulated.is_empty() { NONE.clone() } else { std::sync::Arc::new(self) }
+    }
+}
+
 /// The proxies a namespace switches on, each picked by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelProxy {

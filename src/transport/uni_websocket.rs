@@ -44,7 +44,7 @@ pub(super) async fn handler(
         message_size_limit: c.message_size_limit,
         read_chunk: node.config.websocket.read_buffer_size,
     };
-    ws.on_upgrade(move |io| run(WsSocket::new(io, options), node, preset, forwarded))
+    ws.on_upgrade(move |pending| run(pending, options, node, preset, forwarded))
 }
 
 /// The ConnectRequest sent as the first message; `Err(None)` when the session already
@@ -65,11 +65,13 @@ async fn first_request(socket: &mut WsSocket<Io>, node: &Node) -> Result<Connect
 }
 
 async fn run(
-    mut socket: WsSocket<Io>,
+    pending: ws_socket::Pending,
+    options: ws_socket::Options,
     node: Arc<Node>,
     preset: Option<ConnectRequest>,
     forwarded: Vec<(String, String)>,
 ) {
+    let Some(mut socket) = pending.socket(options).await else { return };
     let req = match preset {
         Some(r) => r,
         None => match first_request(&mut socket, &node).await {
@@ -84,9 +86,9 @@ async fn run(
     }
     let write_timeout = node.config.websocket.write_timeout.std();
     if node.config.uni_websocket.join_push_messages {
-        session_loop::run_duplex(&mut conn, socket, &JoinedLines, Mode::Unidirectional, write_timeout).await;
+        session_loop::run_duplex(&mut conn, &mut socket, &JoinedLines, Mode::Unidirectional, write_timeout).await;
     } else {
-        session_loop::run_duplex(&mut conn, socket, &OnePerMessage, Mode::Unidirectional, write_timeout).await;
+        session_loop::run_duplex(&mut conn, &mut socket, &OnePerMessage, Mode::Unidirectional, write_timeout).await;
     }
 }
 

@@ -20,7 +20,7 @@ use crate::node::{Conn, Node, Transport};
 use crate::protocol::{Disconnect, Encoding};
 
 use super::session_loop::{self, Concatenated, JoinedLines, Mode, Outbound};
-use super::ws_socket::{self, Io, Upgrade, WsSocket};
+use super::ws_socket::{self, Upgrade};
 
 /// The subprotocol that selects protobuf frames.
 pub(super) const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
@@ -45,46 +45,37 @@ pub(super) async fn handler(
         message_size_limit: c.message_size_limit,
         read_chunk: c.read_buffer_size,
     };
-    ws.on_upgrade(move |io| session(WsSocket::new(io, options), node, forwarded, encoding))
+    ws.on_upgrade(move |pending| run(Box::new(Start { pending, options, node, forwarded, encoding })))
 }
 
-/// The connection's task. The rare refusal during shutdown is boxed so the session
-/// future, which every idle connection keeps for its whole life, does not carry it.
-fn session(
-    socket: WsSocket<Io>,
+/// What a connection's task starts from. Boxed: an `async` block's captures keep
+/// their place in its future for the task's whole life, even once moved out, so the
+/// task captures only this pointer and the box is freed after the upgrade.
+struct Start {
+    pending: ws_socket::Pending,
+    options: ws_socket::Options,
     node: Arc<Node>,
     forwarded: Vec<(String, String)>,
     encoding: Encoding,
-) -> impl std::future::Future<Output = ()> + Send {
-    use futures_util::future::Either;
-    if node.is_shutting_down() {
-        return Either::Left(Box::pin(async move {
-            let mut socket = socket;
-            let write_timeout = node.config.websocket.write_timeout.std();
-            let close = socket.send(Outbound::Close(Disconnect::shutdown()));
-            let _ = tokio::time::timeout(write_timeout, close).await;
-        }));
-    }
-    Either::Right(run(socket, node, forwarded, encoding))
 }
 
-/// The session over `socket`. A plain function returning an `async move` block, so
-/// the socket is stored once in the future, as the block's capture: an `async fn`
-/// would keep its argument and a moved copy of it (a few hundred bytes per idle
-/// connection).
+/// The connection's task: the upgraded socket, then the session loop over it (or,
+/// during shutdown, a 3001 close). A plain function returning an `async move` block,
+/// and the socket a local of it, so each value is stored once in the future: an
+/// `async fn` keeps its arguments next to the copies it moves them into.
 #[allow(clippy::manual_async_fn)]
-fn run<D>(
-    mut socket: D,
-    node: Arc<Node>,
-    forwarded: Vec<(String, String)>,
-    encoding: Encoding,
-) -> impl std::future::Future<Output = ()> + Send
-where
-    D: futures_util::Stream<Item = session_loop::Inbound> + futures_util::Sink<Outbound<bytes::Bytes>> + Unpin + Send,
-{
+fn run(start: Box<Start>) -> impl std::future::Future<Output = ()> + Send {
     async move {
-        let mut conn = Conn::new(node.clone(), Transport::WebSocket).with_headers(forwarded).with_encoding(encoding);
+        let Start { pending, options, node, forwarded, encoding } = *start;
+        let Some(mut socket) = pending.socket(options).await else { return };
         let write_timeout = node.config.websocket.write_timeout.std();
+        if node.is_shutting_down() {
+            // Boxed: the refusal is rare and should not size every connection's task.
+            let _ = Box::pin(tokio::time::timeout(write_timeout, socket.send(Outbound::Close(Disconnect::shutdown()))))
+                .await;
+            return;
+        }
+        let mut conn = Conn::new(node, Transport::WebSocket).with_headers(forwarded).with_encoding(encoding);
         match encoding {
             Encoding::Json => {
                 session_loop::run_duplex(&mut conn, &mut socket, &JoinedLines, Mode::Bidirectional, write_timeout).await
@@ -100,23 +91,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::ws_socket::{Io, WsSocket};
 
-    /// What every idle WebSocket connection keeps alive: its session future, which
+    /// The size of what a function returns, from its type alone.
+    fn returned_size<A, R>(_: fn(A) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// What every idle WebSocket connection keeps alive: its task's future, which
     /// holds the socket inline. A regression here (a large value held across the
-    /// loop's await, a buffer in the socket) costs bytes per connection; the bound has
-    /// a little headroom over today's size.
+    /// loop's await, a buffer in the socket) costs bytes per connection; the bounds
+    /// have a little headroom over today's sizes.
     #[test]
     fn the_session_future_stays_small() {
-        let node = crate::node::Node::new(crate::config::Config::default()).unwrap();
-        let (io, _peer) = tokio::io::duplex(64);
-        let options =
-            ws_socket::Options { binary: false, push_disconnect: false, message_size_limit: 65536, read_chunk: 4096 };
-        let socket = WsSocket::new(io, options);
-        let socket_size = std::mem::size_of_val(&socket);
-        let fut = run(socket, node, Vec::new(), Encoding::Json);
-        let size = std::mem::size_of_val(&fut);
-        assert!(socket_size <= 192, "the WebSocket socket grew to {socket_size} bytes");
-        // 168 and 800 bytes when this was written.
-        assert!(size <= 864, "the WebSocket session future grew to {size} bytes");
+        let socket = std::mem::size_of::<WsSocket<Io>>();
+        let task = returned_size(run);
+        // 200 and 856 bytes when this was written.
+        assert!(socket <= 224, "the WebSocket socket grew to {socket} bytes");
+        assert!(task <= 896, "the WebSocket session future grew to {task} bytes");
     }
 }

@@ -128,19 +128,17 @@ impl Upgrade {
         self.protocol
     }
 
-    /// Answers the handshake and runs `session` on the upgraded stream in its own task.
+    /// Answers the handshake and spawns `session`, the connection's task, which gets
+    /// the stream from [`Pending::socket`] once hyper has written this response.
+    /// The task is the session's future itself, nothing wrapped around it: every idle
+    /// connection keeps it for its whole life.
     pub fn on_upgrade<F, Fut>(self, session: F) -> Response
     where
-        F: FnOnce(Io) -> Fut + Send + 'static,
+        F: FnOnce(Pending) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let Self { key, on_upgrade, protocol, .. } = self;
-        tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => session(TokioIo::new(upgraded)).await,
-                Err(e) => tracing::trace!(error = %e, "WebSocket upgrade failed"),
-            }
-        });
+        tokio::spawn(session(Pending(on_upgrade)));
         let mut response = match key {
             Some(key) => {
                 let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -156,6 +154,22 @@ impl Upgrade {
             response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
         }
         response
+    }
+}
+
+/// An answered handshake whose stream hyper has not handed over yet.
+pub struct Pending(OnUpgrade);
+
+impl Pending {
+    /// The upgraded socket; `None` when the upgrade failed (the client went away).
+    pub async fn socket(self, o: Options) -> Option<WsSocket<Io>> {
+        match self.0.await {
+            Ok(upgraded) => Some(WsSocket::new(TokioIo::new(upgraded), o)),
+            Err(e) => {
+                tracing::trace!(error = %e, "WebSocket upgrade failed");
+                None
+            }
+        }
     }
 }
 

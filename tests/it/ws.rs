@@ -239,3 +239,67 @@ async fn slow_client_is_disconnected() {
     let (mut other, _) = Ws::connect(&s, &token("2", json!({}))).await;
     assert!(other.call("subscribe", json!({"channel": "flood"})).await.get("subscribe").is_some());
 }
+
+/// WebSocket over HTTP/2 (RFC 8441 extended CONNECT): the server advertises it, a
+/// CONNECT with `:protocol websocket` gets 200, and the stream then carries the same
+/// frames as an HTTP/1.1 upgrade: a connect command in, its reply out, a close echoed.
+/// A CONNECT without `:protocol` is refused.
+#[tokio::test]
+async fn websocket_over_http2_extended_connect() {
+    use axum::body::Body;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = Server::start(json!({})).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake::<_, _, Body>(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let url = format!("http://127.0.0.1:{}/connection/websocket", s.port);
+
+    // One round trip first, so the server's SETTINGS (extended CONNECT on) have arrived.
+    let get = hyper::Request::get(format!("http://127.0.0.1:{}/", s.port)).body(Body::empty()).unwrap();
+    send.send_request(get).await.unwrap();
+    let plain = hyper::Request::connect(&url).header("sec-websocket-version", "13").body(Body::empty()).unwrap();
+    let refused = send.send_request(plain).await;
+    assert!(refused.is_err() || refused.unwrap().status() != hyper::StatusCode::OK, "CONNECT without :protocol");
+
+    let mut req = hyper::Request::connect(&url).header("sec-websocket-version", "13").body(Body::empty()).unwrap();
+    req.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), hyper::StatusCode::OK);
+    let mut io = TokioIo::new(hyper::upgrade::on(res).await.unwrap());
+
+    let mask = [7u8, 1, 9, 3];
+    let frame = |op: u8, payload: &[u8]| {
+        let mut f = vec![0x80 | op];
+        if payload.len() < 126 {
+            f.push(0x80 | payload.len() as u8);
+        } else {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    };
+    let connect = json!({"id": 1, "connect": {"token": token("42", json!({}))}}).to_string();
+    io.write_all(&frame(0x1, connect.as_bytes())).await.unwrap();
+    let mut head = [0u8; 2];
+    io.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], 0x81, "a text frame");
+    let len = match head[1] {
+        126 => io.read_u16().await.unwrap() as usize,
+        n => n as usize,
+    };
+    let mut body = vec![0; len];
+    io.read_exact(&mut body).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["id"], 1);
+    assert_eq!(reply["connect"]["client"].as_str().unwrap().len(), 36, "{reply}");
+
+    io.write_all(&frame(0x8, &4000u16.to_be_bytes())).await.unwrap();
+    let mut close = [0u8; 4];
+    io.read_exact(&mut close).await.unwrap();
+    assert_eq!(close, [0x88, 2, 0x0f, 0xa0], "close 4000 echoed");
+}
