@@ -315,7 +315,7 @@ impl Conn {
                 let at = x.expire_at?;
                 // The sub_refresh proxy is due at the expiry itself; others get the grace.
                 if self.node.server_refreshes_sub(ch) {
-                    return (!self.refresh.subs_busy().lock().contains(ch)).then_some(at);
+                    return (!self.refresh.flags().subs.lock().contains(ch)).then_some(at);
                 }
                 Some(at.saturating_add(c.expired_sub_close_delay.std().as_secs() as i64))
             })
@@ -340,8 +340,8 @@ impl Conn {
         }
         let Some(s) = self.session().cloned() else { return Ok(()) };
         if self.refresh_due() {
-            self.refresh.busy().store(true, std::sync::atomic::Ordering::Release);
-            self.node.spawn_refresh(s.clone(), self.refresh.busy().clone());
+            self.refresh.flags().conn.store(true, std::sync::atomic::Ordering::Release);
+            self.node.spawn_refresh(s.clone(), self.refresh.flags().clone());
         }
         self.spawn_sub_refreshes(&s);
         let grace = self.node.config.client.expired_close_delay.std().as_secs() as i64;
@@ -362,7 +362,7 @@ impl Conn {
     /// is already running.
     fn refresh_deadline(&self) -> Option<Instant> {
         let s = self.session()?;
-        if !self.server_refreshed(s) || self.refresh.busy().load(std::sync::atomic::Ordering::Acquire) {
+        if !self.server_refreshed(s) || self.refresh.flags().conn.load(std::sync::atomic::Ordering::Acquire) {
             return None;
         }
         let at = s.state.lock().expire_at?;
@@ -382,8 +382,8 @@ impl Conn {
             .map(|(ch, _)| ch.clone())
             .collect();
         for ch in due {
-            if self.node.server_refreshes_sub(&ch) && self.refresh.subs_busy().lock().insert(ch.clone()) {
-                self.node.spawn_sub_refresh(s.clone(), ch, self.refresh.subs_busy().clone());
+            if self.node.server_refreshes_sub(&ch) && self.refresh.flags().subs.lock().insert(ch.clone()) {
+                self.node.spawn_sub_refresh(s.clone(), ch, self.refresh.flags().clone());
             }
         }
     }

@@ -105,7 +105,7 @@ impl Node {
     /// carry the new info; the connections API shows the new meta), `expired` (3005)
     /// or a disconnect. Errors, timeouts and undecodable `b64info` are retried; the
     /// connection stays.
-    pub(super) fn spawn_refresh(self: &Arc<Self>, s: Arc<Session>, busy: Arc<AtomicBool>) {
+    pub(super) fn spawn_refresh(self: &Arc<Self>, s: Arc<Session>, busy: Arc<RefreshFlags>) {
         let node = self.clone();
         tokio::spawn(async move {
             while !s.queue.is_closed() {
@@ -118,7 +118,7 @@ impl Node {
                     Err(None) => tokio::time::sleep(REFRESH_RETRY).await,
                 }
             }
-            busy.store(false, Ordering::Release);
+            busy.conn.store(false, Ordering::Release);
             // Wake the connection so it schedules the next refresh.
             s.queue.wake();
         });
@@ -177,12 +177,7 @@ impl Node {
     /// Refreshes one subscription in the background until the backend answers: a
     /// new expiry (and channel info), `expired` (unsubscribe 2501) or a disconnect.
     /// Errors are retried; the subscription stays meanwhile.
-    pub(super) fn spawn_sub_refresh(
-        self: &Arc<Self>,
-        s: Arc<Session>,
-        channel: String,
-        busy: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
-    ) {
+    pub(super) fn spawn_sub_refresh(self: &Arc<Self>, s: Arc<Session>, channel: String, busy: Arc<RefreshFlags>) {
         let node = self.clone();
         tokio::spawn(async move {
             while !s.queue.is_closed() && s.is_subscribed(&channel) {
@@ -195,7 +190,7 @@ impl Node {
                     Err(None) => tokio::time::sleep(REFRESH_RETRY).await,
                 }
             }
-            busy.lock().remove(&channel);
+            busy.subs.lock().remove(&channel);
             // Wake the connection so it schedules the next refresh.
             s.queue.wake();
         });
@@ -316,23 +311,23 @@ impl Node {
     }
 }
 
-/// Background refreshes of one connection (owned by its `Conn`). Both flags are
+/// Background refreshes of one connection (owned by its `Conn`). The flags are
 /// allocated on first use: most connections never run a refresh proxy, and an idle
 /// connection should not pay for one.
 #[derive(Default)]
-pub(super) struct RefreshTimer {
-    busy: std::sync::OnceLock<Arc<AtomicBool>>,
-    subs_busy: std::sync::OnceLock<Arc<parking_lot::Mutex<std::collections::HashSet<String>>>>,
+pub(super) struct RefreshTimer(std::sync::OnceLock<Arc<RefreshFlags>>);
+
+/// What a connection's refresh tasks are doing.
+#[derive(Default)]
+pub(super) struct RefreshFlags {
+    /// A connection refresh task is running; its result lands in the session's `expire_at`.
+    pub conn: AtomicBool,
+    /// Channels whose sub_refresh task is running.
+    pub subs: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RefreshTimer {
-    /// A connection refresh task is running; its result lands in the session's `expire_at`.
-    pub(super) fn busy(&self) -> &Arc<AtomicBool> {
-        self.busy.get_or_init(Arc::default)
-    }
-
-    /// Channels whose sub_refresh task is running.
-    pub(super) fn subs_busy(&self) -> &Arc<parking_lot::Mutex<std::collections::HashSet<String>>> {
-        self.subs_busy.get_or_init(Arc::default)
+    pub(super) fn flags(&self) -> &Arc<RefreshFlags> {
+        self.0.get_or_init(Arc::default)
     }
 }

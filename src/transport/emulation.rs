@@ -121,10 +121,9 @@ async fn serve(node: Arc<Node>, headers: &HeaderMap, frame: Bytes, transport: Tr
     let mut rx = rx;
     let commands = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let inbound = futures_util::stream::select(commands.map(Inbound::Frame), s.gone);
-    let write_timeout = node.config.websocket.write_timeout.std();
     tokio::spawn(async move {
         let _registration = registration;
-        session_loop::run(&mut conn, inbound, s.sink, &framing, Mode::Bidirectional, write_timeout).await;
+        session_loop::run(&mut conn, inbound, s.sink, &framing, Mode::Bidirectional).await;
     });
     stream_response(s.body, framing)
 }

@@ -62,20 +62,22 @@ pub enum Mode {
 
 /// Drives `conn` over a transport given as two ends (an inbound stream and an
 /// outbound sink); see [`run_duplex`].
-pub async fn run<I, S, C>(conn: &mut Conn, inbound: I, sink: S, codec: &C, mode: Mode, write_timeout: Duration)
+pub async fn run<I, S, C>(conn: &mut Conn, inbound: I, sink: S, codec: &C, mode: Mode)
 where
     I: Stream<Item = Inbound> + Unpin,
     S: Sink<Outbound<C::Frame>> + Unpin,
     C: Codec,
 {
-    run_duplex(conn, Duplex { inbound, sink }, codec, mode, write_timeout).await
+    run_duplex(conn, Duplex { inbound, sink }, codec, mode).await
 }
 
 /// Drives `conn` until the session ends: the queue closed (its reason is written
 /// as [`Outbound::Close`]), the peer closed or broke the rules, the inbound stream
 /// ended, or a write failed. `io` is one value for both directions (a WebSocket
 /// owns its socket whole, see `ws_socket`), so nothing is shared between halves.
-pub async fn run_duplex<D, C>(conn: &mut Conn, mut io: D, codec: &C, mode: Mode, write_timeout: Duration)
+/// Every write is bounded by `websocket.write_timeout`, read when it is needed so the
+/// future (which every idle connection keeps) does not carry it.
+pub async fn run_duplex<D, C>(conn: &mut Conn, mut io: D, codec: &C, mode: Mode)
 where
     D: Stream<Item = Inbound> + Sink<Outbound<C::Frame>> + Unpin,
     C: Codec,
@@ -99,12 +101,12 @@ where
                 let closed = queue.drain(&mut batch);
                 // Boxed, like command handling: the write's state lives only while
                 // a batch is being written, not in every idle connection's task.
-                if !Box::pin(write_batch(&mut io, codec, batch, write_timeout)).await {
+                if !Box::pin(write_batch(&mut io, codec, batch, write_timeout(conn))).await {
                     return;
                 }
                 if let Some(d) = closed {
                     conn.node().metrics.server_disconnect(d.code);
-                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout)).await;
+                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout(conn))).await;
                     return;
                 }
             }
@@ -121,11 +123,11 @@ where
                 }
                 Some(Inbound::Frame(_) | Inbound::Unsupported) => {}
                 Some(Inbound::PeerClosed) => {
-                    Box::pin(write(&mut io, Outbound::EchoClose, write_timeout)).await;
+                    Box::pin(write(&mut io, Outbound::EchoClose, write_timeout(conn))).await;
                     return;
                 }
                 Some(Inbound::Broken(Some(d))) => {
-                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout)).await;
+                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout(conn))).await;
                     return;
                 }
                 Some(Inbound::Broken(None)) | None => return,
@@ -137,6 +139,10 @@ where
             }
         }
     }
+}
+
+fn write_timeout(conn: &Conn) -> Duration {
+    conn.node().config.websocket.write_timeout.std()
 }
 
 /// Two ends as one duplex.

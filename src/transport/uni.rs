@@ -42,9 +42,8 @@ pub(super) async fn serve(
         return stream_response(Body::from(first.freeze()), framing);
     }
     let s = http_body::streamed(framing, true, first.freeze());
-    let write_timeout = node.config.websocket.write_timeout.std();
     tokio::spawn(async move {
-        session_loop::run(&mut conn, s.gone, s.sink, &framing, Mode::Unidirectional, write_timeout).await;
+        session_loop::run(&mut conn, s.gone, s.sink, &framing, Mode::Unidirectional).await;
     });
     stream_response(s.body, framing)
 }

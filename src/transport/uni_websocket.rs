@@ -84,11 +84,10 @@ async fn run(
     if let Err(d) = conn.connect_uni(req).await {
         return finish(&mut socket, &node, d).await;
     }
-    let write_timeout = node.config.websocket.write_timeout.std();
     if node.config.uni_websocket.join_push_messages {
-        session_loop::run_duplex(&mut conn, &mut socket, &JoinedLines, Mode::Unidirectional, write_timeout).await;
+        session_loop::run_duplex(&mut conn, &mut socket, &JoinedLines, Mode::Unidirectional).await;
     } else {
-        session_loop::run_duplex(&mut conn, &mut socket, &OnePerMessage, Mode::Unidirectional, write_timeout).await;
+        session_loop::run_duplex(&mut conn, &mut socket, &OnePerMessage, Mode::Unidirectional).await;
     }
 }
 

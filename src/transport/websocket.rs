@@ -68,8 +68,8 @@ fn run(start: Box<Start>) -> impl std::future::Future<Output = ()> + Send {
     async move {
         let Start { pending, options, node, forwarded, encoding } = *start;
         let Some(mut socket) = pending.socket(options).await else { return };
-        let write_timeout = node.config.websocket.write_timeout.std();
         if node.is_shutting_down() {
+            let write_timeout = node.config.websocket.write_timeout.std();
             // Boxed: the refusal is rare and should not size every connection's task.
             let _ = Box::pin(tokio::time::timeout(write_timeout, socket.send(Outbound::Close(Disconnect::shutdown()))))
                 .await;
@@ -77,12 +77,9 @@ fn run(start: Box<Start>) -> impl std::future::Future<Output = ()> + Send {
         }
         let mut conn = Conn::new(node, Transport::WebSocket).with_headers(forwarded).with_encoding(encoding);
         match encoding {
-            Encoding::Json => {
-                session_loop::run_duplex(&mut conn, &mut socket, &JoinedLines, Mode::Bidirectional, write_timeout).await
-            }
+            Encoding::Json => session_loop::run_duplex(&mut conn, &mut socket, &JoinedLines, Mode::Bidirectional).await,
             Encoding::Protobuf => {
-                session_loop::run_duplex(&mut conn, &mut socket, &Concatenated, Mode::Bidirectional, write_timeout)
-                    .await
+                session_loop::run_duplex(&mut conn, &mut socket, &Concatenated, Mode::Bidirectional).await
             }
         }
     }
@@ -106,8 +103,8 @@ mod tests {
     fn the_session_future_stays_small() {
         let socket = std::mem::size_of::<WsSocket<Io>>();
         let task = returned_size(run);
-        // 200 and 856 bytes when this was written.
-        assert!(socket <= 224, "the WebSocket socket grew to {socket} bytes");
-        assert!(task <= 896, "the WebSocket session future grew to {task} bytes");
+        // 160 and 768 bytes when this was written.
+        assert!(socket <= 176, "the WebSocket socket grew to {socket} bytes");
+        assert!(task <= 800, "the WebSocket session future grew to {task} bytes");
     }
 }

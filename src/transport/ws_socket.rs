@@ -234,9 +234,10 @@ pub struct Options {
 pub struct WsSocket<T> {
     io: T,
     reader: Reader,
-    /// The frame being written, and the one after it (a disconnect push's close).
+    /// The frame being written, and the one after it (the close after a disconnect
+    /// push: rare, so boxed rather than kept inline in every connection's task).
     out: Option<OutFrame>,
-    then: Option<OutFrame>,
+    then: Option<Box<OutFrame>>,
     /// The client's close code, once it sent a Close (`Some(None)`: without a code).
     peer_close: Option<Option<u16>>,
     /// Nothing more will be read (Close, violation, end of stream or error).
@@ -284,7 +285,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsSocket<T> {
                 n -= from_head;
                 f.body.advance(n);
             }
-            self.out = self.then.take();
+            self.out = self.then.take().map(|f| *f);
         }
         Poll::Ready(Ok(()))
     }
@@ -384,7 +385,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Outbound<Bytes>> for WsSocket<T> {
             Outbound::Close(d) => {
                 let close = OutFrame::close(d.code as u16, d.close_reason(), v);
                 if this.push_disconnect {
-                    this.then = Some(close);
+                    this.then = Some(Box::new(close));
                     OutFrame::new(ws_frame::OP_TEXT, super::http_body::disconnect_push(true, &d), v)
                 } else {
                     close

@@ -60,7 +60,7 @@ fn start(node: &Arc<Node>) -> Harness {
     let node = node.clone();
     let task = tokio::spawn(async move {
         let mut conn = Conn::new(node, Transport::WebSocket);
-        run(&mut conn, inbound, sink, &JoinedLines, Mode::Bidirectional, Duration::from_secs(1)).await;
+        run(&mut conn, inbound, sink, &JoinedLines, Mode::Bidirectional).await;
     });
     Harness { to_loop, from_loop, task }
 }
@@ -207,7 +207,7 @@ async fn unidirectional_mode_ignores_frames() {
     let task = tokio::spawn(async move {
         let mut conn = Conn::new(n, Transport::UniWebSocket);
         conn.connect_uni(Default::default()).await.unwrap();
-        run(&mut conn, inbound, sink, &OnePerMessage, Mode::Unidirectional, Duration::from_secs(1)).await;
+        run(&mut conn, inbound, sink, &OnePerMessage, Mode::Unidirectional).await;
     });
     let Outbound::Frame(first) = from_loop.recv().await.unwrap() else { panic!("connect push first") };
     assert!(first.starts_with(b"{\"connect\""));
