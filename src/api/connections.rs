@@ -388,11 +388,10 @@ pub fn page(node: &Node, req: ConnectionsRequest) -> Result<Page, ApiError> {
 mod tests {
     use std::collections::HashMap;
 
-    use parking_lot::Mutex;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
-    use crate::node::{MutableState, Queue, SubSource, SubState, Transport};
+    use crate::node::{SubSource, SubState};
 
     use super::*;
 
@@ -402,25 +401,7 @@ mod tests {
 
     fn session(user: &str, subs: HashMap<String, SubState>, labels: &[(&str, &str)], meta: Option<&str>) -> Session {
         let id = 0x1234_5678_9abc_def0_1234_5678_9abc_def0u128;
-        Session {
-            id,
-            client: uuid::Uuid::from_u128(id).to_string(),
-            user: user.into(),
-            transport: Transport::WebSocket,
-            app_name: "app \"one\"".into(),
-            encoding: crate::protocol::Encoding::Json,
-            app_version: String::new(),
-            info: None.into(),
-            meta: meta.map(|m| Arc::from(serde_json::value::RawValue::from_string(m.into()).unwrap())).into(),
-            labels: labels.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect(),
-            connected_at_ms: 1_700_000_000_123,
-            session: String::new(),
-            token: Some(TokenInfo { uid: "tok\n1".into(), issued_at: 1_700_000_000 }),
-            queue: Arc::new(Queue::new(1 << 10)),
-            state: Mutex::new(MutableState { subs, expire_at: None, refreshed: None }),
-            proxy_headers: Arc::default(),
-            proxied: false,
-        }
+        crate::node::test_session(id, user, crate::protocol::Encoding::Json, "", subs, labels, meta)
     }
 
     fn info(s: &Session) -> String {

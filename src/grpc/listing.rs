@@ -69,10 +69,8 @@ pub(super) fn info(s: &Session) -> ConnectionInfo {
 mod tests {
     use std::sync::Arc;
 
-    use parking_lot::Mutex;
-
     use crate::api::connections::{ConnectionsResult, write_info};
-    use crate::node::{MutableState, Queue, SubSource, SubState, TokenInfo, Transport};
+    use crate::node::{SubSource, SubState, TokenInfo};
 
     use super::*;
 
@@ -92,28 +90,8 @@ mod tests {
                 (ch.to_string(), sub)
             })
             .collect();
-        Session {
-            id,
-            client: uuid::Uuid::from_u128(id).to_string(),
-            user: user.into(),
-            transport: Transport::WebSocket,
-            encoding: crate::protocol::Encoding::Protobuf,
-            app_name: "app \"one\"".into(),
-            app_version: "1.2".into(),
-            info: None.into(),
-            meta: meta.map(|m| Arc::from(serde_json::value::RawValue::from_string(m.into()).unwrap())).into(),
-            labels: [("region", "eu"), ("tier", "p\u{1}ro")]
-                .iter()
-                .map(|(k, v)| (Arc::from(*k), Arc::from(*v)))
-                .collect(),
-            connected_at_ms: 1_700_000_000_123,
-            session: String::new(),
-            token: Some(TokenInfo { uid: "tok\n1".into(), issued_at: 1_700_000_000 }),
-            queue: Arc::new(Queue::new(1 << 10)),
-            state: Mutex::new(MutableState { subs, expire_at: None, refreshed: None }),
-            proxy_headers: Arc::default(),
-            proxied: false,
-        }
+        let labels = [("region", "eu"), ("tier", "p\u{1}ro")];
+        crate::node::test_session(id, user, crate::protocol::Encoding::Protobuf, "1.2", subs, &labels, meta)
     }
 
     /// What the gRPC API answered before it built protobuf directly: the HTTP API's

@@ -41,6 +41,8 @@ pub use emulation::{EmulatedSessions, EmulationError, Registration};
 pub use ops::{ServerSubscribe, Target};
 pub use publish::{PublishError, PublishOptions, PublishOutcome};
 pub use queue::Queue;
+#[cfg(test)]
+pub(crate) use session::test_session;
 pub use session::{MutableState, RawCell, Session, SubSource, SubState, Subscriber, TokenInfo, Transport};
 pub use sessions::{Entry as SessionEntry, Sessions};
 pub use user_status::UserStatus;

@@ -192,3 +192,37 @@ pub struct Subscriber {
     /// match are not delivered to this subscriber.
     pub tags_filter: Option<crate::filter::Program>,
 }
+
+/// A fixed session for tests that render one (the `connections` row in JSON and in
+/// protobuf): fixed id and connect time, a token with a `uid`, the given user, subs,
+/// labels and meta.
+#[cfg(test)]
+pub(crate) fn test_session(
+    id: u128,
+    user: &str,
+    encoding: Encoding,
+    app_version: &str,
+    subs: HashMap<String, SubState>,
+    labels: &[(&str, &str)],
+    meta: Option<&str>,
+) -> Session {
+    Session {
+        id,
+        client: uuid::Uuid::from_u128(id).to_string(),
+        user: user.into(),
+        transport: Transport::WebSocket,
+        encoding,
+        app_name: "app \"one\"".into(),
+        app_version: app_version.into(),
+        info: None.into(),
+        meta: meta.map(|m| Arc::from(serde_json::value::RawValue::from_string(m.into()).unwrap())).into(),
+        labels: labels.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect(),
+        connected_at_ms: 1_700_000_000_123,
+        session: String::new(),
+        token: Some(TokenInfo { uid: "tok\n1".into(), issued_at: 1_700_000_000 }),
+        queue: Arc::new(Queue::new(1 << 10)),
+        state: Mutex::new(MutableState { subs, expire_at: None, refreshed: None }),
+        proxy_headers: crate::proxy::Headers::default().shared(),
+        proxied: false,
+    }
+}
