@@ -4,14 +4,18 @@
 //! loop writes into a one-slot channel the body reads from, so a client that stops
 //! reading holds the writer up and the loop's write timeout ends the session; a body
 //! dropped by the server (client gone) is reported to the loop as
-//! [`Inbound::Broken`]`(None)`.
+//! [`Inbound::Broken`]`(None)`. The channel is `futures-channel`'s, which allocates
+//! per message in flight: tokio's allocates a 32-slot block up front, ~1.5 KB that
+//! every idle stream would keep.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_channel::mpsc;
+use futures_util::SinkExt;
 use futures_util::{Sink, Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::protocol::Disconnect;
 use crate::protocol::codec::encode_push;
@@ -94,17 +98,18 @@ pub(super) fn streamed(
     uni: bool,
     first: Bytes,
 ) -> Streamed<impl Sink<Outbound<Bytes>> + Unpin, impl Stream<Item = Inbound> + Unpin> {
-    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    // Capacity 0 + one per sender = one chunk in flight, as before.
+    let (tx, rx) = mpsc::channel::<Bytes>(0);
     let (alive, gone) = oneshot::channel::<()>();
     let first = (!first.is_empty()).then_some(first);
     let body = futures_util::stream::unfold((rx, first, alive), |(mut rx, first, alive)| async move {
         let chunk = match first {
             Some(f) => f,
-            None => rx.recv().await?,
+            None => rx.next().await?,
         };
         Some((Ok::<Bytes, std::io::Error>(chunk), (rx, None, alive)))
     });
-    let sink = Box::pin(futures_util::sink::unfold(tx, move |tx, item: Outbound<Bytes>| async move {
+    let sink = Box::pin(futures_util::sink::unfold(tx, move |mut tx, item: Outbound<Bytes>| async move {
         let chunk = match item {
             Outbound::Frame(b) => b,
             Outbound::Close(d) => {
