@@ -50,8 +50,9 @@ pub enum Event {
 /// Assembles client frames into [`Event`]s.
 #[derive(Debug)]
 pub struct Reader {
-    /// Bytes received and not yet consumed; no capacity when empty.
+    /// Bytes received; those before `pos` are consumed. No capacity once all are.
     buf: Vec<u8>,
+    pos: usize,
     /// Opcode and joined payload of a fragmented message in progress.
     partial: Option<Box<(u8, Vec<u8>)>>,
     limit: usize,
@@ -62,7 +63,7 @@ struct Head {
     fin: bool,
     opcode: u8,
     mask: [u8; 4],
-    /// Header length in bytes.
+    /// Index of the payload in the reader's buffer (just past the header).
     start: usize,
     len: usize,
 }
@@ -70,11 +71,17 @@ struct Head {
 impl Reader {
     /// A reader refusing messages (and frames) over `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        Self { buf: Vec::new(), partial: None, limit }
+        Self { buf: Vec::new(), pos: 0, partial: None, limit }
     }
 
     /// Appends bytes read from the socket.
     pub fn push(&mut self, bytes: &[u8]) {
+        // Frames consumed from the front are dropped here, once per read, not once
+        // per frame.
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
@@ -100,9 +107,9 @@ impl Reader {
         }
     }
 
-    /// Parses the header at the front of the buffer.
+    /// Parses the header of the first unconsumed frame (`start` is an index into `buf`).
     fn head(&self) -> Result<Option<Head>, Violation> {
-        let b = &self.buf;
+        let b = &self.buf[self.pos..];
         if b.len() < 2 {
             return Ok(None);
         }
@@ -143,7 +150,7 @@ impl Reader {
         let Some(key) = b.get(start - 4..start) else { return Ok(None) };
         let mut mask = [0; 4];
         mask.copy_from_slice(key);
-        Ok(Some(Head { fin, opcode, mask, start, len: len as usize }))
+        Ok(Some(Head { fin, opcode, mask, start: self.pos + start, len: len as usize }))
     }
 
     /// Consumes the complete (unmasked) frame at the front; `None` for a fragment that
@@ -192,12 +199,13 @@ impl Reader {
         Ok(event)
     }
 
-    /// Drops `n` consumed bytes from the front, releasing the buffer when it empties.
-    fn consume(&mut self, n: usize) {
-        if n >= self.buf.len() {
+    /// Marks everything before `end` consumed, releasing the buffer when nothing is left.
+    fn consume(&mut self, end: usize) {
+        if end >= self.buf.len() {
             self.buf = Vec::new();
+            self.pos = 0;
         } else {
-            self.buf.drain(..n);
+            self.pos = end;
         }
     }
 }

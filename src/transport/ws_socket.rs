@@ -44,7 +44,8 @@ pub struct Upgrade {
     /// `Sec-WebSocket-Key` (HTTP/1.1 only; HTTP/2 has none).
     key: Option<HeaderValue>,
     on_upgrade: OnUpgrade,
-    offered: HeaderMap,
+    /// `Sec-WebSocket-Protocol` values the client sent.
+    offered: Vec<HeaderValue>,
     protocol: Option<&'static str>,
 }
 
@@ -95,30 +96,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
                 "WebSocket request couldn't be upgraded since no upgrade state was present",
             ));
         };
-        let mut offered = HeaderMap::new();
-        for v in h.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
-            offered.append(header::SEC_WEBSOCKET_PROTOCOL, v.clone());
-        }
+        let offered = h.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter().cloned().collect();
         Ok(Self { key, on_upgrade, offered, protocol: None })
     }
 }
 
 /// Whether a comma-separated header has `token` (ASCII case-insensitive).
 fn has_token(h: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    h.get_all(name)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+    tokens(h.get_all(name).iter()).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// The trimmed items of comma-separated header values.
+fn tokens<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> impl Iterator<Item = &'a [u8]> {
+    values.flat_map(|v| v.as_bytes().split(|&b| b == b',')).map(<[u8]>::trim_ascii)
 }
 
 impl Upgrade {
     /// Picks `ours` as the subprotocol when the client offered it.
     pub fn protocol(mut self, ours: &'static str) -> Self {
-        let offered = self
-            .offered
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii() == ours.as_bytes()));
-        if offered {
+        if tokens(self.offered.iter()).any(|t| t == ours.as_bytes()) {
             self.protocol = Some(ours);
         }
         self
