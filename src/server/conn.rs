@@ -4,6 +4,7 @@
 //! finish those headers within `http_server.read_header_timeout` or be dropped.
 //! Later requests on a kept-alive HTTP/1 connection get the same header limit from
 //! hyper, and every body gets `http_server.read_body_timeout` (see `body.rs`).
+//! A first request to a streaming transport is served without hyper (`stream.rs`).
 
 use std::convert::Infallible;
 use std::pin::pin;
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::body::DeadlineBody;
+use super::stream;
 
 /// The read limits every connection is served under (`http_server.*`); `None` = no limit.
 #[derive(Clone, Copy)]
@@ -42,10 +44,46 @@ pub(super) struct Accepted {
     pub shutdown: watch::Receiver<()>,
 }
 
-/// Serves one connection to completion (or to its upgrade).
-pub(super) async fn serve(accepted: Accepted, app: Router, limits: Limits) {
-    let Accepted { stream, mut pending, mut shutdown } = accepted;
+/// Serves one connection to completion (or to its upgrade): a first request to a
+/// streaming transport on `stream.rs`'s path, anything else on hyper.
+pub(super) async fn serve(accepted: Accepted, app: Router, limits: Limits, streams: stream::Routes) {
+    let Accepted { stream, pending, mut shutdown } = accepted;
     let peer = stream.peer_addr().ok();
+    // One deadline for the first request's headers, however they are read.
+    let deadline = limits.header.map(|limit| Instant::now() + limit);
+    if !streams.is_empty() {
+        let peeked = tokio::select! {
+            peeked = stream::peek(&stream, &streams, deadline) => peeked,
+            // A server shutting down closes connections that have not sent a request.
+            _ = shutdown.changed() => stream::Peeked::Gone,
+        };
+        match peeked {
+            stream::Peeked::Gone => {
+                tracing::trace!("no complete request headers in time, or the client left; closing");
+                return;
+            }
+            stream::Peeked::Take { len } => {
+                drop(pending);
+                // Held until the stream ends, so a shutting-down server waits for its last push.
+                let _draining = shutdown;
+                return stream::serve(stream, len, app, streams, peer).await;
+            }
+            stream::Peeked::Hyper => {}
+        }
+    }
+    // Boxed: hyper's connection state is large, and a streaming connection's task
+    // should not be sized for it.
+    Box::pin(serve_hyper(Accepted { stream, pending, shutdown }, peer, app, limits, deadline)).await
+}
+
+async fn serve_hyper(
+    accepted: Accepted,
+    peer: Option<std::net::SocketAddr>,
+    app: Router,
+    limits: Limits,
+    deadline: Option<Instant>,
+) {
+    let Accepted { stream, mut pending, mut shutdown } = accepted;
     let first_headers = Arc::new(Notify::new());
     let service = {
         let first_headers = first_headers.clone();
@@ -62,8 +100,8 @@ pub(super) async fn serve(accepted: Accepted, app: Router, limits: Limits) {
     let builder = builder(limits);
     let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
     let mut header_deadline = pin!(async {
-        match limits.header {
-            Some(limit) => tokio::time::sleep(limit).await,
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
             None => std::future::pending().await,
         }
     });

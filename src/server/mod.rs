@@ -1,6 +1,6 @@
 //! The HTTP server: composes the transport and API routers with `/health` and
 //! `/metrics`, binds, accepts connections under the read limits (`conn.rs`,
-//! `body.rs`), and runs until SIGINT/SIGTERM, then shuts down gracefully — every
+//! `body.rs`; first requests to streaming transports in `stream.rs`), and runs until SIGINT/SIGTERM, then shuts down gracefully — every
 //! client gets a reconnect-able 3001 disconnect and in-flight streams end before the
 //! process exits (bounded by `shutdown.timeout`).
 //!
@@ -10,6 +10,7 @@
 
 mod body;
 mod conn;
+mod stream;
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -104,10 +105,10 @@ pub async fn serve(node: Arc<Node>, listeners: Listeners) -> std::io::Result<()>
     };
     let internal = async {
         if let Some((l, app)) = internal {
-            accept_loop(l, app, c, stopped(stop_rx.clone())).await;
+            accept_loop(l, app, stream::Routes::default(), c, stopped(stop_rx.clone())).await;
         }
     };
-    let public = accept_loop(listeners.public, public_app, c, shutdown);
+    let public = accept_loop(listeners.public, public_app, stream::Routes::of(&node), c, shutdown);
     let server = async {
         tokio::join!(public, internal);
         // An upgraded WebSocket is no longer a connection hyper waits for: wait until
@@ -134,7 +135,13 @@ pub async fn serve(node: Arc<Node>, listeners: Listeners) -> std::io::Result<()>
 /// finish its request in flight and waits for them. A connection accepted while
 /// `max_pending_connections` others still owe their first request's headers is closed
 /// at once: a flood of idle or half-sent connections costs a bounded amount.
-async fn accept_loop(listener: TcpListener, app: Router, c: &HttpServer, shutdown: impl Future<Output = ()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    streams: stream::Routes,
+    c: &HttpServer,
+    shutdown: impl Future<Output = ()>,
+) {
     let nonzero = |d: crate::config::Duration| (!d.is_zero()).then(|| d.std());
     let limits = conn::Limits { header: nonzero(c.read_header_timeout), body: nonzero(c.read_body_timeout) };
     let pending_cap = (c.max_pending_connections > 0).then(|| Arc::new(Semaphore::new(c.max_pending_connections)));
@@ -162,7 +169,7 @@ async fn accept_loop(listener: TcpListener, app: Router, c: &HttpServer, shutdow
             None => None,
         };
         let accepted = conn::Accepted { stream, pending, shutdown: stop.subscribe() };
-        tokio::spawn(conn::serve(accepted, app.clone(), limits));
+        tokio::spawn(conn::serve(accepted, app.clone(), limits, streams.clone()));
     }
     drop(listener);
     let _ = stop.send(());

@@ -14,12 +14,12 @@ use crate::harness::*;
 /// Long enough for a slow, shared machine; the limits under test are 1 s.
 const DEADLINE: Duration = Duration::from_secs(15);
 
-async fn raw(s: &Server) -> TcpStream {
+pub async fn raw(s: &Server) -> TcpStream {
     TcpStream::connect(("127.0.0.1", s.port)).await.unwrap()
 }
 
 /// Reads until the server closes the connection; false if it is still open at the deadline.
-async fn closed_by_server(stream: &mut TcpStream) -> bool {
+pub async fn closed_by_server(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 4096];
     let read_to_end = async {
         loop {
@@ -33,7 +33,7 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
 }
 
 /// The response status line and headers, read before the deadline.
-async fn response_head(stream: &mut TcpStream) -> String {
+pub async fn response_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let read = async {
         let mut byte = [0u8; 1];

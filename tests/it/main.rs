@@ -36,6 +36,7 @@ mod schemathesis;
 mod seed;
 mod sessions;
 mod shutdown;
+mod stream_wire;
 mod tags_filter;
 mod uni;
 mod ws;
