@@ -289,6 +289,8 @@ async fn write_response(stream: &mut TcpStream, response: Response, write_timeou
         Some(n) => head.put_slice(format!("content-length: {n}\r\n\r\n").as_bytes()),
         None => head.put_slice(b"transfer-encoding: chunked\r\n\r\n"),
     }
+    // The head is written: its headers are not kept for the life of the stream.
+    drop(parts);
     let chunked = length.is_none();
     let mut data = body.into_data_stream();
     // The head goes out with the first chunk when that one is ready already.
