@@ -5,7 +5,7 @@
 //! in the main crate can replay every seed and every past crash through exactly the
 //! same code: that test includes this file with `#[path]`. This file may therefore only
 //! use crates the main crate itself depends on (`rotor`, `serde`, `serde_json`,
-//! `tokio`, `jsonwebtoken`), and no unsafe code.
+//! `tokio`, `jsonwebtoken`, `axum`, `bytes`), and no unsafe code.
 //!
 //! | function                  | property                                                        |
 //! |---------------------------|-----------------------------------------------------------------|
@@ -17,6 +17,7 @@
 //! | [`api_request`]           | server API calls never panic; `connections` agrees with the reference and the interpreter |
 //! | [`jwt_parse`]             | token verification never panics, and accepts exactly the genuinely signed, acceptable tokens |
 //! | [`ws_frames`]             | the WebSocket frame reader never panics, gives the same events however the bytes are split into reads, and never passes text that is not UTF-8 or a message over the limit |
+//! | [`stream_request`]        | the streaming path's request judge never panics, takes a request only once all of it is there (never from a prefix, never past the peek bound), and what it takes becomes an `http` request with exactly the announced body |
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -1259,5 +1260,32 @@ pub fn ws_frames(data: &[u8]) {
             Event::Close(Some(code)) => assert!(sendable_close_code(*code), "close code {code}"),
             Event::Close(None) | Event::Pong => {}
         }
+    }
+}
+
+/// stream_request: the first byte picks the routes' body limit; the rest is the start of
+/// a connection. What the judge takes is whole (it judges its own prefix the same, and
+/// every shorter prefix as "more"), lies within the peek bound and the route's limit,
+/// and becomes a request whose body is exactly the announced length.
+pub fn stream_request(data: &[u8]) {
+    use rotor::server::stream::{MAX_PEEK, Routes, Verdict, judge, request};
+    let Some((&knob, bytes)) = data.split_first() else { return };
+    let limit = [0usize, 1, 2, 64, 1000, 65536][(knob % 6) as usize];
+    let routes =
+        Routes::new([("/connection/uni_http_stream".to_string(), limit), ("/connection/uni_sse".to_string(), limit)]);
+    let Verdict::Take { len } = judge(bytes, &routes) else { return };
+    assert!(len <= bytes.len() && len <= MAX_PEEK, "took {len} of {} bytes", bytes.len());
+    assert_eq!(judge(&bytes[..len], &routes), Verdict::Take { len }, "the taken bytes alone judged otherwise");
+    // A few shorter prefixes (all of them would be quadratic): each one waits for more.
+    for cut in [0, 1, len / 3, len / 2, len.saturating_sub(2), len - 1] {
+        if cut < len {
+            let v = judge(&bytes[..cut], &routes);
+            assert!(matches!(v, Verdict::More { .. }), "a prefix of {cut} bytes judged {v:?}");
+        }
+    }
+    if let Some(req) = request(bytes::Bytes::copy_from_slice(&bytes[..len]), None) {
+        use axum::body::HttpBody as _;
+        let body = req.body().size_hint().exact().unwrap_or(u64::MAX);
+        assert!(body <= limit as u64, "a body of {body} bytes over the limit {limit}");
     }
 }

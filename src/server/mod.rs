@@ -10,7 +10,8 @@
 
 mod body;
 mod conn;
-mod stream;
+#[doc(hidden)]
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::pin::pin;

@@ -41,7 +41,7 @@ use crate::node::Node;
 
 /// The most a request (headers and body) may take to be served here; larger ones go
 /// to hyper.
-pub(super) const MAX_PEEK: usize = 16 * 1024;
+pub const MAX_PEEK: usize = 16 * 1024;
 
 /// The first peek reads into the poll's stack; only a request longer than this needs a
 /// heap buffer to be judged.
@@ -59,13 +59,20 @@ const MAX_BACKOFF: Duration = Duration::from_millis(50);
 /// The streaming routes of one listener: path and body limit. Empty for a listener
 /// that serves no transports.
 #[derive(Clone, Default)]
-pub(super) struct Routes {
+pub struct Routes {
     routes: Arc<[(Box<str>, usize)]>,
     /// The bound on one socket write of a stream (`websocket.write_timeout`).
     write_timeout: Duration,
 }
 
 impl Routes {
+    /// Routes from `(path, body limit)` pairs, with the default write bound (the tests
+    /// and the fuzz target use this; the server uses [`Routes::of`]).
+    pub fn new(routes: impl IntoIterator<Item = (String, usize)>) -> Routes {
+        let routes: Vec<(Box<str>, usize)> = routes.into_iter().map(|(p, l)| (p.into_boxed_str(), l)).collect();
+        Routes { routes: routes.into(), write_timeout: Duration::from_secs(10) }
+    }
+
     /// The enabled streaming transports of `node`'s config.
     pub(super) fn of(node: &Node) -> Routes {
         let c = &node.config;
@@ -102,7 +109,7 @@ impl Routes {
 
 /// What the bytes so far say about a connection's first request.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Verdict {
+pub enum Verdict {
     /// Not decided yet; `head` once the headers are complete.
     More { head: Option<usize> },
     /// Not one this path takes: hyper serves the connection.
@@ -112,7 +119,7 @@ pub(super) enum Verdict {
 }
 
 /// Judges the start of a connection (pure: the tests and the fuzz target drive it).
-pub(super) fn judge(buf: &[u8], routes: &Routes) -> Verdict {
+pub fn judge(buf: &[u8], routes: &Routes) -> Verdict {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head = match req.parse(buf) {
@@ -244,8 +251,8 @@ pub(super) async fn serve(mut stream: TcpStream, len: usize, app: Router, routes
     }
 }
 
-/// The `http` request of bytes `judge` took.
-fn request(raw: Bytes, peer: Option<SocketAddr>) -> Option<Request<Body>> {
+/// The `http` request of bytes `judge` took; None when `http` refuses a part of it.
+pub fn request(raw: Bytes, peer: Option<SocketAddr>) -> Option<Request<Body>> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(head) = parsed.parse(&raw).ok()? else {

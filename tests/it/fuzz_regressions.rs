@@ -213,3 +213,8 @@ fn extreme_token_expiry_saturates() {
         assert!(conn.session().expect("connected").is_subscribed("$p2"), "the far subscription stays");
     });
 }
+
+#[test]
+fn stream_request_seeds() {
+    replay("stream_request", props::stream_request);
+}

@@ -1,10 +1,7 @@
 use super::*;
 
 fn routes() -> Routes {
-    Routes {
-        routes: vec![("/connection/uni_sse".into(), 100), ("/connection/uni_http_stream".into(), 100)].into(),
-        write_timeout: Duration::from_secs(1),
-    }
+    Routes::new([("/connection/uni_sse".to_string(), 100), ("/connection/uni_http_stream".to_string(), 100)])
 }
 
 fn judged(raw: &str) -> Verdict {
