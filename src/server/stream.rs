@@ -20,6 +20,7 @@
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, ready};
@@ -232,23 +233,52 @@ pub(super) async fn peek(stream: &TcpStream, routes: &Routes, deadline: Option<I
 }
 
 /// Serves the connection's first request (`len` bytes, judged ours) and closes.
+///
+/// Each phase is its own boxed future, so the connection's task holds, for the life of
+/// the stream, only the writer's state: reading the request and running the router are
+/// large and short-lived.
 pub(super) async fn serve(mut stream: TcpStream, len: usize, app: Router, routes: Routes, peer: Option<SocketAddr>) {
+    // The boxes are made by plain functions: boxed inline (`Box::pin(answer(..)).await`)
+    // the futures would still get slots of their full size in this one (1,024 B of
+    // every stream's task; 200 B this way).
+    let Some(response) = boxed_answer(&mut stream, len, app, peer).await else {
+        return;
+    };
+    if let Err(e) = boxed_write(stream, response, routes.write_timeout).await {
+        tracing::trace!(error = %e, "stream ended with an error");
+    }
+}
+
+fn boxed_answer(
+    stream: &mut TcpStream,
+    len: usize,
+    app: Router,
+    peer: Option<SocketAddr>,
+) -> Pin<Box<impl Future<Output = Option<Response>> + '_>> {
+    Box::pin(answer(stream, len, app, peer))
+}
+
+fn boxed_write(
+    stream: TcpStream,
+    response: Response,
+    write_timeout: Duration,
+) -> Pin<Box<impl Future<Output = std::io::Result<()>>>> {
+    Box::pin(write_response(stream, response, write_timeout))
+}
+
+/// Reads the request off the socket and runs it through the router; None when the
+/// connection is done already (a read failed, or the request was refused with a 400).
+async fn answer(stream: &mut TcpStream, len: usize, app: Router, peer: Option<SocketAddr>) -> Option<Response> {
     let mut raw = vec![0u8; len];
     // The bytes were peeked: they are here.
-    if stream.read_exact(&mut raw).await.is_err() {
-        return;
-    }
+    stream.read_exact(&mut raw).await.ok()?;
     let Some(req) = request(Bytes::from(raw), peer) else {
         // Judged simple, yet not a valid request for `http` (a header byte it refuses).
         let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-        return;
+        return None;
     };
     let _ = stream.set_nodelay(true);
-    // Boxed: the router's future is large and lives only until the answer starts.
-    let response = Box::pin(app.oneshot(req)).await.unwrap_or_else(|e| match e {});
-    if let Err(e) = write_response(&mut stream, response, routes.write_timeout).await {
-        tracing::trace!(error = %e, "stream ended with an error");
-    }
+    Some(app.oneshot(req).await.unwrap_or_else(|e| match e {}))
 }
 
 /// The `http` request of bytes `judge` took; None when `http` refuses a part of it.
@@ -271,7 +301,8 @@ pub fn request(raw: Bytes, peer: Option<SocketAddr>) -> Option<Request<Body>> {
 
 /// Writes `response`: its head, then its body as it comes (chunked unless its length is
 /// known), until the body ends or the client goes.
-async fn write_response(stream: &mut TcpStream, response: Response, write_timeout: Duration) -> std::io::Result<()> {
+async fn write_response(mut stream: TcpStream, response: Response, write_timeout: Duration) -> std::io::Result<()> {
+    let stream = &mut stream;
     let (parts, body) = response.into_parts();
     let length = body.size_hint().exact();
     let mut head = BytesMut::with_capacity(512);
