@@ -26,6 +26,17 @@ async fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bool) -> Stri
     text
 }
 
+/// Sends `req` on a new connection, checks the answer's status line, and reads until
+/// the connect push (`marker`) has arrived.
+async fn opened(s: &Server, req: &str, marker: &str) -> (TcpStream, String) {
+    let mut stream = raw(s).await;
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let head = response_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") || head.starts_with("HTTP/1.0 200 OK\r\n"), "{head:?}");
+    read_until(&mut stream, |t| t.contains(marker)).await;
+    (stream, head)
+}
+
 fn connect_body(user: &str, channel: &str) -> String {
     json!({"token": token(user, json!({"channels": [channel]}))}).to_string()
 }
@@ -66,36 +77,27 @@ async fn chunked_bodies_and_http10_are_still_served() {
     let s = Server::start(json!({})).await;
     // A chunked body is not read on the streaming path: hyper serves it, as before.
     let body = connect_body("8", "c");
-    let mut chunked = raw(&s).await;
     let req = format!(
         "POST /connection/uni_http_stream HTTP/1.1\r\nHost: rotor\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
         body.len()
     );
-    chunked.write_all(req.as_bytes()).await.unwrap();
-    assert!(response_head(&mut chunked).await.starts_with("HTTP/1.1 200 OK\r\n"));
-    read_until(&mut chunked, |t| t.contains("\"connect\"")).await;
+    opened(&s, &req, "\"connect\"").await;
     // So is an HTTP/1.0 client (no chunked framing: the body runs to the close).
     let query: String = connect_body("9", "c").bytes().map(|b| format!("%{b:02X}")).collect();
-    let mut old = raw(&s).await;
-    old.write_all(format!("GET /connection/uni_sse?cf_connect={query} HTTP/1.0\r\n\r\n").as_bytes()).await.unwrap();
-    let head = response_head(&mut old).await;
-    assert!(head.starts_with("HTTP/1.0 200 OK\r\n") || head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
-    read_until(&mut old, |t| t.contains("data: {\"connect\":")).await;
+    let req = format!("GET /connection/uni_sse?cf_connect={query} HTTP/1.0\r\n\r\n");
+    opened(&s, &req, "data: {\"connect\":").await;
 }
 
 #[tokio::test]
 async fn bytes_pipelined_after_a_stream_are_not_served_and_the_end_is_framed() {
     let s = Server::start(json!({})).await;
     let body = connect_body("10", "p");
-    let mut stream = raw(&s).await;
     let req = format!(
         "POST /connection/uni_http_stream HTTP/1.1\r\nHost: rotor\r\nContent-Length: {}\r\n\r\n{body}GET /health HTTP/1.1\r\nHost: rotor\r\n\r\n",
         body.len()
     );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let head = response_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
-    read_until(&mut stream, |t| t.contains("\"connect\"")).await;
+    let (mut stream, head) = opened(&s, &req, "\"connect\"").await;
+    assert!(head.to_ascii_lowercase().contains("connection: close\r\n"), "not the streaming path: {head:?}");
     let (status, _) = s.api("disconnect", json!({"user": "10"})).await;
     assert_eq!(status, 200);
     // The disconnect push, the last chunk, then the close; no second answer.
@@ -109,10 +111,8 @@ async fn bytes_pipelined_after_a_stream_are_not_served_and_the_end_is_framed() {
 async fn a_client_that_closes_its_stream_leaves_the_node() {
     let s = Server::start(json!({})).await;
     let body = connect_body("11", "gone");
-    let mut stream = raw(&s).await;
     let req = format!("POST /connection/uni_http_stream HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    stream.write_all(req.as_bytes()).await.unwrap();
-    read_until(&mut stream, |t| t.contains("\"connect\"")).await;
+    let (stream, _) = opened(&s, &req, "\"connect\"").await;
     let count = || async {
         let (_, r) = s.api("info", json!({})).await;
         r["result"]["nodes"][0]["num_clients"].as_u64().unwrap_or(u64::MAX)
