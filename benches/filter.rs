@@ -13,6 +13,10 @@
 //!   its subset, as these are, else the `cel` crate). Target (SPEC §13): the VM at least
 //!   50× faster than interpreted CEL; interpreted CEL ≤ 300 ns per connection.
 //!
+//! - `cel_<expression>/*`: expressions over `meta` and arithmetic on one connection,
+//!   Rotor's native evaluator (reading `meta`'s JSON text in place) against the `cel`
+//!   crate (which parses `meta` into values per evaluation), in the same run.
+//!
 //! Every way is checked to give the same answer before it is timed.
 
 // A bench's setup panics on broken fixtures; unwrap and expect say so tersely.
@@ -119,22 +123,27 @@ fn compile_bench(c: &mut Criterion) {
     group.finish();
 }
 
-fn predicate_bench(c: &mut Criterion) {
-    let map: HashMap<String, String> = LABELS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let sorted: Vec<(Arc<str>, Arc<str>)> = LABELS.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect();
-    let no_channels: Vec<String> = Vec::new();
-    let conn = CelConn {
+/// The connection every CEL bench evaluates.
+fn cel_conn<'a>(labels: &'a [(Arc<str>, Arc<str>)], channels: &'a [String], meta: Option<&'a str>) -> CelConn<'a> {
+    CelConn {
         user: "42",
         client: "6f1c2a5e-0b7d-4a53-9d1e-2f4b8c7a9e10",
         app_name: "app",
         app_version: "1.2.3",
         transport: "websocket",
         protocol: "json",
-        meta_json: None,
-        labels: &sorted,
-        channels: &no_channels,
+        meta_json: meta,
+        labels,
+        channels,
         connected_at: 1_700_000_000_000,
-    };
+    }
+}
+
+fn predicate_bench(c: &mut Criterion) {
+    let map: HashMap<String, String> = LABELS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let sorted: Vec<(Arc<str>, Arc<str>)> = LABELS.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect();
+    let no_channels: Vec<String> = Vec::new();
+    let conn = cel_conn(&sorted, &no_channels, None);
     for (name, json, cel) in [("eq", EQ_JSON, EQ_CEL), ("nested", NESTED_JSON, NESTED_CEL)] {
         let tree = node(json);
         let program = compile(&tree, "label_filter", &Limits::default(), &NoSymbols).unwrap();
@@ -151,5 +160,28 @@ fn predicate_bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, compile_bench, predicate_bench);
+/// Expressions over `meta` and arithmetic, which the native evaluator reads in place
+/// (`native`) and the cel crate evaluates after parsing `meta` into its values
+/// (`cel_crate`), on one connection with a 160-byte `meta`.
+fn cel_meta_bench(c: &mut Criterion) {
+    let sorted: Vec<(Arc<str>, Arc<str>)> = LABELS.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect();
+    let no_channels: Vec<String> = Vec::new();
+    const META: &str = r#"{"plan":"pro","geo":{"country":"DE","city":"Berlin"},"roles":["editor","admin"],"age":34,"beta":true,"team":"core-platform"}"#;
+    let conn = cel_conn(&sorted, &no_channels, Some(META));
+    for (name, src) in [
+        ("meta_fields", r#"meta.plan == "pro" && meta.geo.country == "DE""#),
+        ("meta_in_list", r#""admin" in meta.roles"#),
+        ("arithmetic", "connected_at + 3600000 > 1700000000000 && connected_at % 1000 == 0"),
+    ] {
+        let p = plan_interpreted(src, &CelLimits::default()).unwrap();
+        assert_eq!(p.matches_natively(&conn), Some(true), "{name}: decided in place");
+        assert!(p.matches_cel_crate(&conn), "{name}: the cel crate agrees");
+        let mut group = c.benchmark_group(format!("cel_{name}"));
+        group.bench_function("native", |b| b.iter(|| black_box(&p).matches(black_box(&conn))));
+        group.bench_function("cel_crate", |b| b.iter(|| black_box(&p).matches_cel_crate(black_box(&conn))));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, compile_bench, predicate_bench, cel_meta_bench);
 criterion_main!(benches);

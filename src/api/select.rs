@@ -276,7 +276,7 @@ pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
         app_name: &s.app_name,
         app_version: &s.app_version,
         transport: s.transport.name(),
-        protocol: "json",
+        protocol: s.encoding.name(),
         meta_json: meta.as_deref().map(|m| m.get()),
         labels: &s.labels,
         channels: &channels,

@@ -520,7 +520,10 @@ fn rich_conn<'a>(
         app_version: "2.1.0",
         transport: "websocket",
         protocol: "protobuf",
-        meta_json: Some(r#"{"plan":"pro"}"#),
+        meta_json: Some(
+            r#"{"plan":"pro","geo":{"country":"DE","zone":1},"age":30,"score":1.5,"roles":["admin","ops"],
+                "big":18446744073709551615,"none":null,"ok":true}"#,
+        ),
         labels,
         channels,
         connected_at,
@@ -557,17 +560,29 @@ fn common_expressions_are_native_and_decided() {
         ("labels.missing == \"x\" || user == \"42\"", true),
         ("user == \"43\"", false),
         ("\"sport\" in channels", false),
+        ("meta.plan == \"pro\"", true),
+        ("meta.plan == \"pro\" && meta.geo.country == \"DE\" && meta.age >= 18", true),
+        ("\"admin\" in meta.roles && size(meta.roles) == 2 && meta.roles[1] == \"ops\"", true),
+        ("meta.roles.exists(r, r.startsWith(\"ad\")) && meta.geo.all(k, k != \"zip\")", true),
+        ("has(meta.geo.city) || meta.missing == 1", false),
+        ("\"plan\" in meta && !has(meta.tier) && meta.score > 1.0", true),
+        ("meta.big > 1.0e19 && meta.none == null && meta.ok", true),
+        ("connected_at + 3600000 > 1700000000000 && connected_at % 1000 == 0", true),
+        ("(connected_at - 1600000000000) / 86400000 > 1000", true),
+        ("-connected_at < 0 && meta.age * 2 == 60 && meta.score / 2.0 == 0.75", true),
+        ("connected_at + 9223372036854775807 > 0", false),
+        ("meta.age + 1.0 > 0.0", false),
     ];
     for (src, want) in cases {
         let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
         assert_eq!(p.path(), CelPath::Native, "{src} should run natively");
+        assert_eq!(p.matches_natively(&c), Some(want), "{src} should be decided in place");
         assert_eq!(p.matches(&c), want, "{src}");
         assert_eq!(p.matches_cel_crate(&c), want, "{src} (cel crate)");
     }
-    // What stays on the cel crate: `meta`, arithmetic, list values, other macros.
+    // What stays on the cel crate: list values, indexing channels, other macros,
+    // conversions, bytes, types.
     for src in [
-        "meta.plan == \"pro\"",
-        "connected_at + 1 > 0",
         "channels == [\"news\"]",
         "channels[0] == \"news\"",
         "channels.exists_one(c, c == \"news\")",
@@ -623,9 +638,42 @@ fn native_term() -> impl Strategy<Value = String> {
                 "size(c)",
                 "size(1)",
                 "labels[c]",
+                "meta",
+                "meta.a",
+                "meta.b",
+                "meta.c",
+                "meta.d",
+                "meta.d.a",
+                "meta[\"a\"]",
+                "meta.c[0]",
+                "meta.c[1]",
+                "meta.c[5]",
+                "meta.c[-1]",
+                "meta.c[1u]",
+                "meta.c[0.0]",
+                "meta.c[c]",
+                "meta[c]",
+                "size(meta)",
+                "size(meta.c)",
+                "size(meta.a)",
+                "has(meta.a)",
+                "has(meta.d.a)",
+                "has(meta.c.a)",
+                "has(meta.a.a)",
             ][..]
         )
         .prop_map(str::to_owned),
+    ]
+}
+
+/// Terms with arithmetic over the native terms (every operator, mixed types, overflow,
+/// division by zero).
+fn native_arith() -> impl Strategy<Value = String> {
+    let t = native_term;
+    prop_oneof![
+        (t(), prop::sample::select(&["+", "-", "*", "/", "%"][..]), t())
+            .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+        t().prop_map(|a| format!("-({a})")),
     ]
 }
 
@@ -636,7 +684,10 @@ fn native_leaf() -> impl Strategy<Value = String> {
         (t(), prop::sample::select(&["==", "!=", "<", "<=", ">", ">="][..]), t())
             .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
         (t(), prop::collection::vec(t(), 0..3)).prop_map(|(a, items)| format!("{a} in [{}]", items.join(", "))),
-        (t(), prop::sample::select(&["labels", "channels"][..])).prop_map(|(a, r)| format!("{a} in {r}")),
+        (t(), prop::sample::select(&["labels", "channels", "meta", "meta.c", "meta.d", "meta.a"][..]))
+            .prop_map(|(a, r)| format!("{a} in {r}")),
+        (native_arith(), prop::sample::select(&["==", "!=", "<", ">="][..]), t())
+            .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
         key.prop_map(|k| format!("has(labels.{k})")),
         (t(), prop::sample::select(&["startsWith", "endsWith", "contains"][..]), t())
             .prop_map(|(a, f, b)| format!("{a}.{f}({b})")),
@@ -652,11 +703,34 @@ fn native_expr() -> impl Strategy<Value = String> {
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) && ({b})")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) || ({b})")),
             (inner.clone(), inner.clone(), inner.clone()).prop_map(|(a, b, c)| format!("({a}) ? ({b}) : ({c})")),
-            (prop::sample::select(&["channels", "labels"][..]), prop::sample::select(&["exists", "all"][..]), inner)
+            (
+                prop::sample::select(&["channels", "labels", "meta", "meta.c", "meta.d", "meta.a"][..]),
+                prop::sample::select(&["exists", "all"][..]),
+                inner
+            )
                 .prop_map(|(r, m, e)| format!("{r}.{m}(c, {e})")),
         ]
     })
 }
+
+/// `meta` documents: maps, lists and scalars under the keys the terms use, a repeated
+/// key, escapes (left to the cel crate), big and odd numbers, text serde_json refuses
+/// (`{}` on both paths), and none.
+const NATIVE_METAS: &[Option<&str>] = &[
+    None,
+    Some(r#"{"a":"x","b":1,"c":[1,"x",null],"d":{"a":"xy"}}"#),
+    Some(r#"{"a":1.5,"b":"é","c":{},"d":[]}"#),
+    Some(r#"{"a":"x","a":"y","c":["x","x"]}"#),
+    Some(r#"{"a":"\u0078","c":["\n",1]}"#),
+    Some(r#"{"b":18446744073709551615,"c":[-0,1e2,9223372036854775807],"d":{"a":2}}"#),
+    Some(r#"{"a":true,"b":false,"c":[[1],{"a":1},"a"],"d":{"b":null}}"#),
+    Some(r#" { "a" : [ ] , "c" : { "a" : "x" , "1" : 1 } } "#),
+    Some(r#"[1,2]"#),
+    Some(r#""x""#),
+    Some("null"),
+    Some("{\"a\":1,}"),
+    Some("not json"),
+];
 
 fn native_labels() -> impl Strategy<Value = Labels> {
     prop::collection::vec(prop::option::of(prop::sample::select(NATIVE_VALUES)), NATIVE_KEYS.len()).prop_map(|vs| {
@@ -678,16 +752,20 @@ proptest! {
             prop::collection::vec(prop::sample::select(&["", "x", "xy", "news"][..]), 0..3),
             prop::sample::select(&["", "x", "1", "é"][..]),
             prop::sample::select(&[0i64, 1, -1, 2, i64::MAX][..]),
+            prop::sample::select(NATIVE_METAS),
         ), 6),
     ) {
         // `c` outside a macro is an undeclared reference, refused before anything runs.
         let Ok(p) = plan_interpreted(&src, &CelLimits::default()) else { return Ok(()) };
         prop_assert_eq!(p.path(), CelPath::Native, "{} should run natively", src);
-        for (map, channels, user, at) in &conns {
+        for (map, channels, user, at, meta) in &conns {
             let l = sorted(map);
             let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
-            let c = rich_conn(user, &l, &channels, *at);
-            prop_assert_eq!(p.matches(&c), p.matches_cel_crate(&c), "{} on {:?} {:?} as {:?}", src, map, channels, user);
+            let mut c = rich_conn(user, &l, &channels, *at);
+            c.meta_json = *meta;
+            prop_assert_eq!(
+                p.matches(&c), p.matches_cel_crate(&c), "{} on {:?} {:?} as {:?} with meta {:?}", src, map, channels, user, meta
+            );
         }
     }
 }

@@ -134,6 +134,13 @@ async fn cel_expressions_translated_and_interpreted() {
         (r#"channels.exists(c, c.startsWith("new")) && size(channels) == 1"#, BTreeSet::from([f.clients[0].0.clone()])),
         (r#"labels.region == "eu" ? labels.tier != "free" : false"#, f.expect(|_, r, t| r == "eu" && t != "free")),
         (r#"labels.nokey == "x" || user in ["4", "5"]"#, f.expect(|u, _, _| u == "4" || u == "5")),
+        // `meta` read in place and arithmetic, natively too.
+        (
+            r#"meta.n % 2 == 0 && "plan" in meta && size(meta) == 2"#,
+            f.clients.iter().step_by(2).map(|c| c.0.clone()).collect(),
+        ),
+        (r#"meta.n * 10 + 1 == 31 || meta.plan.startsWith("x")"#, BTreeSet::from([f.clients[3].0.clone()])),
+        (r#"meta.nokey == 1 || meta.n > 100"#, BTreeSet::new()),
     ];
     for (expr, want) in cases {
         assert_eq!(f.list(json!({"expression": expr})).await, want, "expression {expr}");

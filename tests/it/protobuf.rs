@@ -222,6 +222,17 @@ async fn protobuf_session_with_json_subscribers() {
         let conns = body["result"]["connections"].as_object().unwrap_or_else(|| panic!("{body}"));
         assert_eq!(conns.len(), 1, "{body}");
         assert_eq!(conns.values().next().unwrap()["protocol"], protocol, "{body}");
+        // and a CEL expression sees the same protocol
+        let expression = format!("protocol == \"{protocol}\" && user.endsWith(\"-user\")");
+        let (status, body) = s.api("connections", json!({ "expression": expression })).await;
+        assert_eq!(status, 200, "{body}");
+        let users: Vec<&str> = body["result"]["connections"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{body}"))
+            .values()
+            .filter_map(|c| c["user"].as_str())
+            .collect();
+        assert_eq!(users, [user], "{expression}: {body}");
     }
 
     // A server-side unsubscribe reaches the protobuf client as an unsubscribe push.

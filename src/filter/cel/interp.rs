@@ -149,9 +149,23 @@ impl CelProgram {
     /// allocation), else the cel crate.
     pub fn matches(&self, conn: &CelConn<'_>) -> bool {
         match &self.native {
-            Some(native) => catch_unwind(AssertUnwindSafe(|| native.matches(conn))).unwrap_or(false),
+            Some(native) => match catch_unwind(AssertUnwindSafe(|| native.matches(conn))) {
+                Ok(Some(verdict)) => verdict,
+                // not computed in place (e.g. an escaped `meta` string): the cel crate decides
+                Ok(None) => self.matches_cel_crate(conn),
+                Err(_) => false,
+            },
             None => self.matches_cel_crate(conn),
         }
+    }
+
+    /// The native evaluator's own verdict: None when the expression is not in its subset
+    /// or this connection's answer is not computed in place (tests check how often the
+    /// cel crate is still needed).
+    #[doc(hidden)]
+    pub fn matches_natively(&self, conn: &CelConn<'_>) -> Option<bool> {
+        let native = self.native.as_ref()?;
+        catch_unwind(AssertUnwindSafe(|| native.matches(conn))).ok().flatten()
     }
 
     /// The cel crate's verdict, whatever [`path`](Self::path) says: the oracle the

@@ -4,19 +4,24 @@
 //! of its own, once per request; it declines (None) whenever any node is outside the
 //! subset, and the whole expression then runs on the cel crate. Evaluation borrows
 //! the connection ([`CelConn`]) directly: no map of labels, no list of channels, no
-//! context, no allocation.
+//! parsed `meta`, no context, no allocation.
 //!
 //! The subset, with the cel crate's (0.15) semantics replicated rule by rule:
 //!
 //! - literals `true` `false` `null`, ints, uints, doubles, strings (not bytes);
 //! - the variables `user` `client` `app_name` `app_version` `transport` `protocol`
-//!   (strings) and `connected_at` (int); `meta` is not in the subset;
+//!   (strings), `connected_at` (int) and `meta`, read in place from its JSON text
+//!   (`json`): `meta.k`, `meta["k"]`, `meta.a.b[0]`, `has(meta.k)`, `"k" in meta`,
+//!   `x in meta.list`, `size(meta.list)`, macros over its lists and maps;
 //! - `labels.k`, `labels["k"]`, `labels[e]` (a missing key, or a key that is not a
 //!   string, is an error) and `has(labels.k)`;
 //! - `==` `!=` (values of different types are unequal, not an error; ints, uints and
 //!   doubles compare as numbers: int–uint exactly, against a double as `f64`, NaN
 //!   equal to nothing), `<` `<=` `>` `>=` (strings by bytes, bools, numbers as for
 //!   `==`; any other pair, or NaN, is an error);
+//! - `+` `-` `*` `/` `%` and unary `-` on ints and uints (checked: overflow, division
+//!   or remainder by zero is an error) and doubles (IEEE; no `%`); mixed types are an
+//!   error, as there;
 //! - `&&` `||` absorbing errors on either side (`error && false` is false, `true ||
 //!   error` is true; a non-bool operand counts as an error), `!`, `c ? a : b`;
 //! - `x in [e…]` (every element is evaluated, errors propagate), `x in channels`, `x
@@ -24,18 +29,26 @@
 //! - `startsWith` `endsWith` `contains` `matches` (the pattern, a literal, compiled
 //!   once with the same `regex` crate), `size()` of a string (chars), of `labels` and
 //!   of `channels`;
-//! - `channels.exists(c, …)`, `channels.all(c, …)` and the same over `labels` (its
-//!   keys): true/false as soon as one element decides, else an error if any element
-//!   erred, else the neutral result — the cel crate's deferred errors, which do not
-//!   depend on iteration order.
+//! - `exists(v, …)` and `all(v, …)` over `channels`, `labels` (its keys) or a list or
+//!   map in `meta`: true/false as soon as one element decides, else an error if any
+//!   element erred, else the neutral result — the cel crate's deferred errors, which
+//!   do not depend on iteration order.
 //!
-//! Everything else — arithmetic, `meta`, list or map values, indexing `channels`,
+//! Some answers are not computed in place because they would need an allocation or a
+//! rule not replicated here: a `meta` string with an escape sequence, string or list
+//! concatenation, comparing two `meta` lists or maps, an odd index type. Evaluation
+//! then says *unsure* ([`Native::matches`] is None) and that one connection goes to
+//! the cel crate; `&&`, `||` and the macros still decide without it when the other
+//! side does. Everything else — list or map literals as values, indexing `channels`,
 //! `exists_one`/`map`/`filter`, conversions, types, optionals — is left to the cel
-//! crate. A runtime error is no match, as it is there. The differential proptest in
-//! `tests/it/cel.rs` holds this evaluator to the cel crate on random expressions.
+//! crate for the whole request. A runtime error is no match, as it is there. The
+//! differential proptest in `tests/it/cel.rs` holds this evaluator to the cel crate on
+//! random expressions and random `meta` documents.
 //!
 //! This module owns the subset and its evaluation. It never validates (`check` has
 //! bounded the tree before lowering) and never decides the label translation.
+
+mod json;
 
 use std::cmp::Ordering;
 
@@ -43,6 +56,7 @@ use ::cel::IdedExpr;
 use ::cel::common::ast::{CallExpr, ComprehensionExpr, Expr as Ast, LiteralValue, SelectExpr, operators};
 use regex::Regex;
 
+use self::json::{Item, Num};
 use super::CelConn;
 use super::check::MAX_COMPREHENSION_NESTING;
 
@@ -58,14 +72,21 @@ impl Native {
         Lowering { scope: Vec::new() }.node(root).map(|root| Native { root })
     }
 
-    /// true only when the expression evaluates to boolean true (as the cel crate would).
-    pub(super) fn matches(&self, conn: &CelConn<'_>) -> bool {
-        let mut cx = Cx { conn, iters: [""; MAX_COMPREHENSION_NESTING] };
-        matches!(eval(&self.root, &mut cx), Ok(V::Bool(true)))
+    /// Some(true) only when the expression evaluates to boolean true (as the cel crate
+    /// would), Some(false) for any other value or an error, None when this connection's
+    /// answer is not computed in place (see the module header): the cel crate decides.
+    pub(super) fn matches(&self, conn: &CelConn<'_>) -> Option<bool> {
+        let mut cx = Cx { conn, iters: [V::Null; MAX_COMPREHENSION_NESTING], meta: None };
+        match eval(&self.root, &mut cx) {
+            Ok(V::Bool(b)) => Some(b),
+            Ok(_) | Err(Failed::Error) => Some(false),
+            Err(Failed::Unsure) => None,
+        }
     }
 }
 
-/// A runtime value: only scalars; `labels` and `channels` are never values here.
+/// A runtime value. `labels` and `channels` are never values here; `meta`'s lists and
+/// maps are, as their JSON text.
 #[derive(Clone, Copy, Debug)]
 enum V<'a> {
     Bool(bool),
@@ -74,11 +95,26 @@ enum V<'a> {
     Double(f64),
     Str(&'a str),
     Null,
+    /// A JSON object in `meta` (a CEL map with string keys).
+    Map(&'a str),
+    /// A JSON array in `meta` (a CEL list).
+    List(&'a str),
 }
 
-/// A runtime error. Which one does not matter: an error is no match.
-#[derive(Clone, Copy, Debug)]
-struct Failed;
+/// Why evaluation stopped short of a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failed {
+    /// A CEL runtime error (which one does not matter: an error is no match).
+    Error,
+    /// The answer is not computed in place; the cel crate must decide.
+    Unsure,
+}
+
+impl From<json::Unsure> for Failed {
+    fn from(_: json::Unsure) -> Failed {
+        Failed::Unsure
+    }
+}
 
 #[derive(Debug)]
 enum Lit {
@@ -123,10 +159,29 @@ enum Rel {
     Ge,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+/// What a comprehension iterates over.
+#[derive(Debug)]
+enum Range {
+    Container(Container),
+    /// A value: a list or a map of `meta` (anything else is an error).
+    Value(Box<Node>),
+}
+
 #[derive(Debug)]
 enum Node {
     Lit(Lit),
     Field(Field),
+    /// The variable `meta`.
+    Meta,
     /// The variable of the enclosing comprehension at this depth.
     Iter(usize),
     /// `labels.k` / `labels["k"]`.
@@ -135,7 +190,15 @@ enum Node {
     LabelAt(Box<Node>),
     /// `has(labels.k)`.
     Has(Box<str>),
+    /// `e.k` on a value (a map of `meta`).
+    Select(Box<Node>, Box<str>),
+    /// `has(e.k)` on a value.
+    HasField(Box<Node>, Box<str>),
+    /// `e[i]` on a value.
+    Index(Box<[Node; 2]>),
     Not(Box<Node>),
+    Neg(Box<Node>),
+    Arith(Op, Box<[Node; 2]>),
     And(Box<[Node; 2]>),
     Or(Box<[Node; 2]>),
     Cond(Box<[Node; 3]>),
@@ -146,17 +209,19 @@ enum Node {
     InList(Box<Node>, Box<[Node]>),
     /// `x in labels`, `x in channels`.
     In(Box<Node>, Container),
+    /// `x in e` for a value `e` (a list or a map of `meta`).
+    InValue(Box<[Node; 2]>),
     /// `target.f(arg)`.
     Str(StrFn, Box<[Node; 2]>),
     Matches(Box<Node>, Regex),
-    /// `size()` of a string.
+    /// `size()` of a string, or of a list or map of `meta`.
     Size(Box<Node>),
     /// `size()` of `labels` or `channels`.
     SizeOf(Container),
     /// `range.all(v, body)` (`all: true`) or `range.exists(v, body)`.
     Loop {
         all: bool,
-        range: Container,
+        range: Range,
         slot: usize,
         body: Box<Node>,
     },
@@ -202,6 +267,7 @@ impl Lowering {
             "transport" => Field::Transport,
             "protocol" => Field::Protocol,
             "connected_at" => Field::ConnectedAt,
+            "meta" => return Some(Node::Meta),
             _ => return None,
         };
         Some(Node::Field(field))
@@ -219,21 +285,28 @@ impl Lowering {
         }
     }
 
-    /// `labels.k` and `has(labels.k)`; any other selection is left to the cel crate.
-    fn select(&self, s: &SelectExpr) -> Option<Node> {
-        if self.container(&s.operand)? != Container::Labels {
-            return None;
-        }
+    /// `labels.k` and `has(labels.k)`, or the same on a value (`meta.k`); a selection
+    /// on `channels` is left to the cel crate.
+    fn select(&mut self, s: &SelectExpr) -> Option<Node> {
         let key: Box<str> = s.field.as_str().into();
-        Some(if s.test { Node::Has(key) } else { Node::Label(key) })
+        match self.container(&s.operand) {
+            Some(Container::Labels) => Some(if s.test { Node::Has(key) } else { Node::Label(key) }),
+            Some(Container::Channels) => None,
+            None => {
+                let operand = Box::new(self.node(&s.operand)?);
+                Some(if s.test { Node::HasField(operand, key) } else { Node::Select(operand, key) })
+            }
+        }
     }
 
     fn call(&mut self, c: &CallExpr) -> Option<Node> {
         if let Some(target) = &c.target {
             return self.method(&c.func_name, target, &c.args);
         }
+        let arith = |op| move |ab| Node::Arith(op, ab);
         let node = match (c.func_name.as_str(), c.args.as_slice()) {
             (operators::LOGICAL_NOT, [a]) => Node::Not(Box::new(self.node(a)?)),
+            (operators::NEGATE, [a]) => Node::Neg(Box::new(self.node(a)?)),
             (operators::LOGICAL_AND, [a, b]) => Node::And(self.pair(a, b)?),
             (operators::LOGICAL_OR, [a, b]) => Node::Or(self.pair(a, b)?),
             (operators::CONDITIONAL, [a, b, c]) => Node::Cond(Box::new([self.node(a)?, self.node(b)?, self.node(c)?])),
@@ -243,10 +316,19 @@ impl Lowering {
             (operators::LESS_EQUALS, [a, b]) => Node::Rel(Rel::Le, self.pair(a, b)?),
             (operators::GREATER, [a, b]) => Node::Rel(Rel::Gt, self.pair(a, b)?),
             (operators::GREATER_EQUALS, [a, b]) => Node::Rel(Rel::Ge, self.pair(a, b)?),
+            (operators::ADD, [a, b]) => self.pair(a, b).map(arith(Op::Add))?,
+            (operators::SUBSTRACT, [a, b]) => self.pair(a, b).map(arith(Op::Sub))?,
+            (operators::MULTIPLY, [a, b]) => self.pair(a, b).map(arith(Op::Mul))?,
+            (operators::DIVIDE, [a, b]) => self.pair(a, b).map(arith(Op::Div))?,
+            (operators::MODULO, [a, b]) => self.pair(a, b).map(arith(Op::Rem))?,
             (operators::IN, [a, b]) => self.membership(a, b)?,
-            (operators::INDEX, [m, k]) if self.container(m) == Some(Container::Labels) => match &k.expr {
-                Ast::Literal(LiteralValue::String(s)) => Node::Label(s.inner().into()),
-                _ => Node::LabelAt(Box::new(self.node(k)?)),
+            (operators::INDEX, [m, k]) => match self.container(m) {
+                Some(Container::Labels) => match &k.expr {
+                    Ast::Literal(LiteralValue::String(s)) => Node::Label(s.inner().into()),
+                    _ => Node::LabelAt(Box::new(self.node(k)?)),
+                },
+                Some(Container::Channels) => return None,
+                None => Node::Index(self.pair(m, k)?),
             },
             ("size", [a]) => self.size(a)?,
             ("matches", [s, p]) => Node::Matches(Box::new(self.node(s)?), pattern(p)?),
@@ -278,7 +360,7 @@ impl Lowering {
         if let Some(c) = self.container(range) {
             return Some(Node::In(Box::new(self.node(x)?), c));
         }
-        let Ast::List(list) = &range.expr else { return None };
+        let Ast::List(list) = &range.expr else { return Some(Node::InValue(self.pair(x, range)?)) };
         if !list.optional_indices.is_empty() {
             return None;
         }
@@ -286,12 +368,11 @@ impl Lowering {
         Some(Node::InList(Box::new(self.node(x)?), items))
     }
 
-    /// `all` and `exists` as the parser expands them, over `labels` or `channels`:
-    /// accumulator `@result` starting at true (`all`, step `@result && body`, loop while
-    /// `@not_strictly_false(@result)`) or false (`exists`, step `@result || body`, loop
-    /// while `@not_strictly_false(!@result)`), result `@result`.
+    /// `all` and `exists` as the parser expands them, over `labels`, `channels` or a
+    /// value: accumulator `@result` starting at true (`all`, step `@result && body`,
+    /// loop while `@not_strictly_false(@result)`) or false (`exists`, step `@result ||
+    /// body`, loop while `@not_strictly_false(!@result)`), result `@result`.
     fn comprehension(&mut self, c: &ComprehensionExpr) -> Option<Node> {
-        let range = self.container(&c.iter_range)?;
         let slot = self.scope.len();
         if c.iter_var2.is_some() || slot >= MAX_COMPREHENSION_NESTING {
             return None;
@@ -311,6 +392,10 @@ impl Lowering {
         if !cond_arg || !is_accu(&c.result) || step.target.is_some() || step.func_name != step_op || !is_accu(first) {
             return None;
         }
+        let range = match self.container(&c.iter_range) {
+            Some(c) => Range::Container(c),
+            None => Range::Value(Box::new(self.node(&c.iter_range)?)),
+        };
         self.scope.push(c.iter_var.clone());
         let body = self.node(body);
         self.scope.pop();
@@ -351,10 +436,12 @@ fn pattern(p: &IdedExpr) -> Option<Regex> {
 
 // ---------------------------------------------------------------- evaluation
 
-/// One evaluation's state: the connection and the comprehension variables.
+/// One evaluation's state: the connection, the comprehension variables and `meta`
+/// once read.
 struct Cx<'a> {
     conn: &'a CelConn<'a>,
-    iters: [&'a str; MAX_COMPREHENSION_NESTING],
+    iters: [V<'a>; MAX_COMPREHENSION_NESTING],
+    meta: Option<Res<'a>>,
 }
 
 impl<'a> Cx<'a> {
@@ -369,6 +456,13 @@ impl<'a> Cx<'a> {
             Field::Protocol => c.protocol,
             Field::ConnectedAt => return V::Int(c.connected_at),
         })
+    }
+
+    /// `meta`: its JSON text checked once per evaluation (`{}` when serde_json would
+    /// refuse it, as on the cel path).
+    fn meta(&mut self) -> Res<'a> {
+        let conn = self.conn;
+        *self.meta.get_or_insert_with(|| value(json::root(conn.meta_json)?))
     }
 
     /// The label's value; labels are sorted by key, keys unique.
@@ -388,6 +482,23 @@ impl<'a> Cx<'a> {
 
 type Res<'a> = Result<V<'a>, Failed>;
 
+/// A value read from `meta`'s text as the cel path converts it: integers that fit
+/// `i64` as ints, other numbers as doubles, objects as maps, arrays as lists.
+fn value(item: Item<'_>) -> Res<'_> {
+    Ok(match item {
+        Item::Null => V::Null,
+        Item::Bool(b) => V::Bool(b),
+        Item::Num(token) => match json::number(token)? {
+            Num::Int(i) => V::Int(i),
+            Num::Double(d) => V::Double(d),
+        },
+        Item::Str(s) => V::Str(s),
+        Item::Escaped => return Err(Failed::Unsure),
+        Item::Object(o) => V::Map(o),
+        Item::Array(a) => V::List(a),
+    })
+}
+
 /// Recursion follows the lowered tree, as deep as the bounded cel tree.
 fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> Res<'a> {
     Ok(match n {
@@ -400,76 +511,207 @@ fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> Res<'a> {
             Lit::Null => V::Null,
         },
         Node::Field(f) => cx.field(*f),
-        Node::Iter(slot) => V::Str(cx.iters[*slot]),
-        Node::Label(k) => V::Str(cx.label(k).ok_or(Failed)?),
+        Node::Meta => return cx.meta(),
+        Node::Iter(slot) => cx.iters[*slot],
+        Node::Label(k) => V::Str(cx.label(k).ok_or(Failed::Error)?),
         Node::LabelAt(k) => match eval(k, cx)? {
-            V::Str(k) => V::Str(cx.label(k).ok_or(Failed)?),
-            _ => return Err(Failed),
+            V::Str(k) => V::Str(cx.label(k).ok_or(Failed::Error)?),
+            V::Map(_) | V::List(_) => return Err(Failed::Unsure),
+            _ => return Err(Failed::Error),
         },
         Node::Has(k) => V::Bool(cx.label(k).is_some()),
+        Node::Select(e, k) => return select(eval(e, cx)?, k),
+        Node::HasField(e, k) => match eval(e, cx)? {
+            V::Map(m) => V::Bool(json::get(m, k)?.is_some()),
+            V::List(_) => return Err(Failed::Unsure),
+            _ => return Err(Failed::Error),
+        },
+        Node::Index(ab) => {
+            let target = eval(&ab[0], cx)?;
+            return index(target, eval(&ab[1], cx)?);
+        }
         Node::Not(a) => V::Bool(!boolean(eval(a, cx)?)?),
+        Node::Neg(a) => match eval(a, cx)? {
+            V::Int(i) => V::Int(i.checked_neg().ok_or(Failed::Error)?),
+            V::Double(d) => V::Double(-d),
+            _ => return Err(Failed::Error),
+        },
+        Node::Arith(op, ab) => {
+            let a = eval(&ab[0], cx)?;
+            return arith(*op, a, eval(&ab[1], cx)?);
+        }
         Node::And(ab) => return and(ab, cx),
         Node::Or(ab) => return or(ab, cx),
         Node::Cond(abc) => {
             let branch = if boolean(eval(&abc[0], cx)?)? { &abc[1] } else { &abc[2] };
             return eval(branch, cx);
         }
-        Node::Eq(ab) => V::Bool(equals(eval(&ab[0], cx)?, eval(&ab[1], cx)?)),
-        Node::Ne(ab) => V::Bool(!equals(eval(&ab[0], cx)?, eval(&ab[1], cx)?)),
-        Node::Rel(rel, ab) => V::Bool(rel.holds(compare(eval(&ab[0], cx)?, eval(&ab[1], cx)?)?)),
+        Node::Eq(ab) => {
+            let a = eval(&ab[0], cx)?;
+            V::Bool(equals(a, eval(&ab[1], cx)?)?)
+        }
+        Node::Ne(ab) => {
+            let a = eval(&ab[0], cx)?;
+            V::Bool(!equals(a, eval(&ab[1], cx)?)?)
+        }
+        Node::Rel(rel, ab) => {
+            let a = eval(&ab[0], cx)?;
+            V::Bool(rel.holds(compare(a, eval(&ab[1], cx)?)?))
+        }
         Node::InList(x, items) => {
             let x = eval(x, cx)?;
+            // the cel crate builds the whole list first: an element's error wins
             let mut found = false;
+            let mut unsure = false;
             for item in items.iter() {
-                found |= equals(eval(item, cx)?, x);
+                match equals(eval(item, cx)?, x) {
+                    Ok(eq) => found |= eq,
+                    Err(_) => unsure = true,
+                }
             }
-            V::Bool(found)
+            return in_result(found, unsure);
         }
         Node::In(x, range) => {
             let x = eval(x, cx)?;
             V::Bool(contains(cx, *range, x)?)
         }
-        Node::Str(f, ab) => match (eval(&ab[0], cx)?, eval(&ab[1], cx)?) {
-            (V::Str(s), V::Str(p)) => V::Bool(match f {
-                StrFn::StartsWith => s.starts_with(p),
-                StrFn::EndsWith => s.ends_with(p),
-                StrFn::Contains => s.contains(p),
-            }),
-            _ => return Err(Failed),
-        },
+        Node::InValue(ab) => {
+            let x = eval(&ab[0], cx)?;
+            return in_value(x, eval(&ab[1], cx)?);
+        }
+        Node::Str(f, ab) => {
+            let a = eval(&ab[0], cx)?;
+            match (a, eval(&ab[1], cx)?) {
+                (V::Str(s), V::Str(p)) => V::Bool(match f {
+                    StrFn::StartsWith => s.starts_with(p),
+                    StrFn::EndsWith => s.ends_with(p),
+                    StrFn::Contains => s.contains(p),
+                }),
+                _ => return Err(Failed::Error),
+            }
+        }
         Node::Matches(s, re) => V::Bool(re.is_match(string(eval(s, cx)?)?)),
-        Node::Size(s) => V::Int(string(eval(s, cx)?)?.chars().count() as i64),
+        Node::Size(s) => V::Int(match eval(s, cx)? {
+            V::Str(s) => s.chars().count(),
+            V::Map(m) => json::distinct_keys(m)?,
+            V::List(l) => json::len(l)?,
+            _ => return Err(Failed::Error),
+        } as i64),
         Node::SizeOf(c) => V::Int(cx.size_of(*c)),
-        Node::Loop { all, range, slot, body } => return comprehension(cx, *all, *range, *slot, body),
+        Node::Loop { all, range, slot, body } => return comprehension(cx, *all, range, *slot, body),
     })
 }
 
 fn boolean(v: V<'_>) -> Result<bool, Failed> {
     match v {
         V::Bool(b) => Ok(b),
-        _ => Err(Failed),
+        _ => Err(Failed::Error),
     }
 }
 
 fn string(v: V<'_>) -> Result<&str, Failed> {
     match v {
         V::Str(s) => Ok(s),
-        _ => Err(Failed),
+        _ => Err(Failed::Error),
     }
 }
 
-/// `a && b`: false if either side is false, else an error if either side is one (or
-/// not a bool), else true. `b` is skipped when `a` is false.
+/// `e.k`: a map's value for `k` (a missing key is an error); selecting on anything
+/// else is an error.
+fn select<'a>(target: V<'a>, key: &str) -> Res<'a> {
+    match target {
+        V::Map(m) => value(json::get(m, key)?.ok_or(Failed::Error)?),
+        V::List(_) => Err(Failed::Unsure),
+        _ => Err(Failed::Error),
+    }
+}
+
+/// `e[i]`: a map by a string key, a list by an int or uint position (out of range is
+/// an error); other index types are unsure, other targets an error.
+fn index<'a>(target: V<'a>, i: V<'a>) -> Res<'a> {
+    let position = |list: &'a str, i: Option<usize>| match i {
+        Some(i) => value(json::at(list, i)?.ok_or(Failed::Error)?),
+        None => Err(Failed::Error),
+    };
+    match (target, i) {
+        (V::Map(m), V::Str(k)) => value(json::get(m, k)?.ok_or(Failed::Error)?),
+        (V::List(l), V::Int(i)) => position(l, usize::try_from(i).ok()),
+        (V::List(l), V::UInt(i)) => position(l, usize::try_from(i).ok()),
+        (V::Map(_) | V::List(_), _) => Err(Failed::Unsure),
+        _ => Err(Failed::Error),
+    }
+}
+
+/// `x in e` for a value `e`: a key of a map, an element of a list.
+fn in_value<'a>(x: V<'a>, range: V<'a>) -> Res<'a> {
+    match (range, x) {
+        (V::Map(m), V::Str(k)) => Ok(V::Bool(json::get(m, k)?.is_some())),
+        (V::Map(_), _) => Err(Failed::Unsure),
+        (V::List(l), x) => {
+            let (mut found, mut unsure) = (false, false);
+            json::for_each(Item::Array(l), |item| {
+                match value(item).and_then(|item| equals(item, x)) {
+                    Ok(eq) => found = eq,
+                    Err(_) => unsure = true,
+                }
+                !found
+            })?;
+            in_result(found, unsure)
+        }
+        _ => Err(Failed::Error),
+    }
+}
+
+/// A membership test's verdict: found, else unsure if any comparison was, else false.
+fn in_result<'a>(found: bool, unsure: bool) -> Res<'a> {
+    match (found, unsure) {
+        (true, _) => Ok(V::Bool(true)),
+        (false, true) => Err(Failed::Unsure),
+        (false, false) => Ok(V::Bool(false)),
+    }
+}
+
+/// Arithmetic as the cel crate's `Int`, `UInt` and `Double` do it: same types only,
+/// checked for ints and uints, no `%` for doubles. Concatenation is left to it.
+fn arith<'a>(op: Op, a: V<'a>, b: V<'a>) -> Res<'a> {
+    // the same checked operations on i64 and u64 (division and remainder by zero fail)
+    macro_rules! checked {
+        ($a:expr, $b:expr) => {
+            match op {
+                Op::Add => $a.checked_add($b),
+                Op::Sub => $a.checked_sub($b),
+                Op::Mul => $a.checked_mul($b),
+                Op::Div => $a.checked_div($b),
+                Op::Rem => $a.checked_rem($b),
+            }
+            .ok_or(Failed::Error)
+        };
+    }
+    match (a, b) {
+        (V::Int(a), V::Int(b)) => checked!(a, b).map(V::Int),
+        (V::UInt(a), V::UInt(b)) => checked!(a, b).map(V::UInt),
+        (V::Double(a), V::Double(b)) => Ok(V::Double(match op {
+            Op::Add => a + b,
+            Op::Sub => a - b,
+            Op::Mul => a * b,
+            Op::Div => a / b,
+            Op::Rem => return Err(Failed::Error),
+        })),
+        // string and list concatenation would allocate
+        (V::Str(_), V::Str(_)) | (V::List(_), V::List(_)) if op == Op::Add => Err(Failed::Unsure),
+        _ => Err(Failed::Error),
+    }
+}
+
+/// `a && b`: false if either side is false, else unsure if either side is, else an
+/// error if either side is one (or not a bool), else true. `b` is skipped when `a`
+/// is false.
 fn and<'a>(ab: &'a [Node; 2], cx: &mut Cx<'a>) -> Res<'a> {
     let left = eval(&ab[0], cx);
     if matches!(left, Ok(V::Bool(false))) {
         return Ok(V::Bool(false));
     }
-    match (left, eval(&ab[1], cx)?) {
-        (Ok(V::Bool(true)), V::Bool(r)) => Ok(V::Bool(r)),
-        (_, V::Bool(false)) => Ok(V::Bool(false)),
-        _ => Err(Failed),
-    }
+    logical(left, eval(&ab[1], cx), false)
 }
 
 /// `a || b`: the mirror image of [`and`].
@@ -478,35 +720,50 @@ fn or<'a>(ab: &'a [Node; 2], cx: &mut Cx<'a>) -> Res<'a> {
     if matches!(left, Ok(V::Bool(true))) {
         return Ok(V::Bool(true));
     }
-    match (left, eval(&ab[1], cx)?) {
-        (Ok(V::Bool(false)), V::Bool(r)) => Ok(V::Bool(r)),
-        (_, V::Bool(true)) => Ok(V::Bool(true)),
-        _ => Err(Failed),
+    logical(left, eval(&ab[1], cx), true)
+}
+
+/// The verdict of `&&` (`decisive` false) or `||` (true) once the left side did not
+/// decide alone.
+fn logical<'a>(left: Res<'a>, right: Res<'a>, decisive: bool) -> Res<'a> {
+    match (left, right) {
+        (_, Ok(V::Bool(r))) if r == decisive => Ok(V::Bool(decisive)),
+        (Ok(V::Bool(_)), Ok(V::Bool(r))) => Ok(V::Bool(r)),
+        (Err(Failed::Unsure), _) | (_, Err(Failed::Unsure)) => Err(Failed::Unsure),
+        _ => Err(Failed::Error),
     }
 }
 
 /// `x in labels` / `x in channels`.
 fn contains(cx: &Cx<'_>, range: Container, x: V<'_>) -> Result<bool, Failed> {
     match (range, x) {
+        (_, V::Map(_) | V::List(_)) => Err(Failed::Unsure),
         (Container::Channels, V::Str(s)) => Ok(cx.conn.channels.iter().any(|c| c == s)),
         (Container::Channels, _) => Ok(false),
         (Container::Labels, V::Str(k)) => Ok(cx.label(k).is_some()),
         // A number or a bool is a possible map key, absent from a map of strings.
         (Container::Labels, V::Int(_) | V::UInt(_) | V::Double(_) | V::Bool(_)) => Ok(false),
-        (Container::Labels, V::Null) => Err(Failed),
+        (Container::Labels, V::Null) => Err(Failed::Error),
     }
 }
 
 /// `all`/`exists`: the deciding element wins (false for `all`, true for `exists`),
-/// else an error if any element erred or was not a bool, else the neutral result.
-fn comprehension<'a>(cx: &mut Cx<'a>, all: bool, range: Container, slot: usize, body: &'a Node) -> Res<'a> {
+/// else unsure if any element was, else an error if any element erred or was not a
+/// bool, else the neutral result.
+fn comprehension<'a>(cx: &mut Cx<'a>, all: bool, range: &'a Range, slot: usize, body: &'a Node) -> Res<'a> {
     let decisive = !all;
-    let mut failed = false;
-    let mut step = |cx: &mut Cx<'a>, item: &'a str| {
-        cx.iters[slot] = item;
-        match eval(body, cx) {
-            Ok(V::Bool(b)) if b == decisive => true,
-            Ok(V::Bool(_)) => false,
+    let (mut failed, mut unsure) = (false, false);
+    let mut step = |cx: &mut Cx<'a>, item: Res<'a>| {
+        let verdict = item.and_then(|item| {
+            cx.iters[slot] = item;
+            eval(body, cx)
+        });
+        match verdict {
+            Ok(V::Bool(b)) => b == decisive,
+            Err(Failed::Unsure) => {
+                unsure = true;
+                false
+            }
             _ => {
                 failed = true;
                 false
@@ -515,25 +772,44 @@ fn comprehension<'a>(cx: &mut Cx<'a>, all: bool, range: Container, slot: usize, 
     };
     let conn = cx.conn;
     let decided = match range {
-        Container::Labels => conn.labels.iter().any(|(k, _)| step(cx, k)),
-        Container::Channels => conn.channels.iter().any(|c| step(cx, c.as_str())),
+        Range::Container(Container::Labels) => conn.labels.iter().any(|(k, _)| step(cx, Ok(V::Str(k)))),
+        Range::Container(Container::Channels) => conn.channels.iter().any(|c| step(cx, Ok(V::Str(c)))),
+        Range::Value(e) => {
+            let mut decided = false;
+            match eval(e, cx)? {
+                V::List(l) => json::for_each(Item::Array(l), |item| {
+                    decided = step(cx, value(item));
+                    !decided
+                })?,
+                // a map iterates its keys; a repeated key decides as its first visit did
+                V::Map(m) => json::for_each(Item::Object(m), |key| {
+                    decided = step(cx, value(key));
+                    !decided
+                })?,
+                _ => return Err(Failed::Error),
+            }
+            decided
+        }
     };
-    match (decided, failed) {
-        (true, _) => Ok(V::Bool(decisive)),
-        (false, true) => Err(Failed),
-        (false, false) => Ok(V::Bool(all)),
+    match (decided, unsure, failed) {
+        (true, _, _) => Ok(V::Bool(decisive)),
+        (false, true, _) => Err(Failed::Unsure),
+        (false, false, true) => Err(Failed::Error),
+        (false, false, false) => Ok(V::Bool(all)),
     }
 }
 
 /// The cel crate's equality: same-typed values by value, numbers across types as
-/// numbers, anything else unequal.
-fn equals(a: V<'_>, b: V<'_>) -> bool {
-    match (a, b) {
+/// numbers, anything else unequal. Two lists or maps of `meta` are unsure (their
+/// equality is structural); a list or map against a scalar is unequal.
+fn equals(a: V<'_>, b: V<'_>) -> Result<bool, Failed> {
+    Ok(match (a, b) {
+        (V::Map(_) | V::List(_), V::Map(_) | V::List(_)) => return Err(Failed::Unsure),
         (V::Str(a), V::Str(b)) => a == b,
         (V::Bool(a), V::Bool(b)) => a == b,
         (V::Null, V::Null) => true,
         _ => numeric(a, b) == Some(Ordering::Equal),
-    }
+    })
 }
 
 /// The cel crate's ordering: strings, bools, numbers; anything else is an error.
@@ -541,7 +817,7 @@ fn compare(a: V<'_>, b: V<'_>) -> Result<Ordering, Failed> {
     match (a, b) {
         (V::Str(a), V::Str(b)) => Ok(a.cmp(b)),
         (V::Bool(a), V::Bool(b)) => Ok(a.cmp(&b)),
-        _ => numeric(a, b).ok_or(Failed),
+        _ => numeric(a, b).ok_or(Failed::Error),
     }
 }
 
