@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 seconds="${FUZZ_SECONDS:-10}"
-targets=(filter_compile filter_vm_vs_reference cel_translate_vs_interp client_command protobuf_command api_request jwt_parse ws_frames stream_request)
+targets=(filter_compile filter_vm_vs_reference cel_translate_vs_interp cel_native_vs_crate client_command protobuf_command api_request jwt_parse ws_frames stream_request)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"

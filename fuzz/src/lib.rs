@@ -17,6 +17,7 @@
 //! | [`api_request`]           | server API calls never panic; `connections` agrees with the reference and the interpreter |
 //! | [`jwt_parse`]             | token verification never panics, and accepts exactly the genuinely signed, acceptable tokens |
 //! | [`ws_frames`]             | the WebSocket frame reader never panics, gives the same events however the bytes are split into reads, and never passes text that is not UTF-8 or a message over the limit |
+//! | [`cel_native_vs_crate`]   | Rotor's native CEL evaluator (meta read in place, arithmetic) gives the cel crate's verdict on any `meta` text, or says it is unsure |
 //! | [`stream_request`]        | the streaming path's request judge never panics, takes a request only once all of it is there (never from a prefix, never past the peek bound), and what it takes becomes an `http` request with exactly the announced body |
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1288,4 +1289,68 @@ pub fn stream_request(data: &[u8]) {
         let body = req.body().size_hint().exact().unwrap_or(u64::MAX);
         assert!(body <= limit as u64, "a body of {body} bytes over the limit {limit}");
     }
+}
+
+// ------------------------------------------------------------------------ cel_native_vs_crate
+
+/// Expressions over `meta` and arithmetic, the native evaluator's newest ground.
+const CEL_META_EXPRS: &[&str] = &[
+    "meta.a == \"x\"",
+    "meta.a.b == 1 || meta.b == 1.5",
+    "has(meta.a) && !has(meta.b)",
+    "\"a\" in meta",
+    "\"x\" in meta.a || 1 in meta.b",
+    "size(meta) == 2",
+    "size(meta.a) > 0",
+    "meta.a[0] == meta.b[1u]",
+    "meta[\"a\"] != null",
+    "meta.a.exists(x, x == \"x\" || x == 1)",
+    "meta.a.all(k, k.startsWith(\"a\"))",
+    "meta == \"x\" || meta == 1 || meta == true",
+    "meta.a + meta.b > 0",
+    "meta.a * 2 == meta.b - 1",
+    "meta.a / meta.b >= 1.0 || meta.a % meta.b == 0",
+    "-meta.a < connected_at",
+    "connected_at + 1000 > 0 && connected_at % 7 == 3",
+    "meta.a.matches(\"^x\") && meta.a.size() == 2",
+];
+
+/// cel_native_vs_crate: the first byte picks an expression (or, after `#`, the source
+/// runs to the first newline), two bytes pick `connected_at`, and the rest is `meta`'s
+/// text. The native evaluator either decides as the cel crate does or says it is
+/// unsure (and the cel crate decides); never a different verdict, never a panic.
+pub fn cel_native_vs_crate(data: &[u8]) {
+    let (src, rest) = match data.split_first() {
+        Some((b'#', raw)) => {
+            let end = raw.iter().position(|&c| c == b'\n').unwrap_or(raw.len());
+            (String::from_utf8_lossy(&raw[..end]).into_owned(), raw.get(end + 1..).unwrap_or(&[]))
+        }
+        Some((&k, rest)) => (CEL_META_EXPRS[k as usize % CEL_META_EXPRS.len()].to_owned(), rest),
+        None => return,
+    };
+    let (at, meta) = match rest {
+        [a, b, meta @ ..] => (i64::from(i16::from_le_bytes([*a, *b])), meta),
+        _ => (0, rest),
+    };
+    let Ok(program) = plan_interpreted(&src, &CelLimits::default()) else { return };
+    let meta = String::from_utf8_lossy(meta);
+    let labels: Vec<(Arc<str>, Arc<str>)> = vec![(Arc::from("a"), Arc::from("x"))];
+    let channels = vec!["x".to_string()];
+    let conn = CelConn {
+        user: "x",
+        client: "c-1",
+        app_name: "app",
+        app_version: "1.0",
+        transport: "websocket",
+        protocol: "json",
+        meta_json: Some(&meta),
+        labels: &labels,
+        channels: &channels,
+        connected_at: at,
+    };
+    let want = program.matches_cel_crate(&conn);
+    if let Some(got) = program.matches_natively(&conn) {
+        assert_eq!(got, want, "{src} with meta {meta:?} at {at}");
+    }
+    assert_eq!(program.matches(&conn), want, "{src} with meta {meta:?} at {at}");
 }

@@ -57,6 +57,11 @@ fn cel_translate_vs_interp_seeds() {
 }
 
 #[test]
+fn cel_native_vs_crate_seeds() {
+    replay("cel_native_vs_crate", props::cel_native_vs_crate);
+}
+
+#[test]
 fn client_command_seeds() {
     replay("client_command", props::client_command);
 }
