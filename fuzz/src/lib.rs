@@ -1313,6 +1313,7 @@ const CEL_META_EXPRS: &[&str] = &[
     "-meta.a < connected_at",
     "connected_at + 1000 > 0 && connected_at % 7 == 3",
     "meta.a.matches(\"^x\") && meta.a.size() == 2",
+    "int(meta.a) == 1 || double(meta.b) > 0.5 || int(meta.b) < -1",
 ];
 
 /// cel_native_vs_crate: the first byte picks an expression (or, after `#`, the source

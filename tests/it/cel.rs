@@ -572,6 +572,7 @@ fn common_expressions_are_native_and_decided() {
         ("-connected_at < 0 && meta.age * 2 == 60 && meta.score / 2.0 == 0.75", true),
         ("connected_at + 9223372036854775807 > 0", false),
         ("meta.age + 1.0 > 0.0", false),
+        ("int(user) == 42 && double(app_version.size()) == 5.0 && int(meta.score) == 1", true),
     ];
     for (src, want) in cases {
         let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
@@ -587,7 +588,7 @@ fn common_expressions_are_native_and_decided() {
         "channels[0] == \"news\"",
         "channels.exists_one(c, c == \"news\")",
         "channels.filter(c, c != \"\").size() == 2",
-        "int(user) == 42",
+        "string(connected_at) == \"1\"",
         "labels.region == b\"eu\"",
         "type(user) == string",
     ] {
@@ -598,7 +599,7 @@ fn common_expressions_are_native_and_decided() {
 }
 
 const NATIVE_KEYS: &[&str] = &["a", "b", "c"];
-const NATIVE_VALUES: &[&str] = &["", "x", "xy", "1", "é"];
+const NATIVE_VALUES: &[&str] = &["", "x", "xy", "1", "é", "-2", "1.5", "+3", "inf"];
 
 /// Terms of every type the native subset has, including ones that make errors (a
 /// missing label, `labels[1]`, `size(1)`), mixed freely so type rules are exercised.
@@ -660,6 +661,18 @@ fn native_term() -> impl Strategy<Value = String> {
                 "has(meta.d.a)",
                 "has(meta.c.a)",
                 "has(meta.a.a)",
+                "int(labels.a)",
+                "double(labels.b)",
+                "int(meta.b)",
+                "double(meta.a)",
+                "int(c)",
+                "int(1.5)",
+                "int(-1e19)",
+                "int(18446744073709551615u)",
+                "int(user)",
+                "double(1)",
+                "double(2u)",
+                "double(null)",
             ][..]
         )
         .prop_map(str::to_owned),

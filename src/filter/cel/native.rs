@@ -22,6 +22,9 @@
 //! - `+` `-` `*` `/` `%` and unary `-` on ints and uints (checked: overflow, division
 //!   or remainder by zero is an error) and doubles (IEEE; no `%`); mixed types are an
 //!   error, as there;
+//! - `int()` of an int, a uint (within `i64`), a double (truncated, within the open
+//!   `i64` range) or a string (`str::parse`), and `double()` of a number or a string
+//!   (`str::parse`), as the cel crate's overloads convert them;
 //! - `&&` `||` absorbing errors on either side (`error && false` is false, `true ||
 //!   error` is true; a non-bool operand counts as an error), `!`, `c ? a : b`;
 //! - `x in [e…]` (every element is evaluated, errors propagate), `x in channels`, `x
@@ -40,7 +43,7 @@
 //! then says *unsure* ([`Native::matches`] is None) and that one connection goes to
 //! the cel crate; `&&`, `||` and the macros still decide without it when the other
 //! side does. Everything else — list or map literals as values, indexing `channels`,
-//! `exists_one`/`map`/`filter`, conversions, types, optionals — is left to the cel
+//! `exists_one`/`map`/`filter`, other conversions, types, optionals — is left to the cel
 //! crate for the whole request. A runtime error is no match, as it is there. The
 //! differential proptest in `tests/it/cel.rs` holds this evaluator to the cel crate on
 //! random expressions and random `meta` documents.
@@ -198,6 +201,10 @@ enum Node {
     Index(Box<[Node; 2]>),
     Not(Box<Node>),
     Neg(Box<Node>),
+    /// `int(e)`.
+    ToInt(Box<Node>),
+    /// `double(e)`.
+    ToDouble(Box<Node>),
     Arith(Op, Box<[Node; 2]>),
     And(Box<[Node; 2]>),
     Or(Box<[Node; 2]>),
@@ -331,6 +338,8 @@ impl Lowering {
                 None => Node::Index(self.pair(m, k)?),
             },
             ("size", [a]) => self.size(a)?,
+            ("int", [a]) => Node::ToInt(Box::new(self.node(a)?)),
+            ("double", [a]) => Node::ToDouble(Box::new(self.node(a)?)),
             ("matches", [s, p]) => Node::Matches(Box::new(self.node(s)?), pattern(p)?),
             _ => return None,
         };
@@ -536,6 +545,21 @@ fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> Res<'a> {
             V::Double(d) => V::Double(-d),
             _ => return Err(Failed::Error),
         },
+        Node::ToInt(a) => V::Int(match eval(a, cx)? {
+            V::Int(i) => i,
+            V::UInt(u) => i64::try_from(u).map_err(|_| Failed::Error)?,
+            // the open range (i64::MIN, i64::MAX) as doubles; NaN and infinities fail
+            V::Double(d) if d > i64::MIN as f64 && d < i64::MAX as f64 => d as i64,
+            V::Str(s) => s.parse::<i64>().map_err(|_| Failed::Error)?,
+            _ => return Err(Failed::Error),
+        }),
+        Node::ToDouble(a) => V::Double(match eval(a, cx)? {
+            V::Double(d) => d,
+            V::Int(i) => i as f64,
+            V::UInt(u) => u as f64,
+            V::Str(s) => s.parse::<f64>().map_err(|_| Failed::Error)?,
+            _ => return Err(Failed::Error),
+        }),
         Node::Arith(op, ab) => {
             let a = eval(&ab[0], cx)?;
             return arith(*op, a, eval(&ab[1], cx)?);
