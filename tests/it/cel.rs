@@ -573,6 +573,12 @@ fn common_expressions_are_native_and_decided() {
         ("connected_at + 9223372036854775807 > 0", false),
         ("meta.age + 1.0 > 0.0", false),
         ("int(user) == 42 && double(app_version.size()) == 5.0 && int(meta.score) == 1", true),
+        // more distinct `meta` keys than are noted in the checking pass
+        (
+            "has(meta.k1) || has(meta.k2) || has(meta.k3) || has(meta.k4) || has(meta.k5) || has(meta.k6) \
+             || has(meta.k7) || has(meta.k8) || meta.k9 == 1 || (meta.plan == \"pro\" && meta.ok)",
+            true,
+        ),
     ];
     for (src, want) in cases {
         let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));

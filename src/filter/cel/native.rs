@@ -63,23 +63,38 @@ use self::json::{Item, Num};
 use super::CelConn;
 use super::check::MAX_COMPREHENSION_NESTING;
 
+/// Most distinct `meta.k` keys noted while `meta`'s text is checked; further keys are
+/// looked up by a pass of their own.
+const NOTED_KEYS: usize = 8;
+
 /// An expression lowered to the native subset.
 #[derive(Debug)]
 pub(super) struct Native {
     root: Node,
+    /// The keys of `meta.k` selections ([`Node::MetaKey`] slots), found in the same
+    /// pass that checks `meta`'s text.
+    meta_keys: Box<[Box<str>]>,
 }
 
 impl Native {
     /// The native form of `root`, or None when any of it is outside the subset.
     pub(super) fn lower(root: &IdedExpr) -> Option<Native> {
-        Lowering { scope: Vec::new() }.node(root).map(|root| Native { root })
+        let mut lowering = Lowering { scope: Vec::new(), meta_keys: Vec::new() };
+        let root = lowering.node(root)?;
+        Some(Native { root, meta_keys: lowering.meta_keys.into() })
     }
 
     /// Some(true) only when the expression evaluates to boolean true (as the cel crate
     /// would), Some(false) for any other value or an error, None when this connection's
     /// answer is not computed in place (see the module header): the cel crate decides.
     pub(super) fn matches(&self, conn: &CelConn<'_>) -> Option<bool> {
-        let mut cx = Cx { conn, iters: [V::Null; MAX_COMPREHENSION_NESTING], meta: None };
+        let mut cx = Cx {
+            conn,
+            iters: [V::Null; MAX_COMPREHENSION_NESTING],
+            meta: None,
+            meta_keys: &self.meta_keys,
+            found: [None; NOTED_KEYS],
+        };
         match eval(&self.root, &mut cx) {
             Ok(V::Bool(b)) => Some(b),
             Ok(_) | Err(Failed::Error) => Some(false),
@@ -185,6 +200,13 @@ enum Node {
     Field(Field),
     /// The variable `meta`.
     Meta,
+    /// `meta.k` (or `has(meta.k)` when `has`), its value noted in slot `slot` while
+    /// `meta` is checked.
+    MetaKey {
+        slot: usize,
+        key: Box<str>,
+        has: bool,
+    },
     /// The variable of the enclosing comprehension at this depth.
     Iter(usize),
     /// `labels.k` / `labels["k"]`.
@@ -240,6 +262,8 @@ enum Node {
 struct Lowering {
     /// The enclosing comprehensions' variables, outermost first (index = slot).
     scope: Vec<String>,
+    /// The distinct keys of `meta.k` selections, at most [`NOTED_KEYS`].
+    meta_keys: Vec<Box<str>>,
 }
 
 impl Lowering {
@@ -300,10 +324,26 @@ impl Lowering {
             Some(Container::Labels) => Some(if s.test { Node::Has(key) } else { Node::Label(key) }),
             Some(Container::Channels) => None,
             None => {
+                let is_meta = matches!(&s.operand.expr, Ast::Ident(n) if n == "meta" && self.slot(n).is_none());
+                if let Some(slot) = is_meta.then(|| self.meta_slot(&key)).flatten() {
+                    return Some(Node::MetaKey { slot, key, has: s.test });
+                }
                 let operand = Box::new(self.node(&s.operand)?);
                 Some(if s.test { Node::HasField(operand, key) } else { Node::Select(operand, key) })
             }
         }
+    }
+
+    /// The slot noting `meta.key`, shared by every selection of the same key; None when
+    /// all slots are taken.
+    fn meta_slot(&mut self, key: &str) -> Option<usize> {
+        if let Some(slot) = self.meta_keys.iter().position(|k| **k == *key) {
+            return Some(slot);
+        }
+        (self.meta_keys.len() < NOTED_KEYS).then(|| {
+            self.meta_keys.push(key.into());
+            self.meta_keys.len() - 1
+        })
     }
 
     fn call(&mut self, c: &CallExpr) -> Option<Node> {
@@ -450,7 +490,11 @@ fn pattern(p: &IdedExpr) -> Option<Regex> {
 struct Cx<'a> {
     conn: &'a CelConn<'a>,
     iters: [V<'a>; MAX_COMPREHENSION_NESTING],
-    meta: Option<Res<'a>>,
+    /// `meta` and whether its object has a key with an escape sequence, once checked.
+    meta: Option<Result<(V<'a>, bool), Failed>>,
+    meta_keys: &'a [Box<str>],
+    /// The values of `meta_keys` in `meta`'s object, noted while checking it.
+    found: [Option<Item<'a>>; NOTED_KEYS],
 }
 
 impl<'a> Cx<'a> {
@@ -469,9 +513,26 @@ impl<'a> Cx<'a> {
 
     /// `meta`: its JSON text checked once per evaluation (`{}` when serde_json would
     /// refuse it, as on the cel path).
-    fn meta(&mut self) -> Res<'a> {
-        let conn = self.conn;
-        *self.meta.get_or_insert_with(|| value(json::root(conn.meta_json)?))
+    fn meta(&mut self) -> Result<(V<'a>, bool), Failed> {
+        if let Some(meta) = self.meta {
+            return meta;
+        }
+        let checked = json::root(self.conn.meta_json, self.meta_keys, &mut self.found)
+            .map_err(Failed::from)
+            .and_then(|(item, escaped)| Ok((value(item)?, escaped)));
+        *self.meta.insert(checked)
+    }
+
+    /// `meta.k` / `has(meta.k)` from the noted slot; on a `meta` that is not a map, the
+    /// same as any other selection.
+    fn meta_key(&mut self, slot: usize, key: &str, has: bool) -> Res<'a> {
+        match self.meta()? {
+            (V::Map(_), true) => Err(Failed::Unsure),
+            (V::Map(_), false) if has => Ok(V::Bool(self.found[slot].is_some())),
+            (V::Map(_), false) => value(self.found[slot].ok_or(Failed::Error)?),
+            (other, _) if has => has_field(other, key),
+            (other, _) => select(other, key),
+        }
     }
 
     /// The label's value; labels are sorted by key, keys unique.
@@ -520,7 +581,8 @@ fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> Res<'a> {
             Lit::Null => V::Null,
         },
         Node::Field(f) => cx.field(*f),
-        Node::Meta => return cx.meta(),
+        Node::Meta => return cx.meta().map(|(meta, _)| meta),
+        Node::MetaKey { slot, key, has } => return cx.meta_key(*slot, key, *has),
         Node::Iter(slot) => cx.iters[*slot],
         Node::Label(k) => V::Str(cx.label(k).ok_or(Failed::Error)?),
         Node::LabelAt(k) => match eval(k, cx)? {
@@ -530,11 +592,7 @@ fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> Res<'a> {
         },
         Node::Has(k) => V::Bool(cx.label(k).is_some()),
         Node::Select(e, k) => return select(eval(e, cx)?, k),
-        Node::HasField(e, k) => match eval(e, cx)? {
-            V::Map(m) => V::Bool(json::get(m, k)?.is_some()),
-            V::List(_) => return Err(Failed::Unsure),
-            _ => return Err(Failed::Error),
-        },
+        Node::HasField(e, k) => return has_field(eval(e, cx)?, k),
         Node::Index(ab) => {
             let target = eval(&ab[0], cx)?;
             return index(target, eval(&ab[1], cx)?);
@@ -645,6 +703,15 @@ fn string(v: V<'_>) -> Result<&str, Failed> {
 fn select<'a>(target: V<'a>, key: &str) -> Res<'a> {
     match target {
         V::Map(m) => value(json::get(m, key)?.ok_or(Failed::Error)?),
+        V::List(_) => Err(Failed::Unsure),
+        _ => Err(Failed::Error),
+    }
+}
+
+/// `has(e.k)`: whether a map has the key; on a list unsure, on anything else an error.
+fn has_field<'a>(target: V<'a>, key: &str) -> Res<'a> {
+    match target {
+        V::Map(m) => Ok(V::Bool(json::get(m, key)?.is_some())),
         V::List(_) => Err(Failed::Unsure),
         _ => Err(Failed::Error),
     }

@@ -57,15 +57,56 @@ type Parsed<'a> = Result<(Item<'a>, usize), Stop>;
 
 /// The value `meta` stands for: the text's one value, or `{}` when serde_json would
 /// refuse the text (or there is none).
-pub(super) fn root(text: Option<&str>) -> Result<Item<'_>, Unsure> {
+///
+/// In the same pass, when the value is an object, `found[i]` is set to the value of
+/// the key `wanted[i]` (the last one when repeated; None when absent). The bool is true
+/// when some key of that object has an escape sequence (it might spell a wanted key:
+/// a lookup is then unsure, as in [`get`]).
+pub(super) fn root<'a>(
+    text: Option<&'a str>,
+    wanted: &[Box<str>],
+    found: &mut [Option<Item<'a>>],
+) -> Result<(Item<'a>, bool), Unsure> {
     const EMPTY: Item<'static> = Item::Object("{}");
-    let Some(text) = text else { return Ok(EMPTY) };
+    found.fill(None);
+    let Some(text) = text else { return Ok((EMPTY, false)) };
     let b = text.as_bytes();
     let start = skip_ws(b, 0);
-    match value(text, start, 0) {
-        Ok((item, end)) if skip_ws(b, end) == b.len() => Ok(item),
-        Ok(_) | Err(Stop::Invalid) => Ok(EMPTY),
+    let mut notes = Notes { wanted, found, escaped: false };
+    let parsed = match b.get(start) {
+        Some(b'{') => container(text, start, 0, b'}', Some(&mut notes)),
+        _ => value(text, start, 0),
+    };
+    let escaped = notes.escaped;
+    match parsed {
+        Ok((item, end)) if skip_ws(b, end) == b.len() => Ok((item, escaped)),
+        Ok(_) | Err(Stop::Invalid) => {
+            found.fill(None);
+            Ok((EMPTY, false))
+        }
         Err(Stop::Unsure) => Err(Unsure),
+    }
+}
+
+/// The top-level object's keys [`root`] looks out for while checking the text.
+struct Notes<'w, 'f, 'a> {
+    wanted: &'w [Box<str>],
+    found: &'f mut [Option<Item<'a>>],
+    escaped: bool,
+}
+
+impl<'a> Notes<'_, '_, 'a> {
+    fn entry(&mut self, key: Item<'a>, value: Item<'a>) {
+        match key {
+            Item::Str(k) => {
+                for (w, f) in self.wanted.iter().zip(self.found.iter_mut()) {
+                    if **w == *k {
+                        *f = Some(value);
+                    }
+                }
+            }
+            _ => self.escaped = true,
+        }
     }
 }
 
@@ -306,8 +347,8 @@ fn value(text: &str, i: usize, depth: usize) -> Parsed<'_> {
     let b = text.as_bytes();
     match b.get(i) {
         Some(b'"') => string(text, i),
-        Some(b'{') => container(text, i, depth, b'}'),
-        Some(b'[') => container(text, i, depth, b']'),
+        Some(b'{') => container(text, i, depth, b'}', None),
+        Some(b'[') => container(text, i, depth, b']', None),
         Some(b't') => literal(b, i, b"true", Item::Bool(true)),
         Some(b'f') => literal(b, i, b"false", Item::Bool(false)),
         Some(b'n') => literal(b, i, b"null", Item::Null),
@@ -320,8 +361,15 @@ fn literal<'a>(b: &[u8], i: usize, word: &[u8], item: Item<'a>) -> Parsed<'a> {
     if b.get(i..i + word.len()) == Some(word) { Ok((item, i + word.len())) } else { Err(Stop::Invalid) }
 }
 
-/// An object or an array: every member checked, the whole text borrowed.
-fn container(text: &str, start: usize, depth: usize, close: u8) -> Parsed<'_> {
+/// An object or an array: every member checked, the whole text borrowed; an object's
+/// entries are shown to `notes` when given.
+fn container<'a>(
+    text: &'a str,
+    start: usize,
+    depth: usize,
+    close: u8,
+    mut notes: Option<&mut Notes<'_, '_, 'a>>,
+) -> Parsed<'a> {
     if depth >= MAX_DEPTH {
         return Err(Stop::Unsure);
     }
@@ -332,18 +380,23 @@ fn container(text: &str, start: usize, depth: usize, close: u8) -> Parsed<'_> {
         return Ok((wrap(object, &text[start..=i]), i + 1));
     }
     loop {
+        let mut key = None;
         if object {
             if b.get(i) != Some(&b'"') {
                 return Err(Stop::Invalid);
             }
-            let (_, end) = string(text, i)?;
+            let (k, end) = string(text, i)?;
+            key = Some(k);
             i = skip_ws(b, end);
             if b.get(i) != Some(&b':') {
                 return Err(Stop::Invalid);
             }
             i = skip_ws(b, i + 1);
         }
-        let (_, end) = value(text, i, depth + 1)?;
+        let (v, end) = value(text, i, depth + 1)?;
+        if let (Some(n), Some(k)) = (notes.as_deref_mut(), key) {
+            n.entry(k, v);
+        }
         i = skip_ws(b, end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
@@ -364,6 +417,9 @@ fn string(text: &str, start: usize) -> Parsed<'_> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
+        // plain characters in one tight scan, then the one that needs a look
+        let rest = b.get(i..).unwrap_or_default();
+        i += rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(rest.len());
         match b.get(i) {
             None => return Err(Stop::Invalid),
             Some(b'"') => break,
@@ -441,6 +497,29 @@ fn num(text: &str, start: usize) -> Parsed<'_> {
 mod tests {
     use super::*;
 
+    /// [`root`] without keys to note.
+    fn top(text: Option<&str>) -> Result<Item<'_>, Unsure> {
+        root(text, &[], &mut []).map(|(item, _)| item)
+    }
+
+    #[test]
+    fn root_notes_the_wanted_keys_in_the_same_pass() {
+        let wanted: Vec<Box<str>> = vec!["a".into(), "b".into(), "z".into()];
+        let mut found = [None; 3];
+        let text = r#"{"a": 1, "b": {"a": 2}, "a": "last"}"#;
+        assert_eq!(root(Some(text), &wanted, &mut found), Ok((Item::Object(text), false)));
+        assert_eq!(found, [Some(Item::Str("last")), Some(Item::Object(r#"{"a": 2}"#)), None]);
+        // an escaped key might spell a wanted one
+        let text = r#"{"a": 1, "\u0062": 2}"#;
+        assert_eq!(root(Some(text), &wanted, &mut found), Ok((Item::Object(text), true)));
+        // text serde_json refuses is `{}`: nothing found, even what came before the fault
+        assert_eq!(root(Some(r#"{"a": 1, "b": }"#), &wanted, &mut found), Ok((Item::Object("{}"), false)));
+        assert_eq!(found, [None; 3]);
+        // not an object: nothing to note
+        assert_eq!(root(Some("[1]"), &wanted, &mut found), Ok((Item::Array("[1]"), false)));
+        assert_eq!(found, [None; 3]);
+    }
+
     /// What serde_json says: None when it refuses the text.
     fn serde_accepts(text: &str) -> bool {
         serde_json::from_str::<serde_json::Value>(text).is_ok()
@@ -483,7 +562,7 @@ mod tests {
             "{\"a\":1 \"b\":2}",
         ] {
             assert!(!serde_accepts(text), "{text:?}");
-            assert_eq!(root(Some(text)), Ok(Item::Object("{}")), "{text:?}");
+            assert_eq!(top(Some(text)), Ok(Item::Object("{}")), "{text:?}");
         }
         for text in [
             " { } ",
@@ -501,18 +580,18 @@ mod tests {
             "\t\r\n{\"a\" : 1 }\n",
         ] {
             assert!(serde_accepts(text), "{text:?}");
-            assert_ne!(root(Some(text)), Ok(Item::Object("{}")), "{text:?}");
+            assert_ne!(top(Some(text)), Ok(Item::Object("{}")), "{text:?}");
         }
-        assert_eq!(root(None), Ok(Item::Object("{}")));
-        assert_eq!(root(Some("\"\\ud83d\\ude00\"")), Err(Unsure));
+        assert_eq!(top(None), Ok(Item::Object("{}")));
+        assert_eq!(top(Some("\"\\ud83d\\ude00\"")), Err(Unsure));
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
         assert!(serde_accepts(&deep));
-        assert_eq!(root(Some(&deep)), Err(Unsure));
+        assert_eq!(top(Some(&deep)), Err(Unsure));
     }
 
     #[test]
     fn objects_and_arrays_are_read_in_place() {
-        let Ok(Item::Object(o)) = root(Some(r#" {"a": 1, "b": {"c": [true, "x", null]}, "a": "last"} "#)) else {
+        let Ok(Item::Object(o)) = top(Some(r#" {"a": 1, "b": {"c": [true, "x", null]}, "a": "last"} "#)) else {
             panic!("not an object")
         };
         assert_eq!(get(o, "a"), Ok(Some(Item::Str("last"))));
@@ -529,7 +608,7 @@ mod tests {
             true
         });
         assert_eq!((visit, keys), (Ok(()), vec![Item::Str("a"), Item::Str("b"), Item::Str("a")]));
-        let Ok(Item::Object(e)) = root(Some(r#"{"\u0061": 1}"#)) else { panic!("escaped key") };
+        let Ok(Item::Object(e)) = top(Some(r#"{"\u0061": 1}"#)) else { panic!("escaped key") };
         assert_eq!(get(e, "a"), Err(Unsure));
         let serde_minus_zero = serde_json::from_str::<serde_json::Value>("-0").ok().and_then(|v| v.as_i64());
         assert_eq!(number("-0") == Ok(Num::Int(0)), serde_minus_zero == Some(0));
