@@ -63,6 +63,8 @@ pub struct Population {
     pub keys: Vec<LabelKey>,
     /// Number of distinct users; connection `i` belongs to user `i % users`.
     pub users: u64,
+    /// Whether connections carry a `meta` object (see [`Population::meta`]).
+    pub meta: bool,
 }
 
 impl Population {
@@ -81,6 +83,16 @@ impl Population {
     /// The user id of connection `i`.
     pub fn user(&self, i: u64) -> String {
         (i % self.users.max(1)).to_string()
+    }
+
+    /// The `meta` of connection `i` when the population has one:
+    /// `{"plan":"plan-<i % 3>","n":<i>,"geo":{"country":"country-<i % 5>"}}`.
+    pub fn meta(&self, i: u64) -> Option<Box<serde_json::value::RawValue>> {
+        if !self.meta {
+            return None;
+        }
+        let text = format!(r#"{{"plan":"plan-{}","n":{i},"geo":{{"country":"country-{}"}}}}"#, i % 3, i % 5);
+        serde_json::value::RawValue::from_string(text).ok()
     }
 
     /// The labels of connection `i`, sorted by key.
@@ -126,7 +138,7 @@ mod tests {
 
     #[test]
     fn shares_and_cardinalities_hold() {
-        let p = Population { keys: Population::default_keys(), users: 1000 };
+        let p = Population { keys: Population::default_keys(), users: 1000, meta: false };
         let n = 20_000u64;
         let mut beta = 0;
         let mut regions = std::collections::HashSet::new();

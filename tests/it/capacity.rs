@@ -122,6 +122,34 @@ fn custom_labels_filters_expressions_and_users() {
     assert!((350..650).contains(&canary), "canary on about half: {canary}");
 }
 
+/// `--meta` gives every connection the documented `meta`, so expressions over it match
+/// exactly the connections the formula says, natively and on the cel crate alike.
+#[test]
+fn meta_population_is_selectable() {
+    let r = json(&[
+        "--connections",
+        "1500",
+        "--runs",
+        "1",
+        "--meta",
+        "--expression",
+        r#"meta.plan == "plan-0""#,
+        "--expression",
+        r#"meta.plan == "plan-0" && meta.geo.country == "country-1" && meta.n >= 0"#,
+        "--expression",
+        r#"meta.plan == "plan-0" && type(user) == string"#,
+        "--json",
+    ]);
+    check_report(&r, 1500);
+    // i % 3 == 0 for 500 of 1500; and i % 5 == 1 too for 100 of them
+    assert_eq!(find(&r, "expression 1", "cel_interpreted")["matched"], 500);
+    assert_eq!(find(&r, "expression 2", "cel_interpreted")["matched"], 100);
+    assert_eq!(find(&r, "expression 3", "cel_interpreted")["matched"], 500);
+    // without the flag there is no meta: nothing matches
+    let r = json(&["--connections", "300", "--runs", "1", "--expression", r#"meta.plan == "plan-0""#, "--json"]);
+    assert_eq!(find(&r, "expression 1", "cel_interpreted")["matched"], 0);
+}
+
 #[test]
 fn several_sizes_give_a_series_and_a_plot() {
     let dir = std::env::temp_dir().join(format!("rotor-capacity-{}", std::process::id()));

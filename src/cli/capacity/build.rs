@@ -61,7 +61,7 @@ pub(super) fn populate(node: Arc<Node>, n: usize, population: &Population, progr
             info: None,
             channels: Vec::new(),
             subs: HashMap::new(),
-            meta: None,
+            meta: population.meta(i),
             labels: population.labels(i),
             claims: serde_json::Value::Null,
         };

@@ -41,6 +41,11 @@ pub(super) struct Args {
     /// Distinct users; connection i belongs to user `i % users`.
     #[arg(long, default_value_t = 10_000)]
     users: u64,
+    /// Give every connection a `meta` object, `{"plan":"plan-<i%3>","n":<i>,
+    /// "geo":{"country":"country-<i%5>"}}`, for timing expressions over `meta` (it
+    /// adds its size to the memory figure).
+    #[arg(long)]
+    meta: bool,
     /// A label filter (FilterNode JSON) to time; repeatable.
     #[arg(long = "filter", value_name = "JSON")]
     filters: Vec<String>,
@@ -161,7 +166,7 @@ fn validate(a: &Args) -> anyhow::Result<()> {
 
 fn population(a: &Args) -> Population {
     let keys = if a.labels.is_empty() { Population::default_keys() } else { a.labels.clone() };
-    Population { keys, users: a.users }
+    Population { keys, users: a.users, meta: a.meta }
 }
 
 fn specs(a: &Args, p: &Population) -> Vec<Spec> {
@@ -211,6 +216,9 @@ fn measure_in_child(a: &Args, n: usize, threads: usize) -> anyhow::Result<Report
     let mut cmd = Command::new(exe);
     cmd.args(["capacity", "--worker", "--connections", &n.to_string(), "--threads", &threads.to_string()]);
     cmd.args(["--users", &a.users.to_string(), "--runs", &a.runs.to_string()]);
+    if a.meta {
+        cmd.arg("--meta");
+    }
     for k in &a.labels {
         cmd.args(["--label", &k.to_string()]);
     }
