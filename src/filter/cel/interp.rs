@@ -10,8 +10,10 @@
 //! borrowed value, so a large non-boolean result is never copied out.
 //!
 //! When the whole expression lowers to the native subset (`native`), that evaluator runs
-//! per connection instead and none of this is built; the cel crate stays the path for
-//! everything else and the oracle it is tested against ([`CelProgram::matches_cel_crate`]).
+//! per connection instead and none of this is built, except for a connection whose
+//! answer the native evaluator is unsure of (an escaped `meta` string, concatenation):
+//! that one goes to the cel crate. The cel crate stays the path for everything else and
+//! the oracle it is tested against ([`CelProgram::matches_cel_crate`]).
 //!
 //! This module owns the variable set and its CEL types. It never validates (that is
 //! `check`) and never decides whether an expression is translated (that is `translate`).
@@ -146,7 +148,7 @@ impl CelProgram {
     /// true only when the expression evaluates to boolean true; a runtime error (missing
     /// map key, type mismatch, ...) or a non-bool result is false. Runs the native
     /// evaluator when [`path`](Self::path) is [`CelPath::Native`] (same verdict, no
-    /// allocation), else the cel crate.
+    /// allocation; the cel crate for a connection it is unsure of), else the cel crate.
     pub fn matches(&self, conn: &CelConn<'_>) -> bool {
         match &self.native {
             Some(native) => match catch_unwind(AssertUnwindSafe(|| native.matches(conn))) {
