@@ -11,16 +11,22 @@
 //! connection (most connections are idle most of the time).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::Notify;
 
 use crate::protocol::Disconnect;
 
 pub struct Queue {
     state: Mutex<QueueState>,
-    notify: Notify,
+    /// The writer's wake-up: set by every push or close, taken by
+    /// [`Queue::poll_notified`]. A waker slot and a flag rather than a `Notify`, whose
+    /// waiting future (64 B) would sit in every idle connection's task.
+    signaled: AtomicBool,
+    writer: AtomicWaker,
     max_bytes: usize,
 }
 
@@ -59,14 +65,15 @@ impl Queue {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(QueueState { max_bytes: max_bytes.max(1), ..Default::default() }),
-            notify: Notify::new(),
+            signaled: AtomicBool::new(false),
+            writer: AtomicWaker::new(),
             max_bytes,
         }
     }
 
     pub fn push(&self, msg: Bytes) -> bool {
         let ok = self.state.lock().push(msg);
-        self.notify.notify_one();
+        self.wake();
         ok
     }
 
@@ -77,7 +84,8 @@ impl Queue {
     }
 
     pub fn wake(&self) {
-        self.notify.notify_one();
+        self.signaled.store(true, Ordering::Release);
+        self.writer.wake();
     }
 
     /// Closes the queue. With `flush`, already-queued messages are still written first.
@@ -91,7 +99,7 @@ impl Queue {
             s.closed = Some(d);
         }
         drop(s);
-        self.notify.notify_one();
+        self.wake();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -110,9 +118,19 @@ impl Queue {
         closed
     }
 
+    /// Ready when something was queued or the queue closed since the last Ready (a
+    /// wake-up before the writer polls is kept, as a permit). One writer polls this.
+    pub fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.signaled.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.writer.register(cx.waker());
+        if self.signaled.swap(false, Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+    }
+
     /// Resolves when something was queued or the queue closed.
     pub async fn notified(&self) {
-        self.notify.notified().await
+        std::future::poll_fn(|cx| self.poll_notified(cx)).await
     }
 
     pub fn max_bytes(&self) -> usize {

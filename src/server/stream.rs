@@ -20,7 +20,6 @@
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, ready};
@@ -32,13 +31,16 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::node::Node;
+
+pub(super) mod writer;
+
+use writer::Writer;
 
 /// The most a request (headers and body) may take to be served here; larger ones go
 /// to hyper.
@@ -50,9 +52,6 @@ const FIRST_PEEK: usize = 2048;
 
 /// Headers a request may carry to be judged here (more: hyper).
 const MAX_HEADERS: usize = 48;
-
-/// Ready chunks are joined into one write up to this size.
-const COALESCE: usize = 16 * 1024;
 
 /// The longest wait between two peeks at a request that is still arriving.
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
@@ -95,6 +94,10 @@ impl Routes {
             d => d,
         };
         Routes { routes: routes.into(), write_timeout }
+    }
+
+    pub(super) fn write_timeout(&self) -> Duration {
+        self.write_timeout
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -232,53 +235,54 @@ pub(super) async fn peek(stream: &TcpStream, routes: &Routes, deadline: Option<I
     }
 }
 
-/// Serves the connection's first request (`len` bytes, judged ours) and closes.
+/// What serving a taken request starts from. Boxed, and unpacked inside the task:
+/// an `async` block's captures keep their place in its future for the task's whole
+/// life, even once moved out, so the task captures only this pointer.
+pub(super) struct Taken {
+    pub stream: TcpStream,
+    pub len: usize,
+    pub app: Router,
+    pub write_timeout: Duration,
+    pub peer: Option<SocketAddr>,
+}
+
+/// Serves the connection's first request (judged ours) and closes.
 ///
-/// Each phase is its own boxed future, so the connection's task holds, for the life of
-/// the stream, only the writer's state: reading the request and running the router are
-/// large and short-lived.
-pub(super) async fn serve(mut stream: TcpStream, len: usize, app: Router, routes: Routes, peer: Option<SocketAddr>) {
-    // The boxes are made by plain functions: boxed inline (`Box::pin(answer(..)).await`)
-    // the futures would still get slots of their full size in this one (1,024 B of
-    // every stream's task; 200 B this way).
-    let Some(response) = boxed_answer(&mut stream, len, app, peer).await else {
-        return;
-    };
-    if let Err(e) = boxed_write(stream, response, routes.write_timeout).await {
-        tracing::trace!(error = %e, "stream ended with an error");
+/// Reading the request and running the router are large and short-lived: they run
+/// in a box of their own, freed before the stream starts. What the task then holds for
+/// the life of the stream is the [`Writer`], which is sized for an idle stream.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn serve(taken: Box<Taken>) -> impl Future<Output = ()> + Send {
+    async move {
+        let Some(writer) = Box::into_pin(Box::new(answer(taken))).await else {
+            return;
+        };
+        if let Err(e) = writer.await {
+            tracing::trace!(error = %e, "stream ended with an error");
+        }
     }
 }
 
-fn boxed_answer(
-    stream: &mut TcpStream,
-    len: usize,
-    app: Router,
-    peer: Option<SocketAddr>,
-) -> Pin<Box<impl Future<Output = Option<Response>> + '_>> {
-    Box::pin(answer(stream, len, app, peer))
-}
-
-fn boxed_write(
-    stream: TcpStream,
-    response: Response,
-    write_timeout: Duration,
-) -> Pin<Box<impl Future<Output = std::io::Result<()>>>> {
-    Box::pin(write_response(stream, response, write_timeout))
-}
-
-/// Reads the request off the socket and runs it through the router; None when the
-/// connection is done already (a read failed, or the request was refused with a 400).
-async fn answer(stream: &mut TcpStream, len: usize, app: Router, peer: Option<SocketAddr>) -> Option<Response> {
+/// Reads the request off the socket, runs it through the router, and makes the writer
+/// of its answer; None when the connection is done already (a read failed, or the
+/// request was refused with a 400).
+async fn answer(taken: Box<Taken>) -> Option<Writer> {
+    let Taken { mut stream, len, app, write_timeout, peer } = *taken;
     let mut raw = vec![0u8; len];
     // The bytes were peeked: they are here.
     stream.read_exact(&mut raw).await.ok()?;
-    let Some(req) = request(Bytes::from(raw), peer) else {
+    let Some(mut req) = request(Bytes::from(raw), peer) else {
         // Judged simple, yet not a valid request for `http` (a header byte it refuses).
         let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
         return None;
     };
     let _ = stream.set_nodelay(true);
-    Some(app.oneshot(req).await.unwrap_or_else(|e| match e {}))
+    // The answer's body is polled by the writer, whose writes are bounded: a session
+    // may run inside it.
+    req.extensions_mut().insert(crate::transport::InlineSession);
+    let response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+    let (head, body, chunked) = head(response);
+    Some(Writer::new(stream, head, body, chunked, write_timeout))
 }
 
 /// The `http` request of bytes `judge` took; None when `http` refuses a part of it.
@@ -299,10 +303,10 @@ pub fn request(raw: Bytes, peer: Option<SocketAddr>) -> Option<Request<Body>> {
     req.body(Body::from(raw.slice(head..))).ok()
 }
 
-/// Writes `response`: its head, then its body as it comes (chunked unless its length is
-/// known), until the body ends or the client goes.
-async fn write_response(mut stream: TcpStream, response: Response, write_timeout: Duration) -> std::io::Result<()> {
-    let stream = &mut stream;
+/// The encoded head of `response` (`connection: close`; chunked unless the body's
+/// length is known), its body, and whether the body is to be chunked. The response's
+/// headers are dropped here, not kept for the life of the stream.
+fn head(response: Response) -> (BytesMut, Body, bool) {
     let (parts, body) = response.into_parts();
     let length = body.size_hint().exact();
     let mut head = BytesMut::with_capacity(512);
@@ -327,74 +331,7 @@ async fn write_response(mut stream: TcpStream, response: Response, write_timeout
         Some(n) => head.put_slice(format!("content-length: {n}\r\n\r\n").as_bytes()),
         None => head.put_slice(b"transfer-encoding: chunked\r\n\r\n"),
     }
-    // The head is written: its headers are not kept for the life of the stream.
-    drop(parts);
-    let chunked = length.is_none();
-    let mut data = body.into_data_stream();
-    // The head goes out with the first chunk when that one is ready already.
-    let mut out = Some(head);
-    loop {
-        let next = match data.next().now_or_never() {
-            Some(next) => next,
-            None => {
-                if let Some(pending) = out.take() {
-                    write(stream, &pending, write_timeout).await?;
-                }
-                tokio::select! {
-                    next = data.next() => next,
-                    gone = client_gone(stream) => return gone,
-                }
-            }
-        };
-        let mut buf = out.take().unwrap_or_default();
-        match next {
-            Some(Ok(chunk)) if chunk.is_empty() => {}
-            Some(Ok(chunk)) if chunked => {
-                buf.reserve(chunk.len() + 16);
-                buf.put_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                buf.put_slice(&chunk);
-                buf.put_slice(b"\r\n");
-            }
-            Some(Ok(chunk)) => buf.put_slice(&chunk),
-            Some(Err(e)) => return Err(std::io::Error::other(e)),
-            None => {
-                if chunked {
-                    buf.put_slice(b"0\r\n\r\n");
-                }
-                write(stream, &buf, write_timeout).await?;
-                return stream.shutdown().await;
-            }
-        }
-        // Chunks that were ready at once go out together, up to a bound.
-        if buf.len() >= COALESCE {
-            write(stream, &buf, write_timeout).await?;
-        } else {
-            out = Some(buf);
-        }
-    }
-}
-
-async fn write(stream: &mut TcpStream, buf: &[u8], limit: Duration) -> std::io::Result<()> {
-    match tokio::time::timeout(limit, stream.write_all(buf)).await {
-        Ok(written) => written,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")),
-    }
-}
-
-/// Resolves when the client closes its side or the socket fails. Bytes the client
-/// sends after its request are read and dropped: the connection closes when the stream
-/// ends, so nothing after it is served.
-async fn client_gone(stream: &TcpStream) -> std::io::Result<()> {
-    loop {
-        stream.readable().await?;
-        let mut scrap = [0u8; 256];
-        match stream.try_read(&mut scrap) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
+    (head, body, length.is_none())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +34,7 @@ use serde::Deserialize;
 use crate::node::{Conn, EmulationError, Node, Transport};
 use crate::protocol::{Encoding, pb};
 
-use super::http_body::{self, Framing, stream_response};
+use super::http_body::{self, Framing, InlineSession, stream_response};
 use super::session_loop::{self, Inbound, Mode};
 
 /// Longest `session` or `node` accepted (both are UUIDs, 36 characters).
@@ -43,6 +44,7 @@ pub(super) async fn http_stream(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    inline: Option<Extension<InlineSession>>,
     body: Bytes,
 ) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
@@ -50,7 +52,7 @@ pub(super) async fn http_stream(
     }
     let protobuf = octet_stream(&headers) || query.get("cf_protocol").is_some_and(|p| p == "protobuf");
     let framing = if protobuf { Framing::Delimited } else { Framing::Lines };
-    serve(node, &headers, body, Transport::HttpStream, framing).await
+    serve(node, &headers, body, Transport::HttpStream, framing, inline.is_some()).await
 }
 
 pub(super) async fn sse(
@@ -58,6 +60,7 @@ pub(super) async fn sse(
     method: Method,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    inline: Option<Extension<InlineSession>>,
     body: Bytes,
 ) -> Response {
     if let Some(refused) = refuse(&node, &headers) {
@@ -74,7 +77,7 @@ pub(super) async fn sse(
             None => return bad_request(),
         }
     };
-    serve(node, &headers, frame, Transport::Sse, Framing::Sse).await
+    serve(node, &headers, frame, Transport::Sse, Framing::Sse, inline.is_some()).await
 }
 
 /// The checks SSE makes first: origin, JSON only.
@@ -103,7 +106,14 @@ fn bad_request() -> Response {
 
 /// Runs the first frame (the connect), then streams the session. A frame that is not
 /// commands is a 400; a connect answered with an error streams that reply and ends.
-async fn serve(node: Arc<Node>, headers: &HeaderMap, frame: Bytes, transport: Transport, framing: Framing) -> Response {
+async fn serve(
+    node: Arc<Node>,
+    headers: &HeaderMap,
+    frame: Bytes,
+    transport: Transport,
+    framing: Framing,
+    inline: bool,
+) -> Response {
     let encoding = if matches!(framing, Framing::Delimited) { Encoding::Protobuf } else { Encoding::Json };
     if encoding.decode_frame(&frame).is_err() {
         return bad_request();
@@ -117,15 +127,16 @@ async fn serve(node: Arc<Node>, headers: &HeaderMap, frame: Bytes, transport: Tr
         return connect_failed(&conn, framing);
     };
     let (registration, rx) = node.register_emulated(&session);
-    let s = http_body::streamed(framing, false, Bytes::from_static(framing.preamble()));
-    let mut rx = rx;
-    let commands = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let inbound = futures_util::stream::select(commands.map(Inbound::Frame), s.gone);
-    tokio::spawn(async move {
+    let preamble = Bytes::from_static(framing.preamble());
+    let body = http_body::session_body(framing, false, preamble, inline, move |io| async move {
         let _registration = registration;
-        session_loop::run(&mut conn, inbound, s.sink, &framing, Mode::Bidirectional).await;
+        let (gone, sink) = io.into_parts();
+        let mut rx = rx;
+        let commands = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let inbound = futures_util::stream::select(commands.map(Inbound::Frame), gone);
+        session_loop::run(&mut conn, inbound, sink, &framing, Mode::Bidirectional).await;
     });
-    stream_response(s.body, framing)
+    stream_response(body, framing)
 }
 
 /// No session: what the connect queued (an error reply, or a disconnect) is the whole

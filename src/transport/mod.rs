@@ -19,6 +19,8 @@ pub mod ws_socket;
 
 use std::sync::Arc;
 
+pub use http_body::InlineSession;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};

@@ -14,7 +14,8 @@
 //! with its items. What an idle session still costs is the task itself, the
 //! transport's stream state and the hub entry — see docs/performance.md.
 
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -88,13 +89,28 @@ where
         Deadline,
     }
     let queue = conn.queue().clone();
+    // One timer for the life of the loop, moved to each new deadline.
+    let mut timer = pin!(tokio::time::sleep_until(conn.deadline()));
     loop {
-        let event = tokio::select! {
-            biased;
-            _ = queue.notified() => Event::Queued,
-            msg = io.next() => Event::Read(msg),
-            _ = tokio::time::sleep_until(conn.deadline()) => Event::Deadline,
-        };
+        let deadline = conn.deadline();
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        // A hand-made `select!` (queue first): it keeps no future of its own across the
+        // wait, only its three borrows.
+        let event = poll_fn(|cx| {
+            if queue.poll_notified(cx).is_ready() {
+                return Poll::Ready(Event::Queued);
+            }
+            if let Poll::Ready(msg) = io.poll_next_unpin(cx) {
+                return Poll::Ready(Event::Read(msg));
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Deadline);
+            }
+            Poll::Pending
+        })
+        .await;
         match event {
             Event::Queued => {
                 let mut batch = Vec::new();
@@ -149,6 +165,16 @@ fn write_timeout(conn: &Conn) -> Duration {
 pub struct Duplex<I, S> {
     inbound: I,
     sink: S,
+}
+
+impl<I, S> Duplex<I, S> {
+    pub fn new(inbound: I, sink: S) -> Self {
+        Duplex { inbound, sink }
+    }
+
+    pub fn into_parts(self) -> (I, S) {
+        (self.inbound, self.sink)
+    }
 }
 
 impl<I: Stream + Unpin, S: Unpin> Stream for Duplex<I, S> {

@@ -26,13 +26,15 @@ pub(super) fn decode_connect(body: &[u8]) -> Option<ConnectRequest> {
     }
 }
 
-/// Connects and streams. A failed connect is still a 200 with a disconnect push.
+/// Connects and streams (`inline`: the loop runs inside the body, see
+/// [`http_body::session_body`]). A failed connect is still a 200 with a disconnect push.
 pub(super) async fn serve(
     node: Arc<Node>,
     req: ConnectRequest,
     headers: &HeaderMap,
     transport: Transport,
     framing: Framing,
+    inline: bool,
 ) -> Response {
     let forwarded = node.proxies.capture(headers);
     let mut conn = Conn::new(node.clone(), transport).with_headers(forwarded);
@@ -41,9 +43,9 @@ pub(super) async fn serve(
         framing.put(&mut first, &disconnect_push(true, &d));
         return stream_response(Body::from(first.freeze()), framing);
     }
-    let s = http_body::streamed(framing, true, first.freeze());
-    tokio::spawn(async move {
-        session_loop::run(&mut conn, s.gone, s.sink, &framing, Mode::Unidirectional).await;
+    let body = http_body::session_body(framing, true, first.freeze(), inline, move |mut io| async move {
+        // The loop borrows the transport where it was captured: one copy in the future.
+        session_loop::run_duplex(&mut conn, &mut io, &framing, Mode::Unidirectional).await;
     });
-    stream_response(s.body, framing)
+    stream_response(body, framing)
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,17 +13,22 @@ use bytes::Bytes;
 
 use crate::node::{Node, Transport};
 
-use super::http_body::Framing;
+use super::http_body::{Framing, InlineSession};
 use super::uni;
 
-pub(super) async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn handler(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    inline: Option<Extension<InlineSession>>,
+    body: Bytes,
+) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
     let Some(req) = uni::decode_connect(&body) else {
         return (StatusCode::BAD_REQUEST, "Bad Request").into_response();
     };
-    uni::serve(node, req, &headers, Transport::UniHttpStream, Framing::Lines).await
+    uni::serve(node, req, &headers, Transport::UniHttpStream, Framing::Lines, inline.is_some()).await
 }
 
 /// CORS preflight: 204 with the allowed methods.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,7 @@ use bytes::Bytes;
 
 use crate::node::{Node, Transport};
 
-use super::http_body::Framing;
+use super::http_body::{Framing, InlineSession};
 use super::uni;
 
 pub(super) async fn handler(
@@ -20,6 +21,7 @@ pub(super) async fn handler(
     method: Method,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    inline: Option<Extension<InlineSession>>,
     body: Bytes,
 ) -> Response {
     if !super::origin::allowed(&node.config.client.allowed_origins, &headers) {
@@ -30,5 +32,5 @@ pub(super) async fn handler(
     let Some(req) = uni::decode_connect(raw) else {
         return (StatusCode::BAD_REQUEST, "Bad Request").into_response();
     };
-    uni::serve(node, req, &headers, Transport::UniSse, Framing::Sse).await
+    uni::serve(node, req, &headers, Transport::UniSse, Framing::Sse, inline.is_some()).await
 }

@@ -103,8 +103,9 @@ mod tests {
     fn the_session_future_stays_small() {
         let socket = std::mem::size_of::<WsSocket<Io>>();
         let task = returned_size(run);
-        // 160 and 768 bytes when this was written.
+        // 160 and 768 bytes when this was written; 728 since the loop's wake-up and
+        // timer stopped taking a future of their own.
         assert!(socket <= 176, "the WebSocket socket grew to {socket} bytes");
-        assert!(task <= 800, "the WebSocket session future grew to {task} bytes");
+        assert!(task <= 760, "the WebSocket session future grew to {task} bytes");
     }
 }

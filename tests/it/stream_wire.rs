@@ -37,6 +37,21 @@ async fn opened(s: &Server, req: &str, marker: &str) -> (TcpStream, String) {
     (stream, head)
 }
 
+/// The node's connection count (`info`).
+async fn num_clients(s: &Server) -> u64 {
+    let (_, r) = s.api("info", json!({})).await;
+    r["result"]["nodes"][0]["num_clients"].as_u64().unwrap_or(u64::MAX)
+}
+
+/// Waits until the node has no connection left; panics with `what` after [`WAIT`].
+async fn until_no_clients(s: &Server, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while num_clients(s).await != 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn connect_body(user: &str, channel: &str) -> String {
     json!({"token": token(user, json!({"channels": [channel]}))}).to_string()
 }
@@ -113,17 +128,33 @@ async fn a_client_that_closes_its_stream_leaves_the_node() {
     let body = connect_body("11", "gone");
     let req = format!("POST /connection/uni_http_stream HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     let (stream, _) = opened(&s, &req, "\"connect\"").await;
-    let count = || async {
-        let (_, r) = s.api("info", json!({})).await;
-        r["result"]["nodes"][0]["num_clients"].as_u64().unwrap_or(u64::MAX)
-    };
-    assert_eq!(count().await, 1);
+    assert_eq!(num_clients(&s).await, 1);
     drop(stream);
-    let deadline = Instant::now() + WAIT;
-    while count().await != 0 {
-        assert!(Instant::now() < deadline, "a closed stream stayed connected");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    until_no_clients(&s, "a closed stream stayed connected").await;
+}
+
+/// A stream whose client stops reading ends at the write timeout and leaves the node:
+/// the session runs inside the writer's task, so a writer stuck on a full socket must
+/// still give the session up. The queue is large enough that "slow" (3008) does not
+/// end it first.
+#[tokio::test]
+async fn a_stream_whose_client_stops_reading_ends_at_the_write_timeout() {
+    let s = Server::start(json!({
+        "client": {"queue_max_size": 256 * 1024 * 1024},
+        "websocket": {"write_timeout": "1s"},
+    }))
+    .await;
+    let body = connect_body("12", "flood");
+    let req = format!("POST /connection/uni_http_stream HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let (_stream, _) = opened(&s, &req, "\"connect\"").await;
+    assert_eq!(num_clients(&s).await, 1);
+    // 64 MB of publications: more than loopback socket buffers hold.
+    let one = json!({"publish": {"channel": "flood", "data": {"big": "x".repeat(64 * 1024)}}});
+    for _ in 0..8 {
+        let (status, r) = s.api("batch", json!({"commands": vec![one.clone(); 128]})).await;
+        assert_eq!(status, 200, "{r}");
     }
+    until_no_clients(&s, "a stream whose client stopped reading stayed connected").await;
 }
 
 #[tokio::test]
