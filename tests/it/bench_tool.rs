@@ -101,6 +101,20 @@ fn assert_memory_known(r: &Value, pid: u32, source: &str) {
     assert!(m["note"].is_null(), "{r}");
 }
 
+/// From 1,000 connections the fleet opens in two halves, and the RSS growth over the
+/// second half is reported per connection beside the whole-run figure.
+#[test]
+fn a_large_fleet_reports_the_memory_of_an_added_connection() {
+    let mut server = server();
+    let r = ok_json(&mut server, &["--connections", "1000", "--duration", "1"]);
+    assert_all_connected(&r, 1000);
+    assert_memory_known(&r, server.pid(), "detected");
+    let m = &r["memory"];
+    let half = m["rss_half_kib"].as_u64().unwrap_or_else(|| panic!("rss_half_kib: {r}"));
+    assert!(m["rss_before_kib"].as_u64() < Some(half), "{r}");
+    assert!(m["marginal_per_connection_bytes"].is_u64(), "{r}");
+}
+
 fn assert_full_delivery(r: &Value, subscribers: u64) {
     let load = &r["load"];
     assert_eq!(load["errors"], 0, "{r}");
@@ -120,6 +134,8 @@ fn websocket_idle_fleet_reports_memory() {
     let r = ok_json(&mut server, &["--connections", "50", "--duration", "1"]);
     assert_all_connected(&r, 50);
     assert_memory_known(&r, server.pid(), "detected");
+    // Too few connections for the halves: no marginal figure.
+    assert!(r["memory"]["rss_half_kib"].is_null() && r["memory"]["marginal_per_connection_bytes"].is_null(), "{r}");
     assert_eq!(r["transport"], "websocket");
     assert!(r["load"].is_null() && r["delivery"].is_null() && r["baseline"].is_null(), "{r}");
 

@@ -26,6 +26,8 @@ pub(super) struct Comparison {
 pub(super) struct Ratios {
     /// Server RSS growth per idle connection.
     pub memory_per_connection: Option<f64>,
+    /// The same over the second half of the fleet only (see `MemoryReport`).
+    pub marginal_memory_per_connection: Option<f64>,
     /// Connections established per second.
     pub connects_per_sec: Option<f64>,
     /// Answered API requests per second.
@@ -51,6 +53,7 @@ fn ratio(this: Option<f64>, peer: Option<f64>) -> Option<f64> {
 impl Ratios {
     pub(super) fn of(this: &Report, peer: &Report) -> Ratios {
         let mem = |r: &Report| r.memory.per_connection_bytes.map(|b| b as f64);
+        let marginal = |r: &Report| r.memory.marginal_per_connection_bytes.map(|b| b as f64);
         let connects = |r: &Report| (r.connect.connected > 0).then_some(r.connect.per_sec);
         let rps = |r: &Report| r.load.as_ref().map(|l| l.req_per_sec);
         let req = |r: &Report, p99: bool| {
@@ -65,6 +68,7 @@ impl Ratios {
         };
         Ratios {
             memory_per_connection: ratio(mem(this), mem(peer)),
+            marginal_memory_per_connection: ratio(marginal(this), marginal(peer)),
             connects_per_sec: ratio(connects(this), connects(peer)),
             req_per_sec: ratio(rps(this), rps(peer)),
             request_p50: ratio(req(this, false), req(peer, false)),
@@ -75,9 +79,10 @@ impl Ratios {
         }
     }
 
-    fn rows(&self) -> [(&'static str, Option<f64>); 8] {
+    fn rows(&self) -> [(&'static str, Option<f64>); 9] {
         [
             ("memory per idle connection", self.memory_per_connection),
+            ("memory per added connection", self.marginal_memory_per_connection),
             ("connects per second", self.connects_per_sec),
             ("API requests per second", self.req_per_sec),
             ("API request latency p50", self.request_p50),

@@ -3,6 +3,7 @@
 //! bar), and the whole phase stops spawning after [`CONNECT_PHASE_LIMIT`]. Closing the
 //! fleet tells every client to close and waits a bounded time for them.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -71,17 +72,26 @@ pub(super) struct Closed {
 }
 
 impl Fleet {
-    /// Opens `n` connections, `concurrency` at a time, ticking `bar` per outcome.
-    pub(super) async fn open(shared: Shared, n: u64, concurrency: usize, bar: &ProgressBar) -> Fleet {
-        let shared = Arc::new(shared);
-        let (stop, stop_rx) = watch::channel(false);
+    /// A fleet with no connection yet (see [`Fleet::grow`]).
+    pub(super) fn empty(shared: Shared) -> Fleet {
+        let (stop, _) = watch::channel(false);
+        Fleet { shared: Arc::new(shared), clients: Vec::new(), stop, phase: ConnectPhase::default() }
+    }
+
+    /// Opens the connections numbered `range` (user, labels and token follow the
+    /// number), `concurrency` at a time, adding their outcomes to the connect phase.
+    pub(super) async fn grow(&mut self, range: Range<u64>, concurrency: usize, bar: &ProgressBar) {
+        let n = range.end.saturating_sub(range.start);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let halt = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let spawner = tokio::spawn(spawn_clients(shared.clone(), n, concurrency, stop_rx, tx, halt.clone()));
-        let mut phase = ConnectPhase { requested: n, ..ConnectPhase::default() };
+        let stop_rx = self.stop.subscribe();
+        let spawner = tokio::spawn(spawn_clients(self.shared.clone(), range, concurrency, stop_rx, tx, halt.clone()));
+        let phase = &mut self.phase;
+        phase.requested += n;
+        let target = phase.seen() + n;
         let deadline = tokio::time::Instant::now() + CONNECT_PHASE_LIMIT;
-        while phase.seen() < n {
+        while phase.seen() < target {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(outcome)) => {
                     phase.add(outcome);
@@ -91,7 +101,7 @@ impl Fleet {
                 Ok(None) => break,
                 Err(_) => {
                     halt.store(true, Ordering::Relaxed);
-                    let missing = n - phase.seen();
+                    let missing = target - phase.seen();
                     for _ in 0..missing {
                         phase.errors.add("not connected within the connect phase limit");
                     }
@@ -99,9 +109,8 @@ impl Fleet {
                 }
             }
         }
-        phase.seconds = started.elapsed().as_secs_f64();
-        let clients = spawner.await.unwrap_or_default();
-        Fleet { shared, clients, stop, phase }
+        phase.seconds += started.elapsed().as_secs_f64();
+        self.clients.extend(spawner.await.unwrap_or_default());
     }
 
     /// Publication pushes received so far by all clients.
@@ -120,7 +129,7 @@ impl Fleet {
 
     /// Tells every client to close and collects what they counted.
     pub(super) async fn close(self) -> Closed {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         let deadline = tokio::time::Instant::now() + CLOSE_LIMIT;
         let mut min_per_client: Option<u64> = None;
         for mut client in self.clients {
@@ -138,15 +147,15 @@ impl Fleet {
 
 async fn spawn_clients(
     shared: Arc<Shared>,
-    n: u64,
+    range: Range<u64>,
     concurrency: usize,
     stop: watch::Receiver<bool>,
     outcomes: mpsc::UnboundedSender<Outcome>,
     halt: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<Option<u64>>> {
     let gate = Arc::new(Semaphore::new(concurrency));
-    let mut clients = Vec::with_capacity(n as usize);
-    for i in 0..n {
+    let mut clients = Vec::with_capacity(range.end.saturating_sub(range.start) as usize);
+    for i in range {
         let Ok(permit) = gate.clone().acquire_owned().await else { break };
         if halt.load(Ordering::Relaxed) {
             break;

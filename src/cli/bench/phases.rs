@@ -14,6 +14,10 @@ use super::report::{
 };
 use super::{LoadKind, LoadPlan, Plan, baseline, client, conns, procfs};
 
+/// The fleet opens in two halves (see `execute`) from this many connections on…
+const HALVES_FROM: u64 = 1000;
+/// …with this pause between them, for the first half's handshakes to settle.
+const HALF_SETTLE: Duration = Duration::from_secs(1);
 /// After the load, deliveries may trail for at most this long…
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// …and the wait ends early once no publication arrived for this long.
@@ -34,7 +38,22 @@ pub(super) async fn execute(plan: &Plan, nofile: u64) -> anyhow::Result<Report> 
     )?;
     shared.protobuf = plan.protobuf;
     let bar = counter_bar(plan.connections, "connecting");
-    let fleet = conns::Fleet::open(shared, plan.connections, plan.connect_concurrency, &bar).await;
+    // With the server's memory in view, the fleet opens in two halves with a pause
+    // between them, so the second half's RSS growth (the cost of one more connection,
+    // without what the allocator reserves once) is measured too.
+    let n = plan.connections;
+    let split = (rss_before.is_some() && n >= HALVES_FROM).then_some(n / 2);
+    let mut fleet = conns::Fleet::empty(shared);
+    let mut half = None;
+    match split {
+        Some(first) => {
+            fleet.grow(0..first, plan.connect_concurrency, &bar).await;
+            tokio::time::sleep(HALF_SETTLE).await;
+            half = rss().map(|kib| (kib, fleet.phase.connected));
+            fleet.grow(first..n, plan.connect_concurrency, &bar).await;
+        }
+        None => fleet.grow(0..n, plan.connect_concurrency, &bar).await,
+    }
     bar.finish_and_clear();
     // Nothing connected: report the connect errors without idling or loading.
     let alive = fleet.phase.connected > 0;
@@ -60,6 +79,10 @@ pub(super) async fn execute(plan: &Plan, nofile: u64) -> anyhow::Result<Report> 
         rss_connected_kib: rss_connected,
         rss_end_kib: rss_end,
         per_connection_bytes: per_connection(rss_before, rss_connected, closed.phase.connected),
+        rss_half_kib: half.map(|(kib, _)| kib),
+        marginal_per_connection_bytes: half.and_then(|(kib, at_half)| {
+            per_connection(Some(kib), rss_connected, closed.phase.connected.saturating_sub(at_half))
+        }),
         note: memory_note(server_pid, rss_connected, plan.target.addr.port()),
     };
     Ok(Report {

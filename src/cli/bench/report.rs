@@ -149,7 +149,10 @@ impl ErrorTally {
 /// - `memory` — [`MemoryReport`]: `server_pid`, `pid_source` (`flag` | `detected` |
 ///   `null`), `rss_before_kib` (before connecting), `rss_connected_kib` (all connected
 ///   and idle), `rss_end_kib` (after the load), `per_connection_bytes`
-///   ((connected − before) ÷ connected), `note` (why a number is missing).
+///   ((connected − before) ÷ connected), `rss_half_kib` (the first half open and
+///   settled; from 1,000 connections), `marginal_per_connection_bytes` ((connected −
+///   half) ÷ the second half's connections: the cost of one more connection, without
+///   what the allocator reserves once), `note` (why a number is missing).
 #[derive(Debug, Serialize)]
 pub(super) struct Report {
     pub tool: &'static str,
@@ -241,6 +244,10 @@ pub(super) struct MemoryReport {
     pub rss_connected_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
     pub per_connection_bytes: Option<u64>,
+    /// RSS when the first half of the fleet was open and settled.
+    pub rss_half_kib: Option<u64>,
+    /// RSS growth over the second half ÷ its connections.
+    pub marginal_per_connection_bytes: Option<u64>,
     pub note: Option<String>,
 }
 
@@ -343,6 +350,14 @@ fn memory_lines(out: &mut String, m: &MemoryReport, idle: f64) {
     match m.per_connection_bytes {
         Some(b) => {
             let _ = writeln!(out, "per conn    {b} bytes ({:.2} KiB)", b as f64 / 1024.0);
+            if let (Some(half), Some(marginal)) = (m.rss_half_kib, m.marginal_per_connection_bytes) {
+                let _ = writeln!(
+                    out,
+                    "marginal    {marginal} bytes ({:.2} KiB) per connection of the second half (RSS {:.1} MiB at half)",
+                    marginal as f64 / 1024.0,
+                    half as f64 / 1024.0
+                );
+            }
         }
         None => {
             let _ = writeln!(out, "per conn    unknown");
