@@ -128,11 +128,6 @@ impl Queue {
         if self.signaled.swap(false, Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
     }
 
-    /// Resolves when something was queued or the queue closed.
-    pub async fn notified(&self) {
-        std::future::poll_fn(|cx| self.poll_notified(cx)).await
-    }
-
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
     }
@@ -141,6 +136,33 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A push before the writer polls is kept; a push while it waits wakes it; a poll
+    /// with nothing new is Pending.
+    #[test]
+    fn the_writer_is_woken_once_per_push_or_close() {
+        use futures_util::task::{ArcWake, waker};
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl ArcWake for Count {
+            fn wake_by_ref(me: &std::sync::Arc<Self>) {
+                me.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let w = waker(count.clone());
+        let mut cx = Context::from_waker(&w);
+        let q = Queue::new(1000);
+        assert!(q.poll_notified(&mut cx).is_pending());
+        q.push(Bytes::from_static(b"a"));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "a push wakes the waiting writer");
+        assert!(q.poll_notified(&mut cx).is_ready());
+        assert!(q.poll_notified(&mut cx).is_pending(), "one push is one wake-up");
+        q.close(Disconnect::slow(), true);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2, "a close wakes it too");
+        q.push(Bytes::from_static(b"b"));
+        assert!(q.poll_notified(&mut cx).is_ready());
+    }
 
     #[test]
     fn overflow_closes_as_slow() {
