@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::metrics::Frame;
 use crate::protocol::{Command, ConnectRequest, Disconnect, Empty, Encoding, ErrorCode, ErrorReply, Method};
 
+use super::timers::Stamp;
 use super::{ConnectError, Node, Session, Transport, now_secs};
 
 /// A failed command: an error reply, or the end of the connection.
@@ -47,11 +48,13 @@ pub struct Conn {
     transport: Transport,
     encoding: Encoding,
     state: State,
-    stale_at: Option<Instant>,
-    next_ping: Option<Instant>,
-    pong_due: Option<Instant>,
-    /// Transport headers the proxies may forward (see `Proxies::capture`).
-    forwarded: Vec<(String, String)>,
+    /// Deadlines, as [`Stamp`]s of the node's timer wheel (8 bytes each, not 16).
+    stale_at: Option<Stamp>,
+    next_ping: Option<Stamp>,
+    pong_due: Option<Stamp>,
+    /// Transport headers the proxies may forward (see `Proxies::capture`); boxed, and
+    /// only when there are some, as most connections have none.
+    forwarded: Option<Box<Vec<(String, String)>>>,
     /// Next call of the refresh proxy for a proxy-issued connection (see `proxy.rs`).
     refresh: super::proxy::RefreshTimer,
 }
@@ -59,7 +62,7 @@ pub struct Conn {
 impl Conn {
     pub fn new(node: Arc<Node>, transport: Transport) -> Self {
         let queue = Arc::new(super::Queue::new(node.config.client.queue_max_size));
-        let stale_at = Some(Instant::now() + node.config.client.stale_close_delay.std());
+        let stale_at = Some(node.timers.stamp(Instant::now() + node.config.client.stale_close_delay.std()));
         node.metrics.connects[transport as usize].inc();
         Self {
             node,
@@ -70,14 +73,14 @@ impl Conn {
             stale_at,
             next_ping: None,
             pong_due: None,
-            forwarded: Vec::new(),
+            forwarded: None,
             refresh: Default::default(),
         }
     }
 
     /// Keeps the client request's headers some proxy forwards.
     pub fn with_headers(mut self, forwarded: Vec<(String, String)>) -> Self {
-        self.forwarded = forwarded;
+        self.forwarded = (!forwarded.is_empty()).then(|| Box::new(forwarded));
         self
     }
 
@@ -192,7 +195,7 @@ impl Conn {
         };
         match self
             .node
-            .connect(req, (self.transport, enc), self.queue.clone(), std::mem::take(&mut self.forwarded), reply)
+            .connect(req, (self.transport, enc), self.queue.clone(), self.forwarded.take().map(|f| *f).unwrap_or_default(), reply)
             .await
         {
             Ok(s) => {
@@ -225,7 +228,7 @@ impl Conn {
                 req,
                 (self.transport, Encoding::Json),
                 self.queue.clone(),
-                std::mem::take(&mut self.forwarded),
+                self.forwarded.take().map(|f| *f).unwrap_or_default(),
                 reply,
             )
             .await
@@ -244,7 +247,7 @@ impl Conn {
         let interval = self.node.config.client.ping_interval.std();
         if !interval.is_zero() {
             let first = rand::rng().random_range(interval / 2..=interval);
-            self.next_ping = Some(Instant::now() + first);
+            self.next_ping = Some(self.node.timers.stamp(Instant::now() + first));
         }
     }
 
@@ -288,7 +291,11 @@ impl Conn {
     /// When the transport should call [`Conn::on_deadline`] next.
     pub fn deadline(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
-        let mut d = [self.stale_at, self.next_ping, self.pong_due].into_iter().flatten().min().unwrap_or(far);
+        let mut d = [self.stale_at, self.next_ping, self.pong_due]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(far, |s| self.node.timers.instant(s));
         if let Some(at) = self.refresh_deadline() {
             d = d.min(at);
         }
@@ -329,13 +336,14 @@ impl Conn {
     /// Timers: stale (3502), ping, no pong (3012), expiry (3005), sub expiry.
     pub fn on_deadline(&mut self) -> Result<(), Disconnect> {
         let now = Instant::now();
-        if self.stale_at.is_some_and(|t| t <= now) {
+        let stamp = self.node.timers.stamp(now);
+        if self.stale_at.is_some_and(|t| t <= stamp) {
             return Err(Disconnect::stale());
         }
-        if self.pong_due.is_some_and(|t| t <= now) {
+        if self.pong_due.is_some_and(|t| t <= stamp) {
             return Err(Disconnect::no_pong());
         }
-        if self.next_ping.is_some_and(|t| t <= now) {
+        if self.next_ping.is_some_and(|t| t <= stamp) {
             self.send_ping(now);
         }
         let Some(s) = self.session().cloned() else { return Ok(()) };
@@ -398,9 +406,9 @@ impl Conn {
         let ping = self.encoding.ping();
         self.node.metrics.sent(self.transport as usize, Frame::Ping, ping.len());
         self.queue.push(ping);
-        self.next_ping = Some(now + c.ping_interval.std());
+        self.next_ping = Some(self.node.timers.stamp(now + c.ping_interval.std()));
         if !self.transport.unidirectional() && self.pong_due.is_none() {
-            self.pong_due = Some(now + c.pong_timeout.std());
+            self.pong_due = Some(self.node.timers.stamp(now + c.pong_timeout.std()));
         }
     }
 }
@@ -424,6 +432,7 @@ fn command_index(m: &Method) -> usize {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        self.node.timers.disarm(&self.queue);
         if let State::Connected(s) = &self.state {
             self.node.remove_session(s);
         }

@@ -20,6 +20,7 @@ mod revocation;
 mod session;
 pub mod sessions;
 mod subscribe;
+pub mod timers;
 mod user_status;
 
 use std::sync::Arc;
@@ -40,7 +41,7 @@ pub use connect::ConnectError;
 pub use emulation::{EmulatedSessions, EmulationError, Registration};
 pub use ops::{ServerSubscribe, Target};
 pub use publish::{PublishError, PublishOptions, PublishOutcome};
-pub use queue::Queue;
+pub use queue::{Queue, Signal};
 #[cfg(test)]
 pub(crate) use session::test_session;
 pub use session::{MutableState, RawCell, Session, SubSource, SubState, Subscriber, TokenInfo, Transport};
@@ -70,6 +71,8 @@ pub struct Node {
     pub started: Instant,
     /// Revoked tokens, invalidations and blocked users (this node's replica).
     pub sessions: Sessions,
+    /// Every connection's next deadline (see `timers.rs`).
+    pub timers: timers::Timers,
     /// User statuses with the memory engine (Redis keeps them otherwise).
     statuses: user_status::MemoryStatuses,
     shutting_down: AtomicBool,
@@ -143,6 +146,7 @@ impl Node {
             name,
             started: Instant::now(),
             sessions: Sessions::default(),
+            timers: timers::Timers::new(),
             statuses: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,

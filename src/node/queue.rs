@@ -11,7 +11,7 @@
 //! connection (most connections are idle most of the time).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -22,12 +22,37 @@ use crate::protocol::Disconnect;
 
 pub struct Queue {
     state: Mutex<QueueState>,
-    /// The writer's wake-up: set by every push or close, taken by
-    /// [`Queue::poll_notified`]. A waker slot and a flag rather than a `Notify`, whose
-    /// waiting future (64 B) would sit in every idle connection's task.
-    signaled: AtomicBool,
+    /// The writer's wake-up: [`QUEUED`] set by every push or close, [`DUE`] by the
+    /// node's timer wheel; both taken by [`Queue::poll_signal`]. A waker slot and flags
+    /// rather than a `Notify` and a timer, whose futures (64 and 112 B) would sit in
+    /// every idle connection's task.
+    signaled: AtomicU8,
     writer: AtomicWaker,
+    /// The tick of this connection's live entry in the timer wheel (0: none); see
+    /// `node/timers.rs`.
+    armed: AtomicU64,
     max_bytes: usize,
+}
+
+/// Something was queued, or the queue closed.
+const QUEUED: u8 = 1;
+/// The connection's deadline passed (the timer wheel fired).
+const DUE: u8 = 2;
+
+/// What woke a queue's writer (see [`Queue::poll_signal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signal(u8);
+
+impl Signal {
+    /// Something was queued or the queue closed: drain it.
+    pub fn queued(self) -> bool {
+        self.0 & QUEUED != 0
+    }
+
+    /// The deadline the connection armed passed.
+    pub fn due(self) -> bool {
+        self.0 & DUE != 0
+    }
 }
 
 #[derive(Default)]
@@ -65,8 +90,9 @@ impl Queue {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(QueueState { max_bytes: max_bytes.max(1), ..Default::default() }),
-            signaled: AtomicBool::new(false),
+            signaled: AtomicU8::new(0),
             writer: AtomicWaker::new(),
+            armed: AtomicU64::new(0),
             max_bytes,
         }
     }
@@ -84,8 +110,27 @@ impl Queue {
     }
 
     pub fn wake(&self) {
-        self.signaled.store(true, Ordering::Release);
+        self.signaled.fetch_or(QUEUED, Ordering::Release);
         self.writer.wake();
+    }
+
+    /// The timer wheel fired this connection's deadline.
+    pub(super) fn make_due(&self) {
+        self.signaled.fetch_or(DUE, Ordering::Release);
+        self.writer.wake();
+    }
+
+    pub(super) fn armed_tick(&self) -> u64 {
+        self.armed.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_armed_tick(&self, tick: u64) {
+        self.armed.store(tick, Ordering::Release);
+    }
+
+    /// Whether `tick` is still this connection's live entry (then it is no more).
+    pub(super) fn take_armed_tick(&self, tick: u64) -> bool {
+        self.armed.compare_exchange(tick, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Closes the queue. With `flush`, already-queued messages are still written first.
@@ -118,14 +163,19 @@ impl Queue {
         closed
     }
 
-    /// Ready when something was queued or the queue closed since the last Ready (a
-    /// wake-up before the writer polls is kept, as a permit). One writer polls this.
-    pub fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.signaled.swap(false, Ordering::Acquire) {
-            return Poll::Ready(());
+    /// Ready with what happened since the last Ready: something queued or the queue
+    /// closed, the deadline passed, or both (a wake-up before the writer polls is kept,
+    /// as a permit). One writer polls this.
+    pub fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<Signal> {
+        match self.signaled.swap(0, Ordering::Acquire) {
+            0 => {}
+            s => return Poll::Ready(Signal(s)),
         }
         self.writer.register(cx.waker());
-        if self.signaled.swap(false, Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+        match self.signaled.swap(0, Ordering::Acquire) {
+            0 => Poll::Pending,
+            s => Poll::Ready(Signal(s)),
+        }
     }
 
     pub fn max_bytes(&self) -> usize {
@@ -137,10 +187,10 @@ impl Queue {
 mod tests {
     use super::*;
 
-    /// A push before the writer polls is kept; a push while it waits wakes it; a poll
-    /// with nothing new is Pending.
+    /// A push before the writer polls is kept; a push, close or deadline while it waits
+    /// wakes it; a poll with nothing new is Pending.
     #[test]
-    fn the_writer_is_woken_once_per_push_or_close() {
+    fn the_writer_is_woken_once_per_push_close_or_deadline() {
         use futures_util::task::{ArcWake, waker};
         use std::sync::atomic::AtomicUsize;
         struct Count(AtomicUsize);
@@ -153,15 +203,21 @@ mod tests {
         let w = waker(count.clone());
         let mut cx = Context::from_waker(&w);
         let q = Queue::new(1000);
-        assert!(q.poll_notified(&mut cx).is_pending());
+        assert!(q.poll_signal(&mut cx).is_pending());
         q.push(Bytes::from_static(b"a"));
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "a push wakes the waiting writer");
-        assert!(q.poll_notified(&mut cx).is_ready());
-        assert!(q.poll_notified(&mut cx).is_pending(), "one push is one wake-up");
+        assert_eq!(q.poll_signal(&mut cx), Poll::Ready(Signal(QUEUED)));
+        assert!(q.poll_signal(&mut cx).is_pending(), "one push is one wake-up");
         q.close(Disconnect::slow(), true);
         assert_eq!(count.0.load(Ordering::SeqCst), 2, "a close wakes it too");
-        q.push(Bytes::from_static(b"b"));
-        assert!(q.poll_notified(&mut cx).is_ready());
+        q.make_due();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2, "the writer was woken already");
+        let Poll::Ready(s) = q.poll_signal(&mut cx) else { panic!("signalled") };
+        assert!(s.queued() && s.due(), "both kept until taken");
+        assert!(q.poll_signal(&mut cx).is_pending());
+        q.make_due();
+        assert_eq!(count.0.load(Ordering::SeqCst), 3, "a deadline wakes the writer");
+        assert_eq!(q.poll_signal(&mut cx), Poll::Ready(Signal(DUE)));
     }
 
     #[test]

@@ -126,7 +126,7 @@ where
     // Capacity 0 + one per sender = one chunk in flight.
     let (tx, rx) = mpsc::channel::<Bytes>(0);
     let (alive, gone) = oneshot::channel::<()>();
-    let sink = ChunkSink { to: To::Channel(tx), framing, uni };
+    let sink = ChunkSink { to: To::Channel(Box::new(tx)), framing, uni };
     tokio::spawn(run(Duplex::new(GoneStream::Dropped(gone), sink)));
     let body = futures_util::stream::unfold((rx, first, alive), |(mut rx, first, alive)| async move {
         let chunk = match first {
@@ -148,7 +148,9 @@ pub(super) struct ChunkSink {
 
 enum To {
     Slot(Slot),
-    Channel(mpsc::Sender<Bytes>),
+    /// Boxed: a sender is 24 B, and the inline case (every idle stream on Rotor's
+    /// writer) should not carry its size.
+    Channel(Box<mpsc::Sender<Bytes>>),
 }
 
 impl Sink<Outbound<Bytes>> for ChunkSink {
@@ -192,14 +194,14 @@ impl Sink<Outbound<Bytes>> for ChunkSink {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Gone>> {
         match &mut self.get_mut().to {
             To::Slot(_) => Poll::Ready(Ok(())),
-            To::Channel(tx) => Pin::new(tx).poll_flush(cx).map_err(|_| Gone),
+            To::Channel(tx) => Pin::new(&mut **tx).poll_flush(cx).map_err(|_| Gone),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Gone>> {
         match &mut self.get_mut().to {
             To::Slot(_) => Poll::Ready(Ok(())),
-            To::Channel(tx) => Pin::new(tx).poll_close(cx).map_err(|_| Gone),
+            To::Channel(tx) => Pin::new(&mut **tx).poll_close(cx).map_err(|_| Gone),
         }
     }
 }

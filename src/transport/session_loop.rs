@@ -14,15 +14,16 @@
 //! with its items. What an idle session still costs is the task itself, the
 //! transport's stream state and the hub entry — see docs/performance.md.
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::time::Instant;
 
-use crate::node::Conn;
+use crate::node::{Conn, Signal};
 use crate::protocol::Disconnect;
 
 /// What a transport read from its client.
@@ -84,35 +85,37 @@ where
     C: Codec,
 {
     enum Event {
-        Queued,
+        Signal(Signal),
         Read(Option<Inbound>),
-        Deadline,
     }
     let queue = conn.queue().clone();
-    // One timer for the life of the loop, moved to each new deadline.
-    let mut timer = pin!(tokio::time::sleep_until(conn.deadline()));
     loop {
-        let deadline = conn.deadline();
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
+        // The next deadline is armed in the node's timer wheel, which wakes the loop
+        // through the queue: the loop keeps no timer of its own. (One already passed
+        // fires at the wheel's next tick.)
+        conn.node().timers.arm(&queue, conn.deadline());
         // A hand-made `select!` (queue first): it keeps no future of its own across the
-        // wait, only its three borrows.
+        // wait, only its two borrows.
         let event = poll_fn(|cx| {
-            if queue.poll_notified(cx).is_ready() {
-                return Poll::Ready(Event::Queued);
+            if let Poll::Ready(signal) = queue.poll_signal(cx) {
+                return Poll::Ready(Event::Signal(signal));
             }
-            if let Poll::Ready(msg) = io.poll_next_unpin(cx) {
-                return Poll::Ready(Event::Read(msg));
-            }
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::Deadline);
-            }
-            Poll::Pending
+            io.poll_next_unpin(cx).map(Event::Read)
         })
         .await;
         match event {
-            Event::Queued => {
+            Event::Signal(signal) => {
+                // A wheel's entry fires at a tick boundary at or after its deadline; one
+                // the connection moved later since fires early, and is only re-armed.
+                if signal.due()
+                    && conn.deadline() <= Instant::now()
+                    && let Err(d) = conn.on_deadline()
+                {
+                    queue.close(d, true);
+                }
+                if !signal.queued() && !queue.is_closed() {
+                    continue;
+                }
                 let mut batch = Vec::new();
                 let closed = queue.drain(&mut batch);
                 // Boxed, like command handling: the write's state lives only while
@@ -148,11 +151,6 @@ where
                 }
                 Some(Inbound::Broken(None)) | None => return,
             },
-            Event::Deadline => {
-                if let Err(d) = conn.on_deadline() {
-                    queue.close(d, true);
-                }
-            }
         }
     }
 }
