@@ -53,7 +53,8 @@ pub struct Conn {
     next_ping: Option<Stamp>,
     pong_due: Option<Stamp>,
     /// Transport headers the proxies may forward (see `Proxies::capture`); boxed, and
-    /// only when there are some, as most connections have none.
+    /// only when there are some, as most connections have none (8 bytes, not 24).
+    #[allow(clippy::box_collection)]
     forwarded: Option<Box<Vec<(String, String)>>>,
     /// Next call of the refresh proxy for a proxy-issued connection (see `proxy.rs`).
     refresh: super::proxy::RefreshTimer,
@@ -195,7 +196,13 @@ impl Conn {
         };
         match self
             .node
-            .connect(req, (self.transport, enc), self.queue.clone(), self.forwarded.take().map(|f| *f).unwrap_or_default(), reply)
+            .connect(
+                req,
+                (self.transport, enc),
+                self.queue.clone(),
+                self.forwarded.take().map(|f| *f).unwrap_or_default(),
+                reply,
+            )
             .await
         {
             Ok(s) => {

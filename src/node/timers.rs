@@ -142,7 +142,7 @@ impl Timers {
     /// `at` as a [`Stamp`] (a moment before the epoch is the epoch).
     pub fn stamp(&self, at: Instant) -> Stamp {
         let nanos = at.saturating_duration_since(self.inner.epoch).as_nanos();
-        Stamp(NonZeroU64::new(u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1).expect("one more than a u64 below max"))
+        Stamp(NonZeroU64::MIN.saturating_add(u64::try_from(nanos).unwrap_or(u64::MAX)))
     }
 
     /// The moment a [`Stamp`] stands for.
@@ -307,7 +307,9 @@ mod tests {
     async fn a_stamp_is_the_moment_to_the_nanosecond() {
         let timers = Timers::new();
         let now = Instant::now();
-        for d in [Duration::ZERO, Duration::from_nanos(1), Duration::from_millis(1234), Duration::from_secs(86_400 * 400)] {
+        for d in
+            [Duration::ZERO, Duration::from_nanos(1), Duration::from_millis(1234), Duration::from_secs(86_400 * 400)]
+        {
             assert_eq!(timers.instant(timers.stamp(now + d)), now + d);
         }
         assert!(timers.stamp(now + Duration::from_nanos(1)) > timers.stamp(now));

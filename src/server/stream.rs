@@ -246,27 +246,12 @@ pub(super) struct Taken {
     pub peer: Option<SocketAddr>,
 }
 
-/// Serves the connection's first request (judged ours) and closes.
-///
-/// Reading the request and running the router are large and short-lived: they run
-/// in a box of their own, freed before the stream starts. What the task then holds for
-/// the life of the stream is the [`Writer`], which is sized for an idle stream.
-#[allow(clippy::manual_async_fn)]
-pub(super) fn serve(taken: Box<Taken>) -> impl Future<Output = ()> + Send {
-    async move {
-        let Some(writer) = Box::into_pin(Box::new(answer(taken))).await else {
-            return;
-        };
-        if let Err(e) = writer.await {
-            tracing::trace!(error = %e, "stream ended with an error");
-        }
-    }
-}
-
 /// Reads the request off the socket, runs it through the router, and makes the writer
 /// of its answer; None when the connection is done already (a read failed, or the
-/// request was refused with a 400).
-async fn answer(taken: Box<Taken>) -> Option<Writer> {
+/// request was refused with a 400). Large and short-lived: the connection's task runs
+/// it in a box of its own, and then holds only the [`Writer`], which is sized for an
+/// idle stream.
+pub(super) async fn answer(taken: Box<Taken>) -> Option<Writer> {
     let Taken { mut stream, len, app, write_timeout, peer } = *taken;
     let mut raw = vec![0u8; len];
     // The bytes were peeked: they are here.

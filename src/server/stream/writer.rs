@@ -25,6 +25,7 @@ use axum::body::{Body, HttpBody};
 use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::Sleep;
 
 /// Ready chunks are joined into one write up to this size.
@@ -44,11 +45,20 @@ pub(crate) struct Writer {
     chunked: bool,
     /// The body ended: write what is left, then close.
     ended: bool,
+    /// Held, not read: the server's shutdown signal, which a shutting-down server waits
+    /// on until every holder is gone (see `conn.rs`).
+    draining: Option<watch::Receiver<()>>,
 }
 
 impl Writer {
     pub(super) fn new(stream: TcpStream, head: BytesMut, body: Body, chunked: bool, timeout: Duration) -> Writer {
-        Writer { stream, body, out: head, sent: 0, deadline: None, timeout, chunked, ended: false }
+        Writer { stream, body, out: head, sent: 0, deadline: None, timeout, chunked, ended: false, draining: None }
+    }
+
+    /// Holds `draining` for as long as the answer is written.
+    pub(in crate::server) fn holding(mut self, draining: watch::Receiver<()>) -> Writer {
+        self.draining = Some(draining);
+        self
     }
 
     /// Takes the body's ready chunks into `out`, up to [`COALESCE`] bytes.
