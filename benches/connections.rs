@@ -150,7 +150,6 @@ fn session() -> Session {
     let id = 0x1234_5678_9abc_def0_1234_5678_9abc_def0u128;
     Session {
         id,
-        client: uuid::Uuid::from_u128(id).to_string(),
         user: "42".into(),
         transport: Transport::WebSocket,
         encoding: rotor::protocol::Encoding::Json,
@@ -161,7 +160,7 @@ fn session() -> Session {
             .into(),
         labels: vec![("region".into(), "eu".into()), ("tier".into(), "pro".into())],
         connected_at_ms: 1_700_000_000_000,
-        session: String::new(),
+        session_id: 0,
         token: Some(TokenInfo { uid: "tok-1".into(), issued_at: 1_700_000_000 }),
         queue: Arc::new(Queue::new(1 << 20)),
         state: Mutex::new(MutableState { subs, expire_at: None, refreshed: None }),

@@ -66,7 +66,6 @@ fn node_with_subscribers() -> (Arc<Node>, Vec<Arc<Session>>) {
 fn session(id: u128, queue_max_size: usize) -> Session {
     Session {
         id,
-        client: uuid::Uuid::from_u128(id).to_string(),
         user: format!("user-{}", id % 1000),
         transport: Transport::WebSocket,
         encoding: rotor::protocol::Encoding::Json,
@@ -76,7 +75,7 @@ fn session(id: u128, queue_max_size: usize) -> Session {
         meta: None.into(),
         labels: Vec::new(),
         connected_at_ms: 1_700_000_000_000,
-        session: String::new(),
+        session_id: 0,
         token: None,
         queue: Arc::new(Queue::new(queue_max_size)),
         state: Mutex::new(MutableState { subs: HashMap::new(), expire_at: None, refreshed: None }),

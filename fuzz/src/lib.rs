@@ -930,13 +930,17 @@ fn check_connections(node: &Node, body: &[u8], result: &str) {
                         s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                     reference_matches(&f, &m)
                 })
-                .map(|s| s.client.clone())
+                .map(|s| s.client().to_string())
                 .collect()
         }
         ["expression"] => {
             let Some(src) = req["expression"].as_str() else { return };
             let interp = plan_interpreted(src, &CelLimits::default()).expect("connections accepted the expression");
-            sessions.iter().filter(|s| rotor::api::select::cel_matches(&interp, s)).map(|s| s.client.clone()).collect()
+            sessions
+                .iter()
+                .filter(|s| rotor::api::select::cel_matches(&interp, s))
+                .map(|s| s.client().to_string())
+                .collect()
         }
         _ => return,
     };
@@ -963,7 +967,7 @@ pub fn api_request(data: &[u8]) {
             check_queue(c.queue());
             conns.push(c);
         }
-        let first_client = conns[0].session().map(|s| s.client.clone()).unwrap_or_default();
+        let first_client = conns[0].session().map(|s| s.client().to_string()).unwrap_or_default();
         let mut epoch = String::new();
         let mut cursor = String::new();
         for chunk in data.split(|b| *b == 0).take(6) {

@@ -109,7 +109,7 @@ impl Serialize for ConnectionMap<'_> {
             }
             match row {
                 Row::Here(s) => {
-                    write_str(&mut out, &s.client);
+                    write_str(&mut out, &s.client());
                     out.push(':');
                     write_info(&mut out, s, self.1);
                 }
@@ -379,8 +379,11 @@ pub struct Page {
 
 pub fn page(node: &Node, req: ConnectionsRequest) -> Result<Page, ApiError> {
     let r = connections(node, req)?;
-    let items =
-        r.connections.iter().map(|s| (s.client.clone(), crate::json::to_raw(&ConnectionInfo(s, &r.node)))).collect();
+    let items = r
+        .connections
+        .iter()
+        .map(|s| (s.client().to_string(), crate::json::to_raw(&ConnectionInfo(s, &r.node))))
+        .collect();
     Ok(Page { items, more: !r.next_cursor.is_empty(), total: r.total })
 }
 
@@ -470,7 +473,7 @@ mod tests {
             node: "node-1".into(),
         });
         let listed: Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-        assert_eq!(listed["connections"][&s.client], want);
+        assert_eq!(listed["connections"][s.client().as_str()], want);
         assert_eq!((listed["next_cursor"].as_str(), listed["total"].as_u64()), (Some("c"), Some(9)));
         let raw = serde_json::value::to_raw_value(&r).unwrap();
         assert_eq!(serde_json::from_str::<Value>(raw.get()).unwrap(), listed, "the API's encoding path");

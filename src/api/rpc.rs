@@ -55,7 +55,7 @@ fn get_user_connections(node: &Node, params: Option<serde_json::Value>) -> Resul
         .map(|s| {
             let c =
                 UserConnection { app_name: s.app_name.clone(), app_version: s.app_version.clone(), meta: s.meta.get() };
-            (s.client.clone(), c)
+            (s.client().to_string(), c)
         })
         .collect();
     Ok(RpcResult { data: Some(crate::json::to_value(&data)) })

@@ -272,7 +272,7 @@ pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
     let meta = if cel.uses("meta") { s.meta.get() } else { None };
     cel.matches(&CelConn {
         user: &s.user,
-        client: &s.client,
+        client: &s.client(),
         app_name: &s.app_name,
         app_version: &s.app_version,
         transport: s.transport.name(),
@@ -310,7 +310,10 @@ pub fn op_targets(
     } else {
         Selector::compile(node, user, "", label_filter)?.run(node)?
     };
-    sessions.retain(|s| (client.is_empty() || s.client == client) && (session.is_empty() || s.session == session));
+    sessions.retain(|s| {
+        (client.is_empty() || s.client() == *client)
+            && (session.is_empty() || s.session().is_some_and(|id| id == *session))
+    });
     Ok(sessions)
 }
 

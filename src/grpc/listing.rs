@@ -24,7 +24,7 @@ pub(super) fn result(listing: Listing) -> Result<ConnectionsResult, Status> {
     for row in listing.rows {
         match row {
             Row::Here(s) => {
-                connections.insert(s.client.clone(), info(&s));
+                connections.insert(s.client().to_string(), info(&s));
             }
             Row::Peer { client, info } => {
                 let mut c: ConnectionInfo = serde_json::from_str(info.get())
@@ -145,7 +145,7 @@ mod tests {
         let r = result(listing).unwrap();
         assert_eq!(r.next_cursor, "c");
         assert_eq!(r.connections.len(), 2);
-        assert_eq!(r.connections[&here.client], info(&here));
+        assert_eq!(r.connections[here.client().as_str()], info(&here));
         let p = &r.connections["peer-client"];
         assert_eq!((p.user.as_str(), p.transport.as_str(), p.connected_at_ms), ("p", "uni_sse", 5));
         assert_eq!(p.ping_pong_latency_ms, UNKNOWN_LATENCY);

@@ -81,7 +81,7 @@ impl Node {
         };
         let planned = self.plan_subscriptions(token.as_ref(), &req, transport)?;
         let mut session = self.new_session(&req, transport, token.as_ref(), queue);
-        (session.id, session.client) = (id.as_u128(), id.to_string());
+        session.id = id.as_u128();
         session.proxy_headers = headers.shared();
         session.encoding = encoding;
         if proxied {
@@ -161,7 +161,6 @@ impl Node {
         let labels = t.map(|t| self.hub.shared_labels(&t.labels));
         Session {
             id: id.as_u128(),
-            client: id.to_string(),
             user: t.map(|t| t.user.clone()).unwrap_or_default(),
             transport,
             encoding: Encoding::Json,
@@ -171,10 +170,10 @@ impl Node {
             meta: t.and_then(|t| t.meta.clone()).map(|m| one_line(Arc::from(m))).into(),
             labels: labels.unwrap_or_default(),
             connected_at_ms: now_ms(),
-            session: if transport.unidirectional() || transport.emulated() {
-                uuid::Uuid::new_v4().to_string()
+            session_id: if transport.unidirectional() || transport.emulated() {
+                uuid::Uuid::new_v4().as_u128()
             } else {
-                String::new()
+                0
             },
             token: t.map(|t| TokenInfo { uid: t.jti.clone().unwrap_or_default(), issued_at: t.iat.unwrap_or(0) }),
             queue,
@@ -349,13 +348,13 @@ impl Node {
         let transport = s.transport;
         let c = &self.config.client;
         let mut r = ConnectResult {
-            client: s.client.clone(),
+            client: s.client().to_string(),
             version: super::VERSION.to_string(),
             ping: c.ping_interval.std().as_secs() as u32,
             pong: !transport.unidirectional(),
             ..Default::default()
         };
-        r.session = s.session.clone();
+        r.session = s.session().map(|id| id.to_string()).unwrap_or_default();
         if transport.emulated() {
             r.node = self.uid.clone();
         }

@@ -40,7 +40,8 @@ impl Node {
     pub fn targets(&self, t: &Target) -> Vec<Arc<Session>> {
         let mut conns = self.hub.user_connections(&t.user);
         conns.retain(|s| {
-            (t.client.is_empty() || s.client == t.client) && (t.session.is_empty() || s.session == t.session)
+            (t.client.is_empty() || s.client() == t.client)
+                && (t.session.is_empty() || s.session().is_some_and(|id| id == t.session))
         });
         conns
     }
@@ -107,7 +108,7 @@ impl Node {
 
     /// Disconnects targets except whitelisted client IDs.
     pub fn disconnect_sessions(&self, sessions: &[Arc<Session>], d: &Disconnect, whitelist: &[String]) {
-        for s in sessions.iter().filter(|s| !whitelist.contains(&s.client)) {
+        for s in sessions.iter().filter(|s| !whitelist.iter().any(|w| s.client() == *w)) {
             s.queue.close(d.clone(), true);
         }
     }

@@ -55,7 +55,7 @@ fn base(ep: &Endpoint, client: &str, transport: (Transport, Encoding), user: &st
 }
 
 fn session_base(ep: &Endpoint, s: &Session) -> Base {
-    base(ep, &s.client, (s.transport, s.encoding), &s.user, s.meta.get().as_ref())
+    base(ep, &s.client(), (s.transport, s.encoding), &s.user, s.meta.get().as_ref())
 }
 
 impl Node {
@@ -134,7 +134,7 @@ impl Node {
             Ok(None) => proxy::RefreshResult { expired: true, ..Default::default() },
             Err(ProxyError::Disconnect(d)) => return Err(Some(d)),
             Err(e) => {
-                tracing::debug!(client = %s.client, error = ?e, "refresh proxy failed; will retry");
+                tracing::debug!(client = %s.client(), error = ?e, "refresh proxy failed; will retry");
                 return Err(None);
             }
         };
@@ -142,7 +142,7 @@ impl Node {
             return Err(Some(Disconnect::expired()));
         }
         let info = proxy::payload(r.info, r.b64info.as_deref()).map_err(|e| {
-            tracing::debug!(client = %s.client, error = ?e, "refresh proxy info undecodable; will retry");
+            tracing::debug!(client = %s.client(), error = ?e, "refresh proxy info undecodable; will retry");
             None
         })?;
         let meta = r.meta.map(|m| crate::json::to_raw(&m));
@@ -204,7 +204,7 @@ impl Node {
             Ok(None) => proxy::SubRefreshResult { expired: true, ..Default::default() },
             Err(ProxyError::Disconnect(d)) => return Err(Some(d)),
             Err(e) => {
-                tracing::debug!(client = %s.client, channel, error = ?e, "sub_refresh proxy failed; will retry");
+                tracing::debug!(client = %s.client(), channel, error = ?e, "sub_refresh proxy failed; will retry");
                 return Err(None);
             }
         };

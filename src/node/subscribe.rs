@@ -177,7 +177,7 @@ impl Node {
             f.release_channel(channel);
         }
         if state.presence {
-            self.presence_remove(channel, &s.client);
+            self.presence_remove(channel, &s.client());
         }
         if state.join_leave {
             self.emit_join_leave(channel, "leave", &s.client_info(state.chan_info.clone()));
@@ -291,7 +291,7 @@ impl Node {
             Err(TokenError::Expired) => return Err(ErrorCode::TokenExpired.into()),
             Err(_) => return Err(ErrorCode::PermissionDenied.into()),
         };
-        let client_mismatch = t.client.as_deref().is_some_and(|c| !c.is_empty() && c != s.client);
+        let client_mismatch = t.client.as_deref().is_some_and(|c| !c.is_empty() && *s.client() != *c);
         if t.channel != channel || t.user != s.user || client_mismatch {
             return Err(Fail::Disconnect(Disconnect::invalid_token()));
         }

@@ -123,7 +123,7 @@ async fn serve(
     if let Err(d) = Box::pin(conn.handle_frame(&frame)).await {
         conn.queue().close(d, true);
     }
-    let Some(session) = conn.session().map(|s| s.session.clone()) else {
+    let Some(session) = conn.session().and_then(|s| s.session()).map(|id| id.to_string()) else {
         return connect_failed(&conn, framing);
     };
     let (registration, rx) = node.register_emulated(&session);

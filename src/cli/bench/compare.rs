@@ -28,6 +28,8 @@ pub(super) struct Ratios {
     pub memory_per_connection: Option<f64>,
     /// The same over the second half of the fleet only (see `MemoryReport`).
     pub marginal_memory_per_connection: Option<f64>,
+    /// Anonymous memory (RSS without code pages) growth per idle connection.
+    pub anon_memory_per_connection: Option<f64>,
     /// Connections established per second.
     pub connects_per_sec: Option<f64>,
     /// Answered API requests per second.
@@ -54,6 +56,7 @@ impl Ratios {
     pub(super) fn of(this: &Report, peer: &Report) -> Ratios {
         let mem = |r: &Report| r.memory.per_connection_bytes.map(|b| b as f64);
         let marginal = |r: &Report| r.memory.marginal_per_connection_bytes.map(|b| b as f64);
+        let anon = |r: &Report| r.memory.anon_per_connection_bytes.map(|b| b as f64);
         let connects = |r: &Report| (r.connect.connected > 0).then_some(r.connect.per_sec);
         let rps = |r: &Report| r.load.as_ref().map(|l| l.req_per_sec);
         let req = |r: &Report, p99: bool| {
@@ -69,6 +72,7 @@ impl Ratios {
         Ratios {
             memory_per_connection: ratio(mem(this), mem(peer)),
             marginal_memory_per_connection: ratio(marginal(this), marginal(peer)),
+            anon_memory_per_connection: ratio(anon(this), anon(peer)),
             connects_per_sec: ratio(connects(this), connects(peer)),
             req_per_sec: ratio(rps(this), rps(peer)),
             request_p50: ratio(req(this, false), req(peer, false)),
@@ -79,10 +83,11 @@ impl Ratios {
         }
     }
 
-    fn rows(&self) -> [(&'static str, Option<f64>); 9] {
+    fn rows(&self) -> [(&'static str, Option<f64>); 10] {
         [
             ("memory per idle connection", self.memory_per_connection),
             ("memory per added connection", self.marginal_memory_per_connection),
+            ("anon memory per connection", self.anon_memory_per_connection),
             ("connects per second", self.connects_per_sec),
             ("API requests per second", self.req_per_sec),
             ("API request latency p50", self.request_p50),

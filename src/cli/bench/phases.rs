@@ -25,8 +25,10 @@ const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 pub(super) async fn execute(plan: &Plan, nofile: u64) -> anyhow::Result<Report> {
     let (server_pid, pid_source) = server_pid(plan).await;
-    let rss = || server_pid.and_then(procfs::rss_kib);
-    let rss_before = rss();
+    let resident = || server_pid.and_then(procfs::resident);
+    let rss = || resident().map(|r| r.rss);
+    let before = resident();
+    let rss_before = before.map(|r| r.rss);
 
     let mut shared = client::Shared::new(
         plan.target.clone(),
@@ -59,7 +61,8 @@ pub(super) async fn execute(plan: &Plan, nofile: u64) -> anyhow::Result<Report> 
     let alive = fleet.phase.connected > 0;
     let idle = if alive { plan.idle } else { Duration::ZERO };
     hold(idle).await;
-    let rss_connected = rss();
+    let connected = resident();
+    let rss_connected = connected.map(|r| r.rss);
 
     let results = match &plan.load {
         Some(lp) if alive => run_load(lp, &fleet).await,
@@ -79,6 +82,13 @@ pub(super) async fn execute(plan: &Plan, nofile: u64) -> anyhow::Result<Report> 
         rss_connected_kib: rss_connected,
         rss_end_kib: rss_end,
         per_connection_bytes: per_connection(rss_before, rss_connected, closed.phase.connected),
+        anon_before_kib: before.and_then(|r| r.anon),
+        anon_connected_kib: connected.and_then(|r| r.anon),
+        anon_per_connection_bytes: per_connection(
+            before.and_then(|r| r.anon),
+            connected.and_then(|r| r.anon),
+            closed.phase.connected,
+        ),
         rss_half_kib: half.map(|(kib, _)| kib),
         marginal_per_connection_bytes: half.and_then(|(kib, at_half)| {
             per_connection(Some(kib), rss_connected, closed.phase.connected.saturating_sub(at_half))

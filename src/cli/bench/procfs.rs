@@ -52,15 +52,28 @@ fn holds_any(pid: u32, wanted: &[String]) -> bool {
         .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| wanted.iter().any(|w| target.as_os_str() == w.as_str())))
 }
 
-/// Resident set size of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
-pub(super) fn rss_kib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_rss_kib(&status)
+/// Resident memory of a process, in KiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Resident {
+    /// `VmRSS`: everything resident, the binary's code pages included.
+    pub rss: u64,
+    /// `RssAnon`: heap, stacks and other anonymous memory only (None on kernels
+    /// before 4.5, which do not report it).
+    pub anon: Option<u64>,
 }
 
-fn parse_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// Resident memory of `pid` (from `/proc/<pid>/status`).
+pub(super) fn resident(pid: u32) -> Option<Resident> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_resident(&status)
+}
+
+fn parse_resident(status: &str) -> Option<Resident> {
+    let kib = |key: &str| {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some(Resident { rss: kib("VmRSS:")?, anon: kib("RssAnon:") })
 }
 
 #[cfg(test)]
@@ -80,9 +93,15 @@ mod tests {
 
     #[test]
     fn reads_rss() {
-        assert_eq!(parse_rss_kib("Name:\trotor\nVmRSS:\t   12345 kB\nVmSwap: 0 kB\n"), Some(12345));
-        assert_eq!(parse_rss_kib("Name: x\n"), None);
-        assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+        assert_eq!(
+            parse_resident("Name:\trotor\nVmRSS:\t   12345 kB\nRssAnon:\t    2345 kB\nVmSwap: 0 kB\n"),
+            Some(Resident { rss: 12345, anon: Some(2345) })
+        );
+        assert_eq!(parse_resident("VmRSS:\t 7 kB\n"), Some(Resident { rss: 7, anon: None }), "an old kernel");
+        assert_eq!(parse_resident("Name: x\n"), None);
+        assert_eq!(parse_resident("VmRSS: lots\n"), None);
+        let own = resident(std::process::id()).expect("our own status");
+        assert!(own.rss > 0 && own.anon.is_some_and(|a| a > 0 && a <= own.rss));
     }
 
     #[test]

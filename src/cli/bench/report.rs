@@ -149,7 +149,10 @@ impl ErrorTally {
 /// - `memory` — [`MemoryReport`]: `server_pid`, `pid_source` (`flag` | `detected` |
 ///   `null`), `rss_before_kib` (before connecting), `rss_connected_kib` (all connected
 ///   and idle), `rss_end_kib` (after the load), `per_connection_bytes`
-///   ((connected − before) ÷ connected), `rss_half_kib` (the first half open and
+///   ((connected − before) ÷ connected), `anon_before_kib`, `anon_connected_kib` and
+///   `anon_per_connection_bytes` (the same for `RssAnon`: heap and stacks without the
+///   binary's code pages, which fault in as code first runs; `null` where the kernel
+///   does not report it), `rss_half_kib` (the first half open and
 ///   settled; from 1,000 connections), `marginal_per_connection_bytes` ((connected −
 ///   half) ÷ the second half's connections: the cost of one more connection, without
 ///   what the allocator reserves once), `note` (why a number is missing).
@@ -244,6 +247,11 @@ pub(super) struct MemoryReport {
     pub rss_connected_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
     pub per_connection_bytes: Option<u64>,
+    /// Anonymous resident memory (`RssAnon`): RSS without file-backed pages (code).
+    pub anon_before_kib: Option<u64>,
+    pub anon_connected_kib: Option<u64>,
+    /// Its growth ÷ connections.
+    pub anon_per_connection_bytes: Option<u64>,
     /// RSS when the first half of the fleet was open and settled.
     pub rss_half_kib: Option<u64>,
     /// RSS growth over the second half ÷ its connections.
@@ -350,6 +358,17 @@ fn memory_lines(out: &mut String, m: &MemoryReport, idle: f64) {
     match m.per_connection_bytes {
         Some(b) => {
             let _ = writeln!(out, "per conn    {b} bytes ({:.2} KiB)", b as f64 / 1024.0);
+            if let (Some(a), Some(before), Some(connected)) =
+                (m.anon_per_connection_bytes, m.anon_before_kib, m.anon_connected_kib)
+            {
+                let _ = writeln!(
+                    out,
+                    "anon        {a} bytes ({:.2} KiB) per connection without code pages (RssAnon {:.1} → {:.1} MiB)",
+                    a as f64 / 1024.0,
+                    before as f64 / 1024.0,
+                    connected as f64 / 1024.0
+                );
+            }
             if let (Some(half), Some(marginal)) = (m.rss_half_kib, m.marginal_per_connection_bytes) {
                 let _ = writeln!(
                     out,
