@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 
-use crate::node::{Conn, Signal};
+use crate::node::{Conn, Queue, Signal};
 use crate::protocol::Disconnect;
 
 /// What a transport read from its client.
@@ -84,10 +84,6 @@ where
     D: Stream<Item = Inbound> + Sink<Outbound<C::Frame>> + Unpin,
     C: Codec,
 {
-    enum Event {
-        Signal(Signal),
-        Read(Option<Inbound>),
-    }
     let queue = conn.queue().clone();
     loop {
         // The next deadline is armed in the node's timer wheel, which wakes the loop
@@ -95,62 +91,127 @@ where
         // fires at the wheel's next tick.)
         conn.node().timers.arm(&queue, conn.deadline());
         // A hand-made `select!` (queue first): it keeps no future of its own across the
-        // wait, only its two borrows.
-        let event = poll_fn(|cx| {
-            if let Poll::Ready(signal) = queue.poll_signal(cx) {
-                return Poll::Ready(Event::Signal(signal));
-            }
-            io.poll_next_unpin(cx).map(Event::Read)
-        })
-        .await;
-        match event {
-            Event::Signal(signal) => {
-                // A wheel's entry fires at a tick boundary at or after its deadline; one
-                // the connection moved later since fires early, and is only re-armed.
-                if signal.due()
-                    && conn.deadline() <= Instant::now()
-                    && let Err(d) = conn.on_deadline()
-                {
-                    queue.close(d, true);
-                }
-                if !signal.queued() && !queue.is_closed() {
-                    continue;
-                }
-                let mut batch = Vec::new();
-                let closed = queue.drain(&mut batch);
-                // Boxed, like command handling: the write's state lives only while
-                // a batch is being written, not in every idle connection's task.
-                if !Box::pin(write_batch(&mut io, codec, batch, write_timeout(conn))).await {
-                    return;
-                }
-                if let Some(d) = closed {
-                    conn.node().metrics.server_disconnect(d.code);
-                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout(conn))).await;
-                    return;
-                }
-            }
-            Event::Read(msg) => match msg {
-                Some(Inbound::Frame(f)) if mode == Mode::Bidirectional => {
-                    // Boxed: command handling is a large state machine that should not
-                    // live inside every idle connection's task.
-                    if let Err(d) = Box::pin(conn.handle_frame(&f)).await {
-                        queue.close(d, true);
+        // wait, only its two borrows. What the event sets off runs in a box of its
+        // own (writing a batch, running commands: large state machines that live only
+        // while they run, not in every idle connection's task). No value is bound
+        // across that await, so the loop's own state stays a few words.
+        let go_on = Box::pin(work(
+            match next_step(
+                poll_fn(|cx| {
+                    if let Poll::Ready(signal) = queue.poll_signal(cx) {
+                        return Poll::Ready(Event::Signal(signal));
                     }
-                }
-                Some(Inbound::Unsupported) if mode == Mode::Bidirectional => {
-                    queue.close(Disconnect::bad_request(), true)
-                }
-                Some(Inbound::Frame(_) | Inbound::Unsupported) => {}
-                Some(Inbound::PeerClosed) => {
-                    Box::pin(write(&mut io, Outbound::EchoClose, write_timeout(conn))).await;
-                    return;
-                }
-                Some(Inbound::Broken(Some(d))) => {
-                    Box::pin(write(&mut io, Outbound::Close(d), write_timeout(conn))).await;
-                    return;
-                }
-                Some(Inbound::Broken(None)) | None => return,
+                    io.poll_next_unpin(cx).map(Event::Read)
+                })
+                .await,
+                conn,
+                &queue,
+                mode,
+            ) {
+                Step::Next => continue,
+                Step::End => return,
+                Step::Work(w) => w,
             },
+            conn,
+            &mut io,
+            codec,
+            &queue,
+        ))
+        .await;
+        if !go_on {
+            return;
+        }
+    }
+}
+
+/// What woke the session loop.
+enum Event {
+    Signal(Signal),
+    Read(Option<Inbound>),
+}
+
+/// What the loop does about an event.
+enum Step {
+    /// Nothing more: wait for the next event.
+    Next,
+    /// The session is over (the peer is gone).
+    End,
+    Work(Work),
+}
+
+/// An event's part that waits for something (a write, a command's answer).
+enum Work {
+    /// Write what was queued (and the close, once the queue closed).
+    Drain,
+    /// Run a frame of commands.
+    Commands(Bytes),
+    /// Answer the peer's close, and end the session.
+    EchoClose,
+    /// Tell the peer why the session ends, and end it.
+    Close(Disconnect),
+}
+
+/// The synchronous part of an event: deadlines, frames that are ignored or refused.
+fn next_step(event: Event, conn: &mut Conn, queue: &Queue, mode: Mode) -> Step {
+    match event {
+        Event::Signal(signal) => {
+            // A wheel's entry fires at a tick boundary at or after its deadline; one
+            // the connection moved later since fires early, and is only re-armed.
+            if signal.due()
+                && conn.deadline() <= Instant::now()
+                && let Err(d) = conn.on_deadline()
+            {
+                queue.close(d, true);
+            }
+            if signal.queued() || queue.is_closed() { Step::Work(Work::Drain) } else { Step::Next }
+        }
+        Event::Read(msg) => match msg {
+            Some(Inbound::Frame(f)) if mode == Mode::Bidirectional => Step::Work(Work::Commands(f)),
+            Some(Inbound::Unsupported) if mode == Mode::Bidirectional => {
+                queue.close(Disconnect::bad_request(), true);
+                Step::Next
+            }
+            Some(Inbound::Frame(_) | Inbound::Unsupported) => Step::Next,
+            Some(Inbound::PeerClosed) => Step::Work(Work::EchoClose),
+            Some(Inbound::Broken(Some(d))) => Step::Work(Work::Close(d)),
+            Some(Inbound::Broken(None)) | None => Step::End,
+        },
+    }
+}
+
+/// Does an event's waiting part; false when the session is over.
+async fn work<D, C>(work: Work, conn: &mut Conn, io: &mut D, codec: &C, queue: &Queue) -> bool
+where
+    D: Sink<Outbound<C::Frame>> + Unpin,
+    C: Codec,
+{
+    match work {
+        Work::Drain => {
+            let mut batch = Vec::new();
+            let closed = queue.drain(&mut batch);
+            if !write_batch(io, codec, batch, write_timeout(conn)).await {
+                return false;
+            }
+            if let Some(d) = closed {
+                conn.node().metrics.server_disconnect(d.code);
+                write(io, Outbound::Close(d), write_timeout(conn)).await;
+                return false;
+            }
+            true
+        }
+        Work::Commands(f) => {
+            if let Err(d) = conn.handle_frame(&f).await {
+                queue.close(d, true);
+            }
+            true
+        }
+        Work::EchoClose => {
+            write(io, Outbound::EchoClose, write_timeout(conn)).await;
+            false
+        }
+        Work::Close(d) => {
+            write(io, Outbound::Close(d), write_timeout(conn)).await;
+            false
         }
     }
 }
