@@ -109,7 +109,12 @@ impl Serialize for ConnectionMap<'_> {
             }
             match row {
                 Row::Here(s) => {
-                    write_str(&mut out, &s.client());
+                    // The client ID, a UUID: encoded straight from its number, and
+                    // with nothing in it to escape.
+                    let mut id = [0u8; 36];
+                    out.push('"');
+                    out.push_str(uuid::Uuid::from_u128(s.id).hyphenated().encode_lower(&mut id));
+                    out.push('"');
                     out.push(':');
                     write_info(&mut out, s, self.1);
                 }
