@@ -98,6 +98,12 @@ fn assert_memory_known(r: &Value, pid: u32, source: &str) {
         assert!(m[f].is_u64(), "memory.{f}: {r}");
     }
     assert!(m["rss_before_kib"].as_u64() > Some(0), "{r}");
+    // The anonymous part (no code pages) is within the whole, on kernels that report it.
+    if m["anon_before_kib"].is_u64() {
+        assert!(m["anon_before_kib"].as_u64() <= m["rss_before_kib"].as_u64(), "{r}");
+        assert!(m["anon_connected_kib"].as_u64() <= m["rss_connected_kib"].as_u64(), "{r}");
+        assert!(m["anon_per_connection_bytes"].is_u64(), "{r}");
+    }
     assert!(m["note"].is_null(), "{r}");
 }
 
