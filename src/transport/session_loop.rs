@@ -1,7 +1,8 @@
 //! The one session loop every transport runs: it reads frames of commands from a
 //! [`Stream`] of [`Inbound`] events, hands them to the [`Conn`], writes what the
 //! connection queued (replies, pushes, pings) to a [`Sink`] of [`Outbound`] frames, and
-//! runs the connection's timers. The transports only adapt their socket or response
+//! arms the connection's deadlines in the node's timer wheel (`node/timers.rs`). The
+//! transports only adapt their socket or response
 //! body to that stream and sink, so a connection can be driven by in-memory channels.
 //!
 //! How queued messages become wire frames is the [`Codec`]'s business (JSON lines in

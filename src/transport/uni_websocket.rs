@@ -127,10 +127,7 @@ async fn finish(socket: &mut WsSocket<Io>, node: &Node, d: Disconnect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn returned_size<A, R>(_: fn(A) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
+    use crate::transport::returned_size;
 
     /// What every idle uni_websocket connection keeps alive: its task's future. The
     /// upgrade and the connect run in a box of their own; a regression that brings

@@ -94,11 +94,7 @@ async fn open(start: Box<Start>) -> Option<(Conn, WsSocket<Io>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The size of what a function returns, from its type alone.
-    fn returned_size<A, R>(_: fn(A) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
+    use crate::transport::returned_size;
 
     /// What every idle WebSocket connection keeps alive: its task's future, which
     /// holds the socket inline. A regression here (a large value held across the

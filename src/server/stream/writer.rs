@@ -2,7 +2,8 @@
 //! response body, and is the connection task's state for the life of the stream.
 //!
 //! Written by hand rather than as an `async fn` so that an idle stream's state is only
-//! what it must be: the socket, the body, and two words of bookkeeping (~150 B). An
+//! what it must be: the socket, the body, the shutdown signal it holds and a few words
+//! of bookkeeping (136 B). An
 //! `async` writer kept a `select!` over the body and the socket, a timeout future and a
 //! write future in its state whether or not anything was being written (~830 B, in a
 //! box of its own).
