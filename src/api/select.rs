@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::filter::cel::{CelConn, CelLimits, CelPlan, CelProgram};
 use crate::filter::{Expr, FilterNode, Limits, Program, compile_expr, parse};
-use crate::hub::SortedLabels;
+use crate::hub::{Lookahead, SortedLabels, prefetch};
 use crate::node::{Node, Session};
 
 use super::error::ApiError;
@@ -67,17 +67,33 @@ impl Deadline {
         self.passed.load(Ordering::Relaxed)
     }
 
+    /// Reads the clock on one call in [`CLOCK_EVERY`] of each thread (a clock read
+    /// costs about as much as evaluating a simple expression).
     fn passed(&self) -> bool {
         if self.passed.load(Ordering::Relaxed) {
             return true;
         }
-        let now_passed = self.at.is_some_and(|at| Instant::now() >= at);
+        let Some(at) = self.at else { return false };
+        thread_local!(static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+        let calls = CALLS.with(|c| {
+            c.set(c.get().wrapping_add(1));
+            c.get()
+        });
+        // the first call of a fresh thread reads it too
+        if calls % CLOCK_EVERY != 1 {
+            return false;
+        }
+        let now_passed = Instant::now() >= at;
         if now_passed {
             self.passed.store(true, Ordering::Relaxed);
         }
         now_passed
     }
 }
+
+/// How often a run's [`Deadline`] reads the clock, in connections per thread: a budget
+/// is overrun by at most this many evaluations per thread.
+const CLOCK_EVERY: u32 = 32;
 
 /// Threads a survey may use: one per core.
 fn survey_threads() -> usize {
@@ -237,7 +253,11 @@ impl Selector {
             }
             (None, None) if self.cel.is_some() => {
                 m.rows_scanned.inc_by(node.hub.len() as u64);
-                let mut conns = node.hub.scan(survey_threads(), |s| keep_cel(s));
+                let ahead = self.cel.as_ref().map(CelLookahead::new);
+                let mut conns = match &ahead {
+                    Some(ahead) => node.hub.scan_ahead(survey_threads(), ahead, |s| keep_cel(s)),
+                    None => node.hub.scan(survey_threads(), |s| keep_cel(s)),
+                };
                 let total = conns.len();
                 conns.retain(|s| s.id > after);
                 (conns, total)
@@ -265,23 +285,59 @@ impl Selector {
     }
 }
 
-/// Evaluates an interpreted expression against one session.
+/// Evaluates an interpreted expression against one session. `meta` is read in place
+/// under its cell's lock, and the client ID made only when the expression uses it.
 pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
     let channels: Vec<String> =
         if cel.uses("channels") { s.state.lock().subs.keys().cloned().collect() } else { Vec::new() };
-    let meta = if cel.uses("meta") { s.meta.get() } else { None };
-    cel.matches(&CelConn {
-        user: &s.user,
-        client: &s.client(),
-        app_name: &s.app_name,
-        app_version: &s.app_version,
-        transport: s.transport.name(),
-        protocol: s.encoding.name(),
-        meta_json: meta.as_deref().map(|m| m.get()),
-        labels: &s.labels,
-        channels: &channels,
-        connected_at: s.connected_at_ms,
-    })
+    let client = cel.uses("client").then(|| s.client());
+    let eval = |meta: Option<&serde_json::value::RawValue>| {
+        cel.matches(&CelConn {
+            user: &s.user,
+            client: client.as_deref().unwrap_or_default(),
+            app_name: &s.app_name,
+            app_version: &s.app_version,
+            transport: s.transport.name(),
+            protocol: s.encoding.name(),
+            meta_json: meta.map(|m| m.get()),
+            labels: &s.labels,
+            channels: &channels,
+            connected_at: s.connected_at_ms,
+        })
+    };
+    if cel.uses("meta") { s.meta.with(eval) } else { eval(None) }
+}
+
+/// The scan's lookahead for an interpreted expression: a session's fields first, then
+/// the text of those the expression reads (`user`, `meta`, the labels' list).
+pub struct CelLookahead {
+    user: bool,
+    meta: bool,
+    labels: bool,
+}
+
+impl CelLookahead {
+    pub fn new(cel: &CelProgram) -> CelLookahead {
+        CelLookahead { user: cel.uses("user"), meta: cel.uses("meta"), labels: cel.uses("labels") }
+    }
+}
+
+impl Lookahead<Session> for CelLookahead {
+    fn lines(&self, s: &Session) {
+        s.prefetch_fields();
+    }
+
+    fn targets(&self, s: &Session) {
+        if self.user {
+            prefetch(s.user.as_ptr());
+        }
+        if self.labels {
+            prefetch(s.labels.as_ptr());
+        }
+        if self.meta {
+            s.meta.with(|m| m.map(|m| prefetch(m.get().as_ptr())));
+        }
+    }
 }
 
 /// The sessions a targeted op (`subscribe`, `unsubscribe`, `disconnect`, `refresh`)

@@ -126,6 +126,20 @@ pub struct Session {
 }
 
 impl Session {
+    /// Prefetches the lines of the fields an interpreted expression reads, ahead of a
+    /// scan reaching this session ([`crate::hub::Lookahead`]); reads nothing itself.
+    pub fn prefetch_fields(&self) {
+        use crate::hub::prefetch;
+        prefetch(&self.id);
+        prefetch(&self.user);
+        prefetch(&self.app_name);
+        prefetch(&self.app_version);
+        prefetch(&self.transport);
+        prefetch(&self.meta);
+        prefetch(&self.labels);
+        prefetch(&self.connected_at_ms);
+    }
+
     /// The client ID as the wire has it (a UUID string), made from [`Session::id`].
     pub fn client(&self) -> UuidStr {
         UuidStr::of(self.id)
@@ -184,6 +198,12 @@ impl RawCell {
 
     pub fn set(&self, v: Option<Raw>) {
         *self.0.lock() = v;
+    }
+
+    /// Runs `f` on the value in place, under the cell's lock: no reference count is
+    /// taken (a survey reads a million of these).
+    pub fn with<R>(&self, f: impl FnOnce(Option<&serde_json::value::RawValue>) -> R) -> R {
+        f(self.0.lock().as_deref())
     }
 }
 

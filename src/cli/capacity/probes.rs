@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::select::cel_matches;
+use crate::api::select::{CelLookahead, cel_matches};
 use crate::cli::population::{LabelKey, Population};
 use crate::filter::cel::{CelLimits, CelPlan, CelProgram, plan, plan_interpreted};
 use crate::filter::{FilterNode, Limits, Program, compile, compile_expr};
@@ -164,7 +164,9 @@ impl Probe {
     pub(super) fn run(&self, node: &Node, threads: usize) -> usize {
         match &self.route {
             Route::Survey(program) => node.hub.survey(program, threads).len(),
-            Route::Interpreted(cel) => node.hub.scan(threads, |s| cel_matches(cel, s)).len(),
+            Route::Interpreted(cel) => {
+                node.hub.scan_ahead(threads, &CelLookahead::new(cel), |s| cel_matches(cel, s)).len()
+            }
             Route::User(user, program) => {
                 let conns = node.hub.user_connections(user);
                 match program {
