@@ -221,12 +221,13 @@ impl Selector {
         }
         let deadline = Deadline::start(self.budget.filter(|_| self.cel.is_some()));
         let keep_cel = |s: &Session| self.cel.as_ref().is_none_or(|cel| !deadline.passed() && cel_matches(cel, s));
+        let ahead = CelLookahead::new(self.cel.as_ref());
         let m = &node.metrics.connections;
         let (mut out, total) = match (&self.user, &self.program) {
             (Some(user), _) => {
                 let mut conns = node.hub.user_connections(user);
                 m.rows_scanned.inc_by(conns.len() as u64);
-                conns.retain(|s| self.labels_match(s) && keep_cel(s));
+                retain_ahead(&mut conns, &ahead, |s| self.labels_match(s) && keep_cel(s));
                 let total = conns.len();
                 conns.retain(|s| s.id > after);
                 (conns, total)
@@ -245,24 +246,22 @@ impl Selector {
                     (page, total)
                 } else {
                     let mut conns = node.hub.resolve(&ids);
-                    conns.retain(|s| keep_cel(s));
+                    retain_ahead(&mut conns, &ahead, |s| keep_cel(s));
                     let total = conns.len();
                     conns.retain(|s| s.id > after);
                     (conns, total)
                 }
             }
-            (None, None) if self.cel.is_some() => {
-                m.rows_scanned.inc_by(node.hub.len() as u64);
-                let ahead = self.cel.as_ref().map(CelLookahead::new);
-                let mut conns = match &ahead {
-                    Some(ahead) => node.hub.scan_ahead(survey_threads(), ahead, |s| keep_cel(s)),
-                    None => node.hub.scan(survey_threads(), |s| keep_cel(s)),
-                };
-                let total = conns.len();
-                conns.retain(|s| s.id > after);
-                (conns, total)
-            }
-            (None, None) => (Vec::new(), 0),
+            (None, None) => match &self.cel {
+                Some(_) => {
+                    m.rows_scanned.inc_by(node.hub.len() as u64);
+                    let mut conns = node.hub.scan_ahead(survey_threads(), &ahead, |s| keep_cel(s));
+                    let total = conns.len();
+                    conns.retain(|s| s.id > after);
+                    (conns, total)
+                }
+                None => (Vec::new(), 0),
+            },
         };
         if deadline.stopped() {
             return Err(self.over_budget());
@@ -309,7 +308,8 @@ pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
 }
 
 /// The scan's lookahead for an interpreted expression: a session's fields first, then
-/// the text of those the expression reads (`user`, `meta`, the labels' list).
+/// the text of those the expression reads (`user`, `meta`, the labels' list). Without
+/// an expression, the fields alone (a label program reads the labels' list).
 pub struct CelLookahead {
     user: bool,
     meta: bool,
@@ -317,9 +317,21 @@ pub struct CelLookahead {
 }
 
 impl CelLookahead {
-    pub fn new(cel: &CelProgram) -> CelLookahead {
-        CelLookahead { user: cel.uses("user"), meta: cel.uses("meta"), labels: cel.uses("labels") }
+    pub fn new(cel: Option<&CelProgram>) -> CelLookahead {
+        match cel {
+            Some(cel) => CelLookahead { user: cel.uses("user"), meta: cel.uses("meta"), labels: cel.uses("labels") },
+            None => CelLookahead { user: false, meta: false, labels: true },
+        }
     }
+}
+
+/// Keeps the sessions for which `keep` holds, in order, evaluating them with
+/// `ahead`'s lookahead (for a user's connections, or a survey's resolved matches).
+fn retain_ahead(conns: &mut Vec<Arc<Session>>, ahead: &CelLookahead, keep: impl Fn(&Session) -> bool) {
+    let mut verdicts = Vec::with_capacity(conns.len());
+    crate::hub::lookahead(conns.iter(), ahead, |s| verdicts.push(keep(s)));
+    let mut verdicts = verdicts.into_iter();
+    conns.retain(|_| verdicts.next().unwrap_or(false));
 }
 
 impl Lookahead<Session> for CelLookahead {

@@ -23,7 +23,7 @@ use smallvec::SmallVec;
 pub use channel_index::ChannelIndex;
 pub use labels::{Interner, InternerStats, LabelColumns, Lease};
 pub use shard::Shard;
-pub use survey::{Lookahead, SortedLabels, prefetch};
+pub use survey::{Lookahead, SortedLabels, lookahead, prefetch};
 pub use user_index::UserIndex;
 
 /// What the hub needs to know about a connection.

@@ -186,7 +186,7 @@ const _: () = assert!(NEAR < FAR && FAR + BATCH <= RING && RING.is_power_of_two(
 /// Runs `each` over `items` in order, calling `ahead.lines` at least [`FAR`] items
 /// (taking [`BATCH`] at a time) and `ahead.targets` [`NEAR`] items before `each`
 /// reaches an item.
-fn lookahead<'a, C: 'a>(
+pub fn lookahead<'a, C: 'a>(
     mut items: impl Iterator<Item = &'a Arc<C>>,
     ahead: &impl Lookahead<C>,
     mut each: impl FnMut(&'a Arc<C>),

@@ -124,6 +124,8 @@ async fn cel_expressions_translated_and_interpreted() {
             let gold: BTreeSet<String> = f.clients.iter().step_by(2).map(|c| c.0.clone()).collect();
             gold.intersection(&f.expect(|_, r, _| r == "eu")).cloned().collect()
         }),
+        // The per-user index, then the interpreter on that user's connections.
+        (r#"user == "2" && meta.n > 2"#, BTreeSet::from([f.clients[3].0.clone()])),
         (r#"transport == "uni_http_stream""#, {
             MEMBERS.iter().zip(&f.clients).filter(|(m, _)| m.3).map(|(_, c)| c.0.clone()).collect()
         }),

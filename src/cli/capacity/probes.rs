@@ -165,7 +165,7 @@ impl Probe {
         match &self.route {
             Route::Survey(program) => node.hub.survey(program, threads).len(),
             Route::Interpreted(cel) => {
-                node.hub.scan_ahead(threads, &CelLookahead::new(cel), |s| cel_matches(cel, s)).len()
+                node.hub.scan_ahead(threads, &CelLookahead::new(Some(cel)), |s| cel_matches(cel, s)).len()
             }
             Route::User(user, program) => {
                 let conns = node.hub.user_connections(user);
