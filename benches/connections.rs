@@ -26,7 +26,7 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parking_lot::Mutex;
 use rotor::api::connections::{ConnectionInfo, ConnectionsResult, Listing, write_info};
-use rotor::filter::cel::{CelConn, CelLimits, CelPlan, plan, plan_interpreted};
+use rotor::filter::cel::{CelConn, CelLimits, CelPlan, MetaForm, plan, plan_interpreted};
 use rotor::filter::{NoSymbols, compile_expr};
 use rotor::hub::{Hub, Member};
 use rotor::node::{MutableState, Queue, Session, SubSource, SubState, TokenInfo, Transport};
@@ -79,6 +79,7 @@ fn conn<'a>(f: &'a Fake, no_channels: &'a [String]) -> CelConn<'a> {
         transport: "websocket",
         protocol: "json",
         meta_json: None,
+        meta_form: MetaForm::UNCHECKED,
         labels: &f.labels,
         channels: no_channels,
         connected_at: 0,

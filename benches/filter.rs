@@ -14,8 +14,9 @@
 //!   50× faster than interpreted CEL; interpreted CEL ≤ 300 ns per connection.
 //!
 //! - `cel_<expression>/*`: expressions over `meta` and arithmetic on one connection,
-//!   Rotor's native evaluator (reading `meta`'s JSON text in place) against the `cel`
-//!   crate (which parses `meta` into values per evaluation), in the same run.
+//!   Rotor's native evaluator (reading `meta`'s JSON text in place, checked on each
+//!   evaluation or once when stored) against the `cel` crate (which parses `meta` into
+//!   values per evaluation), in the same run.
 //!
 //! Every way is checked to give the same answer before it is timed.
 
@@ -27,7 +28,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rotor::filter::cel::{CelConn, CelLimits, plan_interpreted};
+use rotor::filter::cel::{CelConn, CelLimits, MetaForm, plan_interpreted};
 use rotor::filter::{FilterNode, Limits, NoSymbols, compile, reference_matches};
 use rotor::hub::{Hub, Member};
 
@@ -133,6 +134,7 @@ fn cel_conn<'a>(labels: &'a [(Arc<str>, Arc<str>)], channels: &'a [String], meta
         transport: "websocket",
         protocol: "json",
         meta_json: meta,
+        meta_form: MetaForm::UNCHECKED,
         labels,
         channels,
         connected_at: 1_700_000_000_000,
@@ -161,13 +163,17 @@ fn predicate_bench(c: &mut Criterion) {
 }
 
 /// Expressions over `meta` and arithmetic, which the native evaluator reads in place
-/// (`native`) and the cel crate evaluates after parsing `meta` into its values
-/// (`cel_crate`), on one connection with a 160-byte `meta`.
+/// (`native`: `meta`'s text checked on each evaluation; `native_stored`: checked once
+/// when stored, as sessions hold it) and the cel crate evaluates after parsing `meta`
+/// into its values (`cel_crate`), on one connection with a 124-byte `meta`.
 fn cel_meta_bench(c: &mut Criterion) {
     let sorted: Vec<(Arc<str>, Arc<str>)> = LABELS.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect();
     let no_channels: Vec<String> = Vec::new();
     const META: &str = r#"{"plan":"pro","geo":{"country":"DE","city":"Berlin"},"roles":["editor","admin"],"age":34,"beta":true,"team":"core-platform"}"#;
     let conn = cel_conn(&sorted, &no_channels, Some(META));
+    // as a session holds it: checked once when stored
+    let stored = CelConn { meta_form: MetaForm::of(META), ..cel_conn(&sorted, &no_channels, Some(META)) };
+    assert!(stored.meta_form.plain());
     for (name, src) in [
         ("meta_fields", r#"meta.plan == "pro" && meta.geo.country == "DE""#),
         ("meta_in_list", r#""admin" in meta.roles"#),
@@ -177,7 +183,9 @@ fn cel_meta_bench(c: &mut Criterion) {
         assert_eq!(p.matches_natively(&conn), Some(true), "{name}: decided in place");
         assert!(p.matches_cel_crate(&conn), "{name}: the cel crate agrees");
         let mut group = c.benchmark_group(format!("cel_{name}"));
+        assert_eq!(p.matches_natively(&stored), Some(true), "{name}: decided in place, meta checked when stored");
         group.bench_function("native", |b| b.iter(|| black_box(&p).matches(black_box(&conn))));
+        group.bench_function("native_stored", |b| b.iter(|| black_box(&p).matches(black_box(&stored))));
         group.bench_function("cel_crate", |b| b.iter(|| black_box(&p).matches_cel_crate(black_box(&conn))));
         group.finish();
     }

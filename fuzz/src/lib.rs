@@ -27,7 +27,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use rotor::api::ApiError;
 use rotor::auth::{TokenError, Verifier, sign_hs256};
 use rotor::config::Config;
-use rotor::filter::cel::{CelConn, CelLimits, CelPlan, plan, plan_interpreted};
+use rotor::filter::cel::{CelConn, CelLimits, CelPlan, MetaForm, plan, plan_interpreted};
 use rotor::filter::reference::reference_valid;
 use rotor::filter::{
     FilterErrorKind, FilterNode, Instr, Limits, NoSymbols, Program, compile, compile_expr, parse, reference_matches,
@@ -700,6 +700,7 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
             transport: "websocket",
             protocol: "json",
             meta_json: None,
+            meta_form: MetaForm::UNCHECKED,
             labels: &sorted,
             channels: &[],
             connected_at: 0,
@@ -1349,13 +1350,18 @@ pub fn cel_native_vs_crate(data: &[u8]) {
         transport: "websocket",
         protocol: "json",
         meta_json: Some(&meta),
+        meta_form: MetaForm::UNCHECKED,
         labels: &labels,
         channels: &channels,
         connected_at: at,
     };
     let want = program.matches_cel_crate(&conn);
-    if let Some(got) = program.matches_natively(&conn) {
-        assert_eq!(got, want, "{src} with meta {meta:?} at {at}");
+    // `meta` checked on each evaluation, and checked once as a session stores it
+    for form in [MetaForm::UNCHECKED, MetaForm::of(&meta)] {
+        let conn = CelConn { meta_form: form, ..conn };
+        if let Some(got) = program.matches_natively(&conn) {
+            assert_eq!(got, want, "{src} with meta {meta:?} ({form:?}) at {at}");
+        }
+        assert_eq!(program.matches(&conn), want, "{src} with meta {meta:?} ({form:?}) at {at}");
     }
-    assert_eq!(program.matches(&conn), want, "{src} with meta {meta:?} at {at}");
 }

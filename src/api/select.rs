@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::filter::cel::{CelConn, CelLimits, CelPlan, CelProgram};
+use crate::filter::cel::{CelConn, CelLimits, CelPlan, CelProgram, MetaForm};
 use crate::filter::{Expr, FilterNode, Limits, Program, compile_expr, parse};
 use crate::hub::{Lookahead, SortedLabels, prefetch};
 use crate::node::{Node, Session};
@@ -290,7 +290,7 @@ pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
     let channels: Vec<String> =
         if cel.uses("channels") { s.state.lock().subs.keys().cloned().collect() } else { Vec::new() };
     let client = cel.uses("client").then(|| s.client());
-    let eval = |meta: Option<&serde_json::value::RawValue>| {
+    let eval = |meta: Option<&serde_json::value::RawValue>, meta_form| {
         cel.matches(&CelConn {
             user: &s.user,
             client: client.as_deref().unwrap_or_default(),
@@ -299,12 +299,13 @@ pub fn cel_matches(cel: &CelProgram, s: &Session) -> bool {
             transport: s.transport.name(),
             protocol: s.encoding.name(),
             meta_json: meta.map(|m| m.get()),
+            meta_form,
             labels: &s.labels,
             channels: &channels,
             connected_at: s.connected_at_ms,
         })
     };
-    if cel.uses("meta") { s.meta.with(eval) } else { eval(None) }
+    if cel.uses("meta") { s.meta.with(eval) } else { eval(None, MetaForm::UNCHECKED) }
 }
 
 /// The scan's lookahead for an interpreted expression: a session's fields first, then
@@ -347,7 +348,7 @@ impl Lookahead<Session> for CelLookahead {
             prefetch(s.labels.as_ptr());
         }
         if self.meta {
-            s.meta.with(|m| m.map(|m| prefetch(m.get().as_ptr())));
+            s.meta.with(|m, _| m.map(|m| prefetch(m.get().as_ptr())));
         }
     }
 }

@@ -44,7 +44,9 @@ pub use publish::{PublishError, PublishOptions, PublishOutcome};
 pub use queue::{Queue, Signal};
 #[cfg(test)]
 pub(crate) use session::test_session;
-pub use session::{MutableState, RawCell, Session, SubSource, SubState, Subscriber, TokenInfo, Transport, UuidStr};
+pub use session::{
+    MetaCell, MutableState, RawCell, Session, SubSource, SubState, Subscriber, TokenInfo, Transport, UuidStr,
+};
 pub use sessions::{Entry as SessionEntry, Sessions};
 pub use user_status::UserStatus;
 

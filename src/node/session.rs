@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::filter::cel::MetaForm;
 use crate::hub::Member;
 use crate::protocol::{ClientInfo, Encoding, Raw};
 
@@ -109,7 +110,7 @@ pub struct Session {
     pub app_version: String,
     /// Connection info (in ClientInfo) and meta; the refresh proxy may replace both.
     pub info: RawCell,
-    pub meta: RawCell,
+    pub meta: MetaCell,
     pub labels: Vec<(Arc<str>, Arc<str>)>,
     pub connected_at_ms: i64,
     /// Session ID of unidirectional and emulated connections (ConnectResult.session, a
@@ -199,11 +200,40 @@ impl RawCell {
     pub fn set(&self, v: Option<Raw>) {
         *self.0.lock() = v;
     }
+}
 
-    /// Runs `f` on the value in place, under the cell's lock: no reference count is
+/// The connection's `meta`, with what its text was found to be when stored
+/// ([`MetaForm`]): interpreted expressions then find keys in it without checking all
+/// of it on every evaluation.
+pub struct MetaCell(Mutex<Option<(Raw, MetaForm)>>);
+
+impl MetaCell {
+    pub fn get(&self) -> Option<Raw> {
+        self.0.lock().as_ref().map(|(raw, _)| raw.clone())
+    }
+
+    pub fn set(&self, v: Option<Raw>) {
+        *self.0.lock() = v.map(MetaCell::checked);
+    }
+
+    /// Runs `f` on the text in place, under the cell's lock: no reference count is
     /// taken (a survey reads a million of these).
-    pub fn with<R>(&self, f: impl FnOnce(Option<&serde_json::value::RawValue>) -> R) -> R {
-        f(self.0.lock().as_deref())
+    pub fn with<R>(&self, f: impl FnOnce(Option<&serde_json::value::RawValue>, MetaForm) -> R) -> R {
+        match &*self.0.lock() {
+            Some((raw, form)) => f(Some(raw), *form),
+            None => f(None, MetaForm::UNCHECKED),
+        }
+    }
+
+    fn checked(raw: Raw) -> (Raw, MetaForm) {
+        let form = MetaForm::of(raw.get());
+        (raw, form)
+    }
+}
+
+impl From<Option<Raw>> for MetaCell {
+    fn from(v: Option<Raw>) -> Self {
+        MetaCell(Mutex::new(v.map(MetaCell::checked)))
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rotor::filter::cel::{CelConn, CelLimits, CelPath, CelPlan, plan, plan_interpreted};
+use rotor::filter::cel::{CelConn, CelLimits, CelPath, CelPlan, MetaForm, plan, plan_interpreted};
 use rotor::filter::{NoSymbols, compile_expr};
 
 type Labels = HashMap<String, String>;
@@ -35,6 +35,7 @@ fn conn<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)]) -> CelConn<'a> {
         transport: "websocket",
         protocol: "json",
         meta_json: None,
+        meta_form: MetaForm::UNCHECKED,
         labels,
         channels: &[],
         connected_at: 0,
@@ -393,6 +394,9 @@ proptest! {
 
 // ---------------------------------------------------------------- interpreter
 
+const FULL_META: &str = r#"{"plan":"pro","age":30,"score":1.5,"big":18446744073709551615,"tags":["a","b"],
+                "geo":{"country":"DE","city":{"name":"Berlin"}},"none":null,"ok":true}"#;
+
 fn full_conn_check(src: &str) -> bool {
     let l = sorted(&labels(&[("region", "eu"), ("tier", "pro")]));
     let channels = vec!["news".to_string(), "chat:lobby".to_string()];
@@ -403,20 +407,21 @@ fn full_conn_check(src: &str) -> bool {
         app_version: "2.1.0",
         transport: "websocket",
         protocol: "protobuf",
-        meta_json: Some(
-            r#"{"plan":"pro","age":30,"score":1.5,"big":18446744073709551615,"tags":["a","b"],
-                "geo":{"country":"DE","city":{"name":"Berlin"}},"none":null,"ok":true}"#,
-        ),
+        meta_json: Some(FULL_META),
+        meta_form: MetaForm::of(FULL_META),
         labels: &l,
         channels: &channels,
         connected_at: 1_700_000_000_000,
     };
+    assert!(conn.meta_form.plain());
     let p = match plan(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}")) {
         CelPlan::Interpreted(p) => p,
         CelPlan::Translated { .. } => plan_interpreted(src, &CelLimits::default()).unwrap(),
     };
     let got = p.matches(&conn);
     assert_eq!(got, p.matches_cel_crate(&conn), "{src}: evaluator ({:?}) vs cel crate", p.path());
+    let unchecked = CelConn { meta_form: MetaForm::UNCHECKED, ..conn };
+    assert_eq!(p.matches(&unchecked), got, "{src}: meta checked when stored or on each evaluation");
     got
 }
 
@@ -494,7 +499,11 @@ fn meta_defaults_and_odd_json() {
     let check = |meta: Option<&str>, src: &str| {
         let mut c = conn("u", &l);
         c.meta_json = meta;
-        plan_interpreted(src, &CelLimits::default()).unwrap().matches(&c)
+        let p = plan_interpreted(src, &CelLimits::default()).unwrap();
+        let got = p.matches(&c);
+        c.meta_form = meta.map_or(MetaForm::UNCHECKED, MetaForm::of);
+        assert_eq!(p.matches(&c), got, "{src} on {meta:?}: checked when stored or not");
+        got
     };
     assert!(check(None, "size(meta) == 0"));
     assert!(check(Some("{}"), "meta == {}"));
@@ -507,6 +516,9 @@ fn meta_defaults_and_odd_json() {
 // ---------------------------------------------------------------- native evaluator
 
 /// A connection with every field the native evaluator reads.
+const RICH_META: &str = r#"{"plan":"pro","geo":{"country":"DE","zone":1},"age":30,"score":1.5,"roles":["admin","ops"],
+                "big":18446744073709551615,"none":null,"ok":true}"#;
+
 fn rich_conn<'a>(
     user: &'a str,
     labels: &'a [(Arc<str>, Arc<str>)],
@@ -520,10 +532,8 @@ fn rich_conn<'a>(
         app_version: "2.1.0",
         transport: "websocket",
         protocol: "protobuf",
-        meta_json: Some(
-            r#"{"plan":"pro","geo":{"country":"DE","zone":1},"age":30,"score":1.5,"roles":["admin","ops"],
-                "big":18446744073709551615,"none":null,"ok":true}"#,
-        ),
+        meta_json: Some(RICH_META),
+        meta_form: MetaForm::of(RICH_META),
         labels,
         channels,
         connected_at,
@@ -782,9 +792,13 @@ proptest! {
             let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
             let mut c = rich_conn(user, &l, &channels, *at);
             c.meta_json = *meta;
-            prop_assert_eq!(
-                p.matches(&c), p.matches_cel_crate(&c), "{} on {:?} {:?} as {:?} with meta {:?}", src, map, channels, user, meta
-            );
+            // checked on each evaluation, and checked once when stored
+            for form in [MetaForm::UNCHECKED, meta.map_or(MetaForm::UNCHECKED, MetaForm::of)] {
+                c.meta_form = form;
+                prop_assert_eq!(
+                    p.matches(&c), p.matches_cel_crate(&c), "{} on {:?} {:?} as {:?} with meta {:?} ({:?})", src, map, channels, user, meta, form
+                );
+            }
         }
     }
 }
@@ -929,6 +943,7 @@ fn evaluation_cost() {
     let mut c = conn("42", &l);
     c.channels = &channels;
     c.meta_json = Some(r#"{"plan":"pro","geo":{"country":"DE"}}"#);
+    c.meta_form = MetaForm::of(r#"{"plan":"pro","geo":{"country":"DE"}}"#);
     for src in [
         "true",
         "user == \"42\"",

@@ -100,11 +100,40 @@ pub struct CelConn<'a> {
     pub protocol: &'a str,
     /// The token's `meta` claim as raw JSON text (any JSON; usually an object); None = `{}`.
     pub meta_json: Option<&'a str>,
+    /// What is known of `meta_json` ([`MetaForm::of`] it, or [`MetaForm::UNCHECKED`]).
+    pub meta_form: MetaForm,
     /// Labels sorted by key.
     pub labels: &'a [(std::sync::Arc<str>, std::sync::Arc<str>)],
     pub channels: &'a [String],
     /// Connection time, Unix milliseconds.
     pub connected_at: i64,
+}
+
+/// What is known of a connection's `meta` text before any expression reads it, found
+/// once when the text is stored: evaluation then only finds the keys it selects
+/// instead of checking the whole text every time. Made only by [`MetaForm::of`], so a
+/// caller cannot vouch for text that was not checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetaForm {
+    /// The text is one JSON object, all of it as serde_json's `Value` parse accepts it
+    /// and as the native reader follows it exactly, with no escape sequence in its own
+    /// keys.
+    plain: bool,
+}
+
+impl MetaForm {
+    /// Nothing known: every evaluation checks the text.
+    pub const UNCHECKED: MetaForm = MetaForm { plain: false };
+
+    /// Checks `text` as each evaluation would otherwise do (one pass over it).
+    pub fn of(text: &str) -> MetaForm {
+        MetaForm { plain: native::plain_object(text) }
+    }
+
+    /// The text was found to be a plain object ([`MetaForm::of`]).
+    pub fn plain(self) -> bool {
+        self.plain
+    }
 }
 
 /// A compiled expression, planned once per request.

@@ -59,6 +59,7 @@ use ::cel::IdedExpr;
 use ::cel::common::ast::{CallExpr, ComprehensionExpr, Expr as Ast, LiteralValue, SelectExpr, operators};
 use regex::Regex;
 
+pub(super) use self::json::plain_object;
 use self::json::{Item, Num};
 use super::CelConn;
 use super::check::MAX_COMPREHENSION_NESTING;
@@ -512,14 +513,19 @@ impl<'a> Cx<'a> {
     }
 
     /// `meta`: its JSON text checked once per evaluation (`{}` when serde_json would
-    /// refuse it, as on the cel path).
+    /// refuse it, as on the cel path), unless it was checked when stored.
     fn meta(&mut self) -> Result<(V<'a>, bool), Failed> {
         if let Some(meta) = self.meta {
             return meta;
         }
-        let checked = json::root(self.conn.meta_json, self.meta_keys, &mut self.found)
-            .map_err(Failed::from)
-            .and_then(|(item, escaped)| Ok((value(item)?, escaped)));
+        let read = match self.conn.meta_json {
+            // checked when stored: find the selected keys only
+            Some(text) if self.conn.meta_form.plain() => {
+                json::note_keys(text, self.meta_keys, &mut self.found).map(|()| (Item::Object(text), false))
+            }
+            text => json::root(text, self.meta_keys, &mut self.found),
+        };
+        let checked = read.map_err(Failed::from).and_then(|(item, escaped)| Ok((value(item)?, escaped)));
         *self.meta.insert(checked)
     }
 

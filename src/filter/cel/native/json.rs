@@ -88,6 +88,36 @@ pub(super) fn root<'a>(
     }
 }
 
+/// Whether `text` is, all of it, one object that [`root`] accepts whole (no
+/// surrounding whitespace, nothing [`Unsure`]) with no escape sequence in its own
+/// keys: text for which [`note_keys`] gives what [`root`] would.
+pub(in crate::filter::cel) fn plain_object(text: &str) -> bool {
+    matches!(root(Some(text), &[], &mut []), Ok((Item::Object(o), false)) if o.len() == text.len())
+}
+
+/// [`root`]'s notes for text [`plain_object`] accepted when it was stored: `found[i]`
+/// is the value of the key `wanted[i]` (the last one when repeated), found by walking
+/// the keys and jumping over the values without checking them again.
+pub(super) fn note_keys<'a>(
+    object: &'a str,
+    wanted: &[Box<str>],
+    found: &mut [Option<Item<'a>>],
+) -> Result<(), Unsure> {
+    found.fill(None);
+    pairs(object, |raw, start, end| {
+        if raw.contains('\\') {
+            // plain_object refuses these; text that was not checked is not read here
+            return Err(Unsure);
+        }
+        for (w, f) in wanted.iter().zip(found.iter_mut()) {
+            if **w == *raw {
+                *f = Some(item(object, start, end)?);
+            }
+        }
+        Ok(true)
+    })
+}
+
 /// The top-level object's keys [`root`] looks out for while checking the text.
 struct Notes<'w, 'f, 'a> {
     wanted: &'w [Box<str>],
@@ -135,35 +165,15 @@ pub(super) fn get<'a>(object: &'a str, key: &str) -> Result<Option<Item<'a>>, Un
     if key.bytes().any(|c| c == b'\\' || c == b'"' || c < 0x20) {
         return Err(Unsure);
     }
-    let b = object.as_bytes();
     let mut found = None;
-    let mut i = skip_ws(b, 1);
-    if b.get(i) == Some(&b'}') {
-        return Ok(None);
-    }
-    loop {
-        let key_end = string_end(b, i).ok_or(Unsure)?;
-        let raw = b.get(i + 1..key_end - 1).ok_or(Unsure)?;
-        let matched = raw == key.as_bytes();
-        if !matched && raw.contains(&b'\\') {
+    pairs(object, |raw, start, end| {
+        if raw == key {
+            found = Some((start, end));
+        } else if raw.contains('\\') {
             return Err(Unsure);
         }
-        i = skip_ws(b, key_end);
-        if b.get(i) != Some(&b':') {
-            return Err(Unsure);
-        }
-        i = skip_ws(b, i + 1);
-        let end = skip(b, i).ok_or(Unsure)?;
-        if matched {
-            found = Some((i, end));
-        }
-        i = skip_ws(b, end);
-        match b.get(i) {
-            Some(b',') => i = skip_ws(b, i + 1),
-            Some(b'}') => break,
-            _ => return Err(Unsure),
-        }
-    }
+        Ok(true)
+    })?;
     found.map(|(start, end)| item(object, start, end)).transpose()
 }
 
@@ -222,23 +232,25 @@ pub(super) fn for_each<'a>(container: Item<'a>, mut f: impl FnMut(Item<'a>) -> b
     }
 }
 
-/// Walks the `key: value` pairs of an object that [`root`] accepted.
-fn entries<'a>(object: &'a str, mut f: impl FnMut(Item<'a>, Item<'a>) -> bool) -> Result<(), Unsure> {
+/// Walks the `key: value` pairs of an object that [`root`] accepted, giving `f` each
+/// key's raw text (between its quotes, escapes as written) and its value's span,
+/// jumping over values without checking them again, until `f` says stop (false).
+fn pairs<'a>(object: &'a str, mut f: impl FnMut(&'a str, usize, usize) -> Result<bool, Unsure>) -> Result<(), Unsure> {
     let b = object.as_bytes();
     let mut i = skip_ws(b, 1);
     if b.get(i) == Some(&b'}') {
         return Ok(());
     }
     loop {
-        let end = skip(b, i).ok_or(Unsure)?;
-        let key = item(object, i, end)?;
-        i = skip_ws(b, end);
+        let key_end = string_end(b, i).ok_or(Unsure)?;
+        let raw = object.get(i + 1..key_end - 1).ok_or(Unsure)?;
+        i = skip_ws(b, key_end);
         if b.get(i) != Some(&b':') {
             return Err(Unsure);
         }
         i = skip_ws(b, i + 1);
         let end = skip(b, i).ok_or(Unsure)?;
-        if !f(key, item(object, i, end)?) {
+        if !f(raw, i, end)? {
             return Ok(());
         }
         i = skip_ws(b, end);
@@ -248,6 +260,14 @@ fn entries<'a>(object: &'a str, mut f: impl FnMut(Item<'a>, Item<'a>) -> bool) -
             _ => return Err(Unsure),
         }
     }
+}
+
+/// Walks the `key: value` pairs of an object that [`root`] accepted, as items.
+fn entries<'a>(object: &'a str, mut f: impl FnMut(Item<'a>, Item<'a>) -> bool) -> Result<(), Unsure> {
+    pairs(object, |raw, start, end| {
+        let key = if raw.contains('\\') { Item::Escaped } else { Item::Str(raw) };
+        Ok(f(key, item(object, start, end)?))
+    })
 }
 
 /// Walks the elements of an array that [`root`] accepted.
@@ -500,6 +520,47 @@ mod tests {
     /// [`root`] without keys to note.
     fn top(text: Option<&str>) -> Result<Item<'_>, Unsure> {
         root(text, &[], &mut []).map(|(item, _)| item)
+    }
+
+    /// Text checked once when stored: only a whole plain object qualifies, and its keys
+    /// are then noted as [`root`] notes them.
+    #[test]
+    fn a_stored_plain_object_is_noted_as_root_notes_it() {
+        for text in [
+            r#"{"a":1,"b":{"a":2},"a":"last"}"#,
+            r#"{ "a" : [1, {"x": "\u0041"}], "c": "é", "b": null }"#,
+            r#"{}"#,
+            r#"{"z":1e300,"b":-0.5,"a":true}"#,
+            r#"{"a":"x\ny","b":{"\u0061":1}}"#,
+        ] {
+            assert!(plain_object(text), "{text}");
+            let wanted: Vec<Box<str>> = vec!["a".into(), "b".into(), "z".into()];
+            let (mut by_root, mut by_keys) = ([None; 3], [None; 3]);
+            assert!(root(Some(text), &wanted, &mut by_root).is_ok());
+            assert_eq!(note_keys(text, &wanted, &mut by_keys), Ok(()));
+            assert_eq!(by_keys, by_root, "{text}");
+        }
+        let deep = format!("{}{}", "{\"a\":[".repeat(40), "]}".repeat(40));
+        for text in [
+            r#" {"a":1}"#,
+            r#"{"a":1} "#,
+            r#"[1]"#,
+            r#""x""#,
+            "null",
+            r#"{"\u0061":1}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1e400}"#,
+            "not json",
+            "",
+            &deep,
+        ] {
+            assert!(!plain_object(text), "{text}");
+        }
+        // text that was never checked is not read as if it were
+        let mut found = [None; 1];
+        assert_eq!(note_keys(r#"{"\u0061":1}"#, &["a".into()], &mut found), Err(Unsure));
     }
 
     #[test]
