@@ -30,7 +30,8 @@ use rotor::config::Config;
 use rotor::filter::cel::{CelConn, CelLimits, CelPlan, MetaForm, plan, plan_interpreted};
 use rotor::filter::reference::reference_valid;
 use rotor::filter::{
-    FilterErrorKind, FilterNode, Instr, Limits, NoSymbols, Program, compile, compile_expr, parse, reference_matches,
+    FilterErrorKind, FilterNode, Instr, Limits, NoSymbols, Program, attribute, compile, compile_expr, parse,
+    reference_matches,
 };
 use rotor::hub::{Hub, Member, SortedLabels};
 use rotor::node::{Conn, Node, Queue, Transport};
@@ -544,8 +545,8 @@ pub fn filter_vm_vs_reference(data: &[u8]) {
         let want = reference_matches(&node, &map);
         let ctx = || format!("{node:?} on {m:?}\nstrings: {p:?}\ninterned: {pi:?}");
         assert_eq!(p.matches_map(&map), want, "matches_map: {}", ctx());
-        assert_eq!(p.matches(&SortedLabels { program: &p, labels: &c.labels }), want, "sorted: {}", ctx());
-        assert_eq!(pi.matches(&SortedLabels { program: &pi, labels: &c.labels }), want, "sorted/i: {}", ctx());
+        assert_eq!(p.matches(&SortedLabels::of(&p, &**c)), want, "sorted: {}", ctx());
+        assert_eq!(pi.matches(&SortedLabels::of(&pi, &**c)), want, "sorted/i: {}", ctx());
         if let Some(b) = p.constant() {
             assert_eq!(b, want, "constant program: {}", ctx());
         }
@@ -577,13 +578,26 @@ const CEL_LITERALS: &[&str] = &[
     "\"é\"",
     "\"x\\\"y\"",
     "'yx'",
+    "\"websocket\"",
+    "\"uni_sse\"",
+    "'json'",
+    "\"protobuf\"",
+    "\"uni\"",
 ];
 const CEL_VALUES: &[&str] = &["", "x", "y", "xy", "yx", "1", "é", "x\"y"];
 const CEL_USERS: &[&str] = &["u1", "u2", ""];
 
+/// Transports and protocols a connection has, and literals beside them.
+const CEL_TRANSPORTS: &[&str] = &["websocket", "uni_sse", "sse"];
+const CEL_PROTOCOLS: &[&str] = &["json", "protobuf"];
+
 fn cel_key_ref(r: &mut Reader) -> String {
-    if r.below(6) == 0 {
-        return format!("labels[\"{}\"]", r.pick(CEL_ODD_KEYS));
+    match r.below(12) {
+        0 | 1 => return format!("labels[\"{}\"]", r.pick(CEL_ODD_KEYS)),
+        // The attributes, and a label key in their namespace (no label has one).
+        2 => return r.pick(&["transport", "protocol"]).to_owned(),
+        3 if r.below(3) == 0 => return r.pick(&["labels[\"\\u0000transport\"]", "labels[\"\\u0000x\"]"]).to_owned(),
+        _ => {}
     }
     let k = r.pick(CEL_KEYS);
     match r.below(4) {
@@ -664,7 +678,9 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
         Some((b'#', raw)) => String::from_utf8_lossy(raw).into_owned(),
         _ => gen_cel(&mut r, 4),
     };
-    let conns: Vec<(&str, BTreeMap<String, String>)> = (0..1 + r.below(6))
+    // (user, labels, (transport, protocol)) of each connection.
+    type Fuzzed = (&'static str, BTreeMap<String, String>, (&'static str, &'static str));
+    let conns: Vec<Fuzzed> = (0..1 + r.below(6))
         .map(|_| {
             let user = r.pick(CEL_USERS);
             let mut m = BTreeMap::new();
@@ -673,7 +689,7 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
                     m.insert(k.to_string(), r.pick(CEL_VALUES).to_owned());
                 }
             }
-            (user, m)
+            (user, m, (r.pick(CEL_TRANSPORTS), r.pick(CEL_PROTOCOLS)))
         })
         .collect();
     let planned = plan(&src, &limits);
@@ -688,17 +704,20 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
     if let Some(p) = &program {
         check_jumps(p);
     }
-    for (conn_user, m) in &conns {
+    for (conn_user, m, (transport, protocol)) in &conns {
         let sorted: Vec<(Arc<str>, Arc<str>)> =
             m.iter().map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str()))).collect();
-        let map: HashMap<String, String> = m.clone().into_iter().collect();
+        // The bytecode sees the attributes beside the labels, as in the hub's columns.
+        let mut map: HashMap<String, String> = m.clone().into_iter().collect();
+        map.insert(attribute::TRANSPORT.to_owned(), transport.to_string());
+        map.insert(attribute::PROTOCOL.to_owned(), protocol.to_string());
         let want = interp.matches(&CelConn {
             user: conn_user,
             client: "c-1",
             app_name: "app",
             app_version: "1.0",
-            transport: "websocket",
-            protocol: "json",
+            transport,
+            protocol,
             meta_json: None,
             meta_form: MetaForm::UNCHECKED,
             labels: &sorted,
@@ -707,7 +726,7 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
         });
         let user_ok = user.as_deref().is_none_or(|u| u == *conn_user);
         let got = user_ok && program.as_ref().is_none_or(|p| p.matches_map(&map));
-        assert_eq!(got, want, "{src} as {conn_user:?} on {m:?}\nuser: {user:?}\n{program:?}");
+        assert_eq!(got, want, "{src} as {conn_user:?} on {m:?} {transport} {protocol}\nuser: {user:?}\n{program:?}");
     }
 }
 

@@ -119,7 +119,8 @@ fn label_expr(f: &Option<Value>) -> Result<Option<Expr>, ApiError> {
         ApiError::bad_request(format!("{at}: {}", e.inner()))
     })?;
     let expr = parse(&node, "label_filter", &Limits::default()).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(Some(expr))
+    // A label filter reads labels only, never the attributes stored beside them.
+    Ok(Some(expr.without_reserved_keys()))
 }
 
 impl Selector {
@@ -280,7 +281,7 @@ impl Selector {
     }
 
     fn labels_match(&self, s: &Session) -> bool {
-        self.program.as_ref().is_none_or(|p| p.matches(&SortedLabels { program: p, labels: &s.labels }))
+        self.program.as_ref().is_none_or(|p| p.matches(&SortedLabels::of(p, s)))
     }
 }
 

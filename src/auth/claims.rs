@@ -186,6 +186,10 @@ fn bounded(map: BTreeMap<String, String>, limits: &LabelLimits) -> Result<Vec<(S
         if k.is_empty() || k.len() > limits.max_key_length {
             return Err(TokenError::Labels(format!("label key {k:?} must be 1..={} bytes", limits.max_key_length)));
         }
+        if k.contains('\0') {
+            // Keys with a NUL byte are where the hub keeps connection attributes.
+            return Err(TokenError::Labels(format!("label key {k:?} must not contain a NUL byte")));
+        }
         if v.len() > limits.max_value_length {
             return Err(TokenError::Labels(format!("label {k:?} value is over {} bytes", limits.max_value_length)));
         }

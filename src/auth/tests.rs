@@ -138,6 +138,8 @@ fn label_bounds() {
         json!({"a": "1234"}),
         json!({"a": 1}),
         json!({"": "x"}),
+        json!({"\u{0}tr": "x"}),
+        json!({"a\u{0}": "x"}),
         json!([1]),
     ] {
         let t = sign_hs256(&claims(json!({"labels": labels.clone()})), SECRET);

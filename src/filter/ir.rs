@@ -130,6 +130,36 @@ impl Test {
     }
 }
 
+impl Test {
+    /// What this test says of a key the labels do not have (see each variant).
+    pub fn on_absent(&self) -> bool {
+        match self {
+            Test::Neq(_) | Test::Nex => true,
+            Test::In(set) => set.contains(""),
+            Test::Nin(set) => !set.contains(""),
+            Test::Eq(_) | Test::Ex | Test::StartsWith(_) | Test::EndsWith(_) | Test::Contains(_) | Test::Cmp(..) => {
+                false
+            }
+        }
+    }
+}
+
+impl Expr {
+    /// This expression with every leaf on a key in the attributes' namespace
+    /// ([`super::attribute::is_reserved`]) replaced by its value on an absent key, and
+    /// folded: what a filter over labels means, since no label has such a key. Its
+    /// recursion follows the tree, which `parse` has bounded.
+    pub fn without_reserved_keys(self) -> Expr {
+        match self {
+            Expr::Leaf { key, test } if super::attribute::is_reserved(&key) => Expr::Const(test.on_absent()),
+            Expr::And(children) => Expr::and(children.into_iter().map(Expr::without_reserved_keys).collect()),
+            Expr::Or(children) => Expr::or(children.into_iter().map(Expr::without_reserved_keys).collect()),
+            Expr::Not(child) => Expr::negate(child.without_reserved_keys()),
+            other => other,
+        }
+    }
+}
+
 impl Expr {
     /// A leaf, simplified: an empty set is a constant, a one-value set without `""` is an
     /// equality, and a prefix/suffix/substring test with `""` is an existence test.

@@ -13,9 +13,12 @@
 //! `lt…gte` compare exact decimals and are false when either side is not a number.
 //!
 //! This module knows nothing of tokio, HTTP, connections or the hub: label sources
-//! plug in through [`LabelSource`], interners through [`Symbols`].
+//! plug in through [`LabelSource`], interners through [`Symbols`]. It only names the
+//! [`attribute`] keys, under which a label source may also hold a connection's
+//! transport and protocol so that translated CEL can test them like labels.
 
 pub mod ast;
+pub mod attribute;
 pub mod cel;
 pub mod compile;
 pub mod decimal;

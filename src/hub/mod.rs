@@ -31,6 +31,12 @@ pub trait Member: Send + Sync + 'static {
     fn client_id(&self) -> u128;
     fn user(&self) -> &str;
     fn labels(&self) -> &[(Arc<str>, Arc<str>)];
+    /// Attributes stored in the label columns next to the labels, sorted by key, each
+    /// key in the namespace no label has ([`crate::filter::attribute`]): what
+    /// translated CEL tests besides labels. Shared, never per connection.
+    fn attributes(&self) -> &'static [(Arc<str>, Arc<str>)] {
+        &[]
+    }
 }
 
 pub struct Hub<C, S> {
@@ -89,16 +95,17 @@ impl<C: Member, S> Hub<C, S> {
         &self.shards[(self.shard_hasher.hash_one(id) as usize) % self.shards.len()]
     }
 
-    /// Registers a connection: references on its label keys and values, map entry,
-    /// label row, user index. Refused, with nothing changed, when its labels would bring
-    /// a new key past the cap.
+    /// Registers a connection: references on its label and attribute keys and values,
+    /// map entry, label row, user index. Refused, with nothing changed, when its labels
+    /// would bring a new key past the cap (attribute keys are not counted against it).
     pub fn add(&self, conn: Arc<C>) -> Result<(), TooManyLabelKeys> {
-        let labels = conn.labels();
+        let (labels, attributes) = (conn.labels(), conn.attributes());
+        let pairs = || labels.iter().chain(attributes);
         let keys = self
             .keys
-            .acquire(labels.iter().map(|(k, _)| k), self.max_keys)
-            .map_err(|full| TooManyLabelKeys { max: full.max })?;
-        let values = self.values.acquire_all(labels.iter().map(|(_, v)| v));
+            .acquire(pairs().map(|(k, _)| k), self.max_keys.saturating_add(attributes.len()))
+            .map_err(|_| TooManyLabelKeys { max: self.max_keys })?;
+        let values = self.values.acquire_all(pairs().map(|(_, v)| v));
         let ids: SmallVec<[(u32, u32); 8]> = keys.into_iter().zip(values).collect();
         self.shard_of(conn.client_id()).insert(conn.client_id(), conn.clone(), &ids);
         let user = conn.user().to_string();
@@ -109,12 +116,16 @@ impl<C: Member, S> Hub<C, S> {
     /// Unregisters a connection; returns it if it was present. Its label references
     /// are dropped after its row is freed, so no live row ever holds a freed id.
     pub fn remove(&self, id: u128) -> Option<Arc<C>> {
-        let conn = self.shard_of(id).remove(id, |c| self.ids(&self.keys, c.labels().iter().map(|(k, _)| k)))?;
+        let conn = self.shard_of(id).remove(id, |c| self.ids(&self.keys, Self::pairs(c).map(|(k, _)| k)))?;
         self.users.remove(conn.user(), &conn);
-        let labels = conn.labels();
-        self.keys.release(&self.ids(&self.keys, labels.iter().map(|(k, _)| k)));
-        self.values.release(&self.ids(&self.values, labels.iter().map(|(_, v)| v)));
+        self.keys.release(&self.ids(&self.keys, Self::pairs(&conn).map(|(k, _)| k)));
+        self.values.release(&self.ids(&self.values, Self::pairs(&conn).map(|(_, v)| v)));
         Some(conn)
+    }
+
+    /// A connection's label and attribute pairs.
+    fn pairs(c: &C) -> impl Iterator<Item = &(Arc<str>, Arc<str>)> {
+        c.labels().iter().chain(c.attributes())
     }
 
     /// The ids of strings a registered connection holds references on (so they are live).
@@ -320,6 +331,53 @@ mod tests {
         hub.add(labelled(3, &[("k", "c")])).unwrap();
         assert_eq!(hub.label_values().lookup("c"), Some(a), "reused once no program holds it");
         assert_eq!(hub.label_values().stats().leases, 0);
+    }
+
+    /// A connection's attributes live in the columns beside its labels, are surveyed like
+    /// labels, and leave with it; they do not count against the cap on label keys.
+    #[test]
+    fn attributes_are_columns_that_leave_with_their_connection() {
+        use crate::filter::{Expr, NoSymbols, Test, compile_expr};
+        struct Attributed(Arc<Fake>, &'static [(Arc<str>, Arc<str>)]);
+        impl Member for Attributed {
+            fn client_id(&self) -> u128 {
+                self.0.id
+            }
+            fn user(&self) -> &str {
+                &self.0.user
+            }
+            fn labels(&self) -> &[(Arc<str>, Arc<str>)] {
+                &self.0.labels
+            }
+            fn attributes(&self) -> &'static [(Arc<str>, Arc<str>)] {
+                self.1
+            }
+        }
+        static SSE: std::sync::LazyLock<[(Arc<str>, Arc<str>); 1]> =
+            std::sync::LazyLock::new(|| [(Arc::from("\0transport"), Arc::from("sse"))]);
+        static WS: std::sync::LazyLock<[(Arc<str>, Arc<str>); 1]> =
+            std::sync::LazyLock::new(|| [(Arc::from("\0transport"), Arc::from("websocket"))]);
+        let hub: Hub<Attributed, ()> = Hub::with_shards(2).with_max_label_keys(1);
+        for i in 1..=10u128 {
+            let attrs: &'static [_] = if i % 2 == 0 { &*SSE } else { &*WS };
+            hub.add(Arc::new(Attributed(fake(i, "u", "eu"), attrs))).unwrap();
+        }
+        let sse = Expr::and(vec![
+            Expr::leaf("\0transport", Test::Eq("sse".into())),
+            Expr::leaf("region", Test::Eq("eu".into())),
+        ]);
+        let program = compile_expr(&sse, "t", hub.label_values()).unwrap();
+        let mut ids = hub.survey(&program, 2);
+        ids.sort_unstable();
+        assert_eq!(ids, [2, 4, 6, 8, 10]);
+        let strings = compile_expr(&sse, "t", &NoSymbols).unwrap();
+        let one = hub.get(4).unwrap();
+        assert!(strings.matches(&SortedLabels::of(&strings, &*one)), "a session's own view agrees");
+        drop((program, one));
+        for i in 1..=10u128 {
+            hub.remove(i).unwrap();
+        }
+        assert_eq!((hub.num_label_columns(), hub.label_keys().len(), hub.label_values().len()), (0, 0, 0));
     }
 
     #[test]

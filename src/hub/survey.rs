@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::filter::{BlockSource, Hold, LabelSource, Mask, Program, Symbols};
+use crate::filter::{BlockSource, Hold, LabelSource, Mask, Program, Symbols, attribute};
 
 use super::labels::{Interner, LabelColumns, Lease};
 use super::{Hub, Member, Shard};
@@ -329,11 +329,20 @@ impl BlockSource for Block<'_> {
     }
 }
 
-/// Labels held as a sorted `(key, value)` slice (a session's own copy), for
-/// evaluating a program against one known connection without the columns.
+/// One connection's labels and attributes as sorted `(key, value)` slices (the
+/// session's own), for evaluating a program against one known connection without the
+/// columns.
 pub struct SortedLabels<'a> {
     pub program: &'a Program,
     pub labels: &'a [(Arc<str>, Arc<str>)],
+    pub attributes: &'a [(Arc<str>, Arc<str>)],
+}
+
+impl<'a> SortedLabels<'a> {
+    /// What `program` sees of `conn`, as the columns would show it.
+    pub fn of<C: Member>(program: &'a Program, conn: &'a C) -> SortedLabels<'a> {
+        SortedLabels { program, labels: conn.labels(), attributes: conn.attributes() }
+    }
 }
 
 impl LabelSource for SortedLabels<'_> {
@@ -344,8 +353,9 @@ impl LabelSource for SortedLabels<'_> {
     }
 
     fn value_str(&self, k: u16) -> Option<&str> {
-        let key = &self.program.keys()[k as usize];
-        self.labels.binary_search_by(|(lk, _)| (**lk).cmp(&**key)).ok().map(|i| &*self.labels[i].1)
+        let key: &str = &self.program.keys()[k as usize];
+        let pairs = if attribute::is_reserved(key) { self.attributes } else { self.labels };
+        pairs.binary_search_by(|(lk, _)| (**lk).cmp(key)).ok().map(|i| &*pairs[i].1)
     }
 }
 

@@ -432,16 +432,8 @@ mod tests {
     #[test]
     fn every_transport_has_its_row_in_the_tables() {
         use crate::node::Transport;
-        let all = [
-            Transport::WebSocket,
-            Transport::UniHttpStream,
-            Transport::UniSse,
-            Transport::UniWebSocket,
-            Transport::HttpStream,
-            Transport::Sse,
-        ];
-        assert_eq!(all.len(), TRANSPORTS.len());
-        for t in all {
+        assert_eq!(Transport::ALL.len(), TRANSPORTS.len());
+        for t in Transport::ALL {
             assert_eq!(TRANSPORTS[t as usize], t.name());
         }
     }

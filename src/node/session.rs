@@ -28,6 +28,16 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in declaration order (its index is `self as usize`).
+    pub const ALL: [Transport; 6] = [
+        Transport::WebSocket,
+        Transport::UniHttpStream,
+        Transport::UniSse,
+        Transport::UniWebSocket,
+        Transport::HttpStream,
+        Transport::Sse,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Transport::WebSocket => "websocket",
@@ -185,6 +195,24 @@ impl Member for Session {
     fn labels(&self) -> &[(Arc<str>, Arc<str>)] {
         &self.labels
     }
+    fn attributes(&self) -> &'static [(Arc<str>, Arc<str>)] {
+        attributes(self.transport, self.encoding)
+    }
+}
+
+/// The hub attributes of a connection on `transport` with `encoding`: its protocol and
+/// transport under their reserved keys, sorted by key, as CEL's `protocol` and
+/// `transport` name them. One shared table for every combination.
+fn attributes(transport: Transport, encoding: Encoding) -> &'static [(Arc<str>, Arc<str>)] {
+    use crate::filter::attribute::{PROTOCOL, TRANSPORT};
+    type Pairs = [(Arc<str>, Arc<str>); 2];
+    static TABLE: std::sync::LazyLock<Vec<Pairs>> = std::sync::LazyLock::new(|| {
+        let pairs = |t: Transport, e: Encoding| -> Pairs {
+            [(Arc::from(PROTOCOL), Arc::from(e.name())), (Arc::from(TRANSPORT), Arc::from(t.name()))]
+        };
+        Transport::ALL.iter().flat_map(|&t| [pairs(t, Encoding::Json), pairs(t, Encoding::Protobuf)]).collect()
+    });
+    &TABLE[transport as usize * 2 + (encoding == Encoding::Protobuf) as usize]
 }
 
 /// A connection attribute that may change while the session lives (`info`, `meta`):
@@ -338,7 +366,8 @@ pub(crate) fn test_session(
 
 #[cfg(test)]
 mod tests {
-    use super::{Session, UuidStr};
+    use super::{Encoding, Session, Transport, UuidStr, attributes};
+    use crate::filter::attribute::{PROTOCOL, TRANSPORT};
 
     #[test]
     fn a_client_id_is_the_uuid_of_its_number() {
@@ -359,5 +388,18 @@ mod tests {
         // 384 bytes (a 448-byte block, and a 48-byte string for the client ID) before
         // the client ID was kept as a number only; 352 since.
         assert!(size <= 368, "a session grew to {size} bytes");
+    }
+
+    /// Each combination finds its own names, sorted by key (the hub and the session's
+    /// label source binary-search them).
+    #[test]
+    fn attributes_name_the_transport_and_protocol() {
+        for t in Transport::ALL {
+            for e in [Encoding::Json, Encoding::Protobuf] {
+                let pairs: Vec<(&str, &str)> = attributes(t, e).iter().map(|(k, v)| (&**k, &**v)).collect();
+                assert_eq!(pairs, [(PROTOCOL, e.name()), (TRANSPORT, t.name())]);
+                assert!(pairs.is_sorted());
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use rotor::filter::cel::{CelConn, CelLimits, CelPath, CelPlan, MetaForm, plan, plan_interpreted};
-use rotor::filter::{NoSymbols, compile_expr};
+use rotor::filter::{NoSymbols, attribute, compile_expr};
 
 type Labels = HashMap<String, String>;
 
@@ -25,15 +25,26 @@ fn sorted(map: &Labels) -> Vec<(Arc<str>, Arc<str>)> {
     v
 }
 
+/// A connection's transport and protocol.
+type Attrs = (&'static str, &'static str);
+
+/// What [`conn`] has.
+const WS_JSON: Attrs = ("websocket", "json");
+
 /// A connection of `user` with `labels` and fixed other fields.
 fn conn<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)]) -> CelConn<'a> {
+    conn_on(user, labels, WS_JSON)
+}
+
+/// [`conn`] on another transport and protocol.
+fn conn_on<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)], (transport, protocol): Attrs) -> CelConn<'a> {
     CelConn {
         user,
         client: "c-1",
         app_name: "app",
         app_version: "1.2.3",
-        transport: "websocket",
-        protocol: "json",
+        transport,
+        protocol,
         meta_json: None,
         meta_form: MetaForm::UNCHECKED,
         labels,
@@ -42,24 +53,45 @@ fn conn<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)]) -> CelConn<'a> {
     }
 }
 
+/// The labels with the attributes stored beside them, as the hub's columns hold them.
+fn with_attrs(map: &Labels, (transport, protocol): Attrs) -> Labels {
+    let mut m = map.clone();
+    m.insert(attribute::TRANSPORT.into(), transport.into());
+    m.insert(attribute::PROTOCOL.into(), protocol.into());
+    m
+}
+
 /// The cel crate's verdict on `src` for a connection of `user` with `map` (checked to be
 /// the per-connection evaluator's too, native or not).
 fn interpreted(src: &str, user: &str, map: &Labels) -> bool {
+    interpreted_on(src, user, map, WS_JSON)
+}
+
+fn interpreted_on(src: &str, user: &str, map: &Labels, attrs: Attrs) -> bool {
     let p = plan_interpreted(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}"));
     let l = sorted(map);
-    let want = p.matches_cel_crate(&conn(user, &l));
-    assert_eq!(p.matches(&conn(user, &l)), want, "{src} on {map:?} as {user}: evaluator vs cel crate");
+    let want = p.matches_cel_crate(&conn_on(user, &l, attrs));
+    assert_eq!(
+        p.matches(&conn_on(user, &l, attrs)),
+        want,
+        "{src} on {map:?} {attrs:?} as {user}: evaluator vs cel crate"
+    );
     want
 }
 
 /// The translated plan's verdict, or None when `src` is interpreted.
 fn translated(src: &str, user: &str, map: &Labels) -> Option<bool> {
+    translated_on(src, user, map, WS_JSON)
+}
+
+fn translated_on(src: &str, user: &str, map: &Labels, attrs: Attrs) -> Option<bool> {
     match plan(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}")) {
         CelPlan::Interpreted(_) => None,
         CelPlan::Translated { user: u, labels } => {
             let user_ok = u.as_deref().is_none_or(|u| u == user);
-            let labels_ok =
-                labels.is_none_or(|e| compile_expr(&e, "expression", &NoSymbols).expect("compiles").matches_map(map));
+            let labels_ok = labels.is_none_or(|e| {
+                compile_expr(&e, "expression", &NoSymbols).expect("compiles").matches_map(&with_attrs(map, attrs))
+            });
             Some(user_ok && labels_ok)
         }
     }
@@ -136,6 +168,50 @@ fn the_label_subset_is_translated_and_agrees_with_the_interpreter() {
                 assert_eq!(t, interpreted(src, user, &map), "{src} on {map:?} as {user}");
             }
         }
+    }
+}
+
+/// `transport` and `protocol` are read from the columns beside the labels, in every
+/// form a label is (but the presence tests), alone and mixed with labels and users.
+#[test]
+fn transport_and_protocol_are_translated_and_agree_with_the_interpreter() {
+    let cases = [
+        "transport == \"websocket\"",
+        "\"uni_sse\" == transport",
+        "transport != \"websocket\"",
+        "transport == \"\"",
+        "protocol == \"protobuf\"",
+        "protocol != \"json\" || transport == \"sse\"",
+        "transport in [\"websocket\", \"uni_websocket\"]",
+        "!(transport in [\"sse\", \"http_stream\"])",
+        "transport in []",
+        "transport.startsWith(\"uni_\")",
+        "!transport.endsWith(\"sse\")",
+        "transport.contains(\"web\") && protocol == \"json\"",
+        "protocol.startsWith(\"\")",
+        "transport == \"websocket\" && labels.region == \"eu\"",
+        "labels.tier in [\"pro\"] || !(transport == \"uni_sse\" && protocol == \"json\")",
+        "user == \"u1\" && transport.startsWith(\"uni\")",
+        "labels.missing == \"x\" || transport == \"sse\"",
+        "!(transport == \"sse\" && labels.missing == \"x\")",
+    ];
+    let attrs =
+        [WS_JSON, ("uni_sse", "json"), ("sse", "protobuf"), ("uni_websocket", "protobuf"), ("http_stream", "json")];
+    for src in cases {
+        for map in samples() {
+            for a in attrs {
+                for user in ["u1", "u2"] {
+                    let t = translated_on(src, user, &map, a).unwrap_or_else(|| panic!("{src} was not translated"));
+                    assert_eq!(t, interpreted_on(src, user, &map, a), "{src} on {map:?} {a:?} as {user}");
+                }
+            }
+        }
+    }
+    // A label whose key is in the attributes' namespace is never an attribute: the
+    // expression is interpreted (no label has such a key, so it is missing).
+    for src in ["labels[\"\\u0000transport\"] == \"websocket\"", "has(labels.x) || \"\\u0000protocol\" in labels"] {
+        assert_eq!(translated(src, "u", &labels(&[])), None, "{src}");
+        assert!(!interpreted(src, "u", &labels(&[])), "{src}");
     }
 }
 
@@ -254,7 +330,35 @@ fn leaf() -> impl Strategy<Value = String> {
         (key_ref(), prop::sample::select(&["startsWith", "endsWith", "contains"][..]), value())
             .prop_map(|(r, f, v)| format!("{r}.{f}(\"{v}\")")),
         any::<bool>().prop_map(|b| b.to_string()),
+        attr_leaf(),
     ]
+}
+
+const ATTR_VALUES: &[&str] = &["", "websocket", "uni_sse", "uni", "sse", "json", "protobuf"];
+
+/// A test of `transport` or `protocol` in the forms a label test takes.
+fn attr_leaf() -> impl Strategy<Value = String> {
+    let var = prop::sample::select(&["transport", "protocol"][..]);
+    let v = prop::sample::select(ATTR_VALUES);
+    prop_oneof![
+        (var.clone(), v.clone(), any::<bool>()).prop_map(|(r, v, flip)| if flip {
+            format!("\"{v}\" == {r}")
+        } else {
+            format!("{r} == \"{v}\"")
+        }),
+        (var.clone(), v.clone()).prop_map(|(r, v)| format!("{r} != \"{v}\"")),
+        (var.clone(), prop::collection::vec(v.clone(), 0..4)).prop_map(|(r, vs)| {
+            let items: Vec<String> = vs.iter().map(|v| format!("\"{v}\"")).collect();
+            format!("{r} in [{}]", items.join(", "))
+        }),
+        (var, prop::sample::select(&["startsWith", "endsWith", "contains"][..]), v)
+            .prop_map(|(r, f, v)| format!("{r}.{f}(\"{v}\")")),
+    ]
+}
+
+/// A connection's transport and protocol.
+fn attrs() -> impl Strategy<Value = Attrs> {
+    (prop::sample::select(&["websocket", "uni_sse", "sse"][..]), prop::sample::select(&["json", "protobuf"][..]))
 }
 
 fn expr() -> impl Strategy<Value = String> {
@@ -271,7 +375,7 @@ fn expr() -> impl Strategy<Value = String> {
 /// operands, errors), true or false depending on the connection.
 fn untranslatable() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("transport == \"websocket\"".to_owned()),
+        Just("app_name == \"app\"".to_owned()),
         Just("app_version != \"1.2.3\"".to_owned()),
         Just("size(labels) >= 2".to_owned()),
         key().prop_map(|k| format!("labels.{k}.matches(\"^x\")")),
@@ -290,19 +394,19 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn translation_equals_interpretation(src in expr(), maps in prop::collection::vec(label_map(), 8)) {
+    fn translation_equals_interpretation(src in expr(), conns in prop::collection::vec((label_map(), attrs()), 8)) {
         let limits = CelLimits::default();
         let CelPlan::Translated { user: None, labels } = plan(&src, &limits).unwrap() else {
             panic!("{src} was not translated without a user");
         };
         let vm = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).unwrap());
         let interp = plan_interpreted(&src, &limits).unwrap();
-        for map in &maps {
+        for (map, a) in &conns {
             let l = sorted(map);
-            let want = interp.matches_cel_crate(&conn("u", &l));
-            prop_assert_eq!(interp.matches(&conn("u", &l)), want, "{} on {:?}: evaluator", src, map);
-            let got = vm.as_ref().is_none_or(|p| p.matches_map(map));
-            prop_assert_eq!(got, want, "{} on {:?}", src, map);
+            let want = interp.matches_cel_crate(&conn_on("u", &l, *a));
+            prop_assert_eq!(interp.matches(&conn_on("u", &l, *a)), want, "{} on {:?} {:?}: evaluator", src, map, a);
+            let got = vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
+            prop_assert_eq!(got, want, "{} on {:?} {:?}", src, map, a);
         }
     }
 
@@ -313,7 +417,7 @@ proptest! {
         users in prop::collection::vec(prop::sample::select(&["u1", "u2"][..]), 1..3),
         shape in 0..3usize,
         conn_user in prop::sample::select(&["u1", "u2", "u3"][..]),
-        maps in prop::collection::vec(label_map(), 6),
+        conns in prop::collection::vec((label_map(), attrs()), 6),
     ) {
         let user_terms: Vec<String> = users.iter().enumerate()
             .map(|(i, u)| if i % 2 == 0 { format!("user == \"{u}\"") } else { format!("\"{u}\" == user") })
@@ -330,11 +434,11 @@ proptest! {
         prop_assert_eq!(&user, users[0]);
         let vm = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).unwrap());
         let interp = plan_interpreted(&src, &limits).unwrap();
-        for map in &maps {
+        for (map, a) in &conns {
             let l = sorted(map);
-            let want = interp.matches_cel_crate(&conn(conn_user, &l));
-            prop_assert_eq!(interp.matches(&conn(conn_user, &l)), want, "{} on {:?}: evaluator", src, map);
-            let got = user == conn_user && vm.as_ref().is_none_or(|p| p.matches_map(map));
+            let want = interp.matches_cel_crate(&conn_on(conn_user, &l, *a));
+            prop_assert_eq!(interp.matches(&conn_on(conn_user, &l, *a)), want, "{} on {:?}: evaluator", src, map);
+            let got = user == conn_user && vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
             prop_assert_eq!(got, want, "{} on {:?} as {}", src, map, conn_user);
         }
     }
@@ -353,7 +457,7 @@ proptest! {
         hard in untranslatable(),
         at in 0..5usize,
         conn_user in prop::sample::select(&["u1", "u2"][..]),
-        maps in prop::collection::vec(label_map(), 8),
+        conns in prop::collection::vec((label_map(), attrs()), 8),
     ) {
         let mut parts: Vec<String> = parts.into_iter().map(|p| format!("({p})")).collect();
         parts.insert(at.min(parts.len()), format!("({hard})"));
@@ -365,12 +469,13 @@ proptest! {
         let (pre_user, pre_labels) = p.prefilter().unwrap_or((None, None));
         let vm = pre_labels.map(|e| compile_expr(e, "expression", &NoSymbols).unwrap());
         let interp = plan_interpreted(&src, &limits).unwrap();
-        for map in &maps {
+        for (map, a) in &conns {
             let l = sorted(map);
-            let c = conn(conn_user, &l);
+            let c = conn_on(conn_user, &l, *a);
             let want = interp.matches_cel_crate(&c);
             prop_assert_eq!(interp.matches(&c), want, "{} on {:?}: evaluator", src, map);
-            let passes = pre_user.is_none_or(|u| u == conn_user) && vm.as_ref().is_none_or(|p| p.matches_map(map));
+            let passes = pre_user.is_none_or(|u| u == conn_user)
+                && vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
             prop_assert!(passes || !want, "{} matches {:?} as {} but the pre-filter drops it", src, map, conn_user);
             prop_assert_eq!(passes && p.matches(&c), want, "{} on {:?} as {}", src, map, conn_user);
         }

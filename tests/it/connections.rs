@@ -129,6 +129,19 @@ async fn cel_expressions_translated_and_interpreted() {
         (r#"transport == "uni_http_stream""#, {
             MEMBERS.iter().zip(&f.clients).filter(|(m, _)| m.3).map(|(_, c)| c.0.clone()).collect()
         }),
+        // `transport` and `protocol` are translated too: the survey reads them from the
+        // columns beside the labels, alone, with labels, and after the user index.
+        (r#"transport == "websocket" && labels.region == "eu""#, {
+            let ws: BTreeSet<String> = uni_members(&f, false);
+            ws.intersection(&f.expect(|_, r, _| r == "eu")).cloned().collect()
+        }),
+        (r#"protocol == "json" && transport.startsWith("uni_") || labels.tier == "free""#, {
+            uni_members(&f, true).union(&f.expect(|_, _, t| t == "free")).cloned().collect()
+        }),
+        (r#"user == "2" && transport != "uni_http_stream""#, BTreeSet::from([f.clients[2].0.clone()])),
+        (r#"protocol == "protobuf""#, BTreeSet::new()),
+        // A label key in the attributes' namespace reads no attribute.
+        (r#"labels["\u0000transport"] == "websocket""#, BTreeSet::new()),
         (r#""news" in channels"#, BTreeSet::from([f.clients[0].0.clone()])),
         (r#"connected_at > 0 && user in ["4", "5"]"#, f.expect(|u, _, _| u == "4" || u == "5")),
         (r#"labels.nokey == "x""#, BTreeSet::new()),
@@ -154,6 +167,27 @@ async fn cel_expressions_translated_and_interpreted() {
     assert_eq!(got, f.expect(|u, r, t| u == "2" && r == "eu" && t == "enterprise"));
     // Contradicting users select nothing.
     assert!(f.list(json!({"user": "2", "expression": r#"user == "3""#})).await.is_empty());
+}
+
+/// The clients on a unidirectional stream (`true`) or on WebSocket (`false`).
+fn uni_members(f: &Fleet, uni: bool) -> BTreeSet<String> {
+    MEMBERS.iter().zip(&f.clients).filter(|(m, _)| m.3 == uni).map(|(_, c)| c.0.clone()).collect()
+}
+
+/// A label filter reads labels only: a key where the attributes are kept is a key no
+/// connection has, for `connections` and for targeted ops.
+#[tokio::test]
+async fn a_label_filter_never_reads_an_attribute() {
+    let f = fleet().await;
+    let key = rotor::filter::attribute::TRANSPORT;
+    assert!(f.list(json!({"label_filter": eq(key, "websocket")})).await.is_empty());
+    let all = f.expect(|_, _, _| true);
+    assert_eq!(f.list(json!({"label_filter": {"key": key, "cmp": "neq", "val": "websocket"}})).await, all);
+    assert_eq!(f.list(json!({"label_filter": {"key": key, "cmp": "nex"}})).await, all);
+    let (status, r) =
+        f.server.api("disconnect", json!({"all_users": true, "label_filter": eq(key, "websocket")})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(f.list(json!({"label_filter": {"key": "region", "cmp": "ex"}})).await, all, "nobody was disconnected");
 }
 
 #[tokio::test]

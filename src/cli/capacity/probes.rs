@@ -171,9 +171,7 @@ impl Probe {
                 let conns = node.hub.user_connections(user);
                 match program {
                     None => conns.len(),
-                    Some(p) => {
-                        conns.iter().filter(|s| p.matches(&SortedLabels { program: p, labels: &s.labels })).count()
-                    }
+                    Some(p) => conns.iter().filter(|s| p.matches(&SortedLabels::of(p, &***s))).count(),
                 }
             }
         }

@@ -24,6 +24,12 @@
 //! is an error. (The `in` row needs `ex(k)`: the filter language's `in` compares a
 //! missing key as `""`.)
 //!
+//! `transport` and `protocol` take the place of `labels.k` in every row but the
+//! presence tests, under their [`attribute`] keys: a connection always has them, so
+//! they are never an error, and the rows above still hold (`ex` is simply true).
+//! Label keys in the attributes' namespace (a NUL byte first, which no label has)
+//! are declined, so they never read an attribute.
+//!
 //! `user == "x"` (either side) is taken only as a top-level conjunct — the root or an
 //! operand of the root's chain of `&&` — where `T` is a plain conjunction, so it can be
 //! served from the per-user index. Two different users make the label part `false`.
@@ -42,6 +48,7 @@
 use ::cel::IdedExpr;
 use ::cel::common::ast::{Expr as Ast, LiteralValue, operators};
 
+use crate::filter::attribute;
 use crate::filter::ir::{Expr, Test, ValueSet};
 
 /// The translated plan: the user conjunct, and the label predicate (None = `true`, only
@@ -125,7 +132,7 @@ fn truth(e: &IdedExpr) -> Option<(Expr, Expr)> {
     }
     if let Ast::Select(s) = &e.expr {
         // has(labels.k)
-        return (s.test && is_labels(&s.operand)).then(|| presence(&s.field));
+        return (s.test && is_labels(&s.operand)).then(|| label(&s.field)).flatten().map(presence);
     }
     let Ast::Call(c) = &e.expr else { return None };
     if let Some(target) = &c.target {
@@ -149,9 +156,9 @@ fn truth(e: &IdedExpr) -> Option<(Expr, Expr)> {
             let (k, v) = label_and_string(a, b)?;
             Some((Expr::and(vec![ex(k), Expr::leaf(k, Test::Neq(v.to_owned()))]), eq(k, v)))
         }
-        (operators::IN, [a, b]) if is_labels(b) => string(a).map(presence),
+        (operators::IN, [a, b]) if is_labels(b) => string(a).and_then(label).map(presence),
         (operators::IN, [a, b]) => {
-            let k = label_key(a)?;
+            let k = key_of(a)?;
             let set = ValueSet::new(string_list(b)?);
             Some((
                 Expr::and(vec![ex(k), Expr::leaf(k, Test::In(set.clone()))]),
@@ -162,9 +169,9 @@ fn truth(e: &IdedExpr) -> Option<(Expr, Expr)> {
     }
 }
 
-/// `labels.k.startsWith(p)`, `endsWith`, `contains`.
+/// `labels.k.startsWith(p)`, `endsWith`, `contains` (or `transport.…`, `protocol.…`).
 fn string_method(func: &str, target: &IdedExpr, args: &[IdedExpr]) -> Option<(Expr, Expr)> {
-    let k = label_key(target)?;
+    let k = key_of(target)?;
     let [arg] = args else { return None };
     let p = string(arg)?.to_owned();
     let test = match func {
@@ -199,9 +206,9 @@ fn call<'e>(e: &'e IdedExpr, func: &str) -> Option<&'e [IdedExpr]> {
     }
 }
 
-/// The key and the string of `labels.k == "v"` or `"v" == labels.k`.
+/// The key and the string of `labels.k == "v"` or `"v" == labels.k` (or an attribute).
 fn label_and_string<'e>(a: &'e IdedExpr, b: &'e IdedExpr) -> Option<(&'e str, &'e str)> {
-    match (label_key(a), label_key(b)) {
+    match (key_of(a), key_of(b)) {
         (Some(k), None) => Some((k, string(b)?)),
         (None, Some(k)) => Some((k, string(a)?)),
         _ => None,
@@ -212,16 +219,23 @@ fn is_labels(e: &IdedExpr) -> bool {
     matches!(&e.expr, Ast::Ident(name) if name == "labels")
 }
 
-/// `k` of `labels.k` or `labels["k"]`.
-fn label_key(e: &IdedExpr) -> Option<&str> {
+/// The key `e` reads: `k` of `labels.k` or `labels["k"]`, or the attribute key of
+/// `transport` or `protocol`.
+fn key_of(e: &IdedExpr) -> Option<&str> {
     match &e.expr {
-        Ast::Select(s) if !s.test && is_labels(&s.operand) => Some(&s.field),
+        Ast::Select(s) if !s.test && is_labels(&s.operand) => label(&s.field),
         Ast::Call(c) if c.target.is_none() && c.func_name == operators::INDEX => match c.args.as_slice() {
-            [m, k] if is_labels(m) => string(k),
+            [m, k] if is_labels(m) => string(k).and_then(label),
             _ => None,
         },
+        Ast::Ident(name) => attribute::of_variable(name),
         _ => None,
     }
+}
+
+/// A label key, unless it is in the attributes' namespace (see the module docs).
+fn label(k: &str) -> Option<&str> {
+    (!attribute::is_reserved(k)).then_some(k)
 }
 
 /// The value of a string literal.
