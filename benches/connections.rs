@@ -114,7 +114,7 @@ fn predicate(c: &mut Criterion) {
     let CelPlan::Interpreted(mixed) = plan(&mixed, &CelLimits::default()).unwrap() else {
         panic!("{mixed} should be interpreted");
     };
-    let (_, Some(pre)) = mixed.prefilter().expect("a pre-filter") else { panic!("label pre-filter") };
+    let Some(pre) = mixed.prefilter().and_then(|c| c.labels.as_ref()) else { panic!("a label pre-filter") };
     let pre = compile_expr(pre, "expression", hub.label_values()).unwrap();
     group.bench_function("cel_prefiltered_2t", |b| {
         b.iter(|| {

@@ -624,6 +624,7 @@ fn cel_leaf(r: &mut Reader) -> String {
             let f = r.pick(&["startsWith", "endsWith", "contains"]);
             format!("{}.{f}({})", cel_key_ref(r), lit(r))
         }
+        10 if r.below(2) == 0 => format!("{} in channels", r.pick(&["\"news\"", "'chat'", "\"x\""])),
         10 => r.pick(&["true", "false"]).to_owned(),
         11 | 12 => {
             let u = r.pick(CEL_USERS);
@@ -669,8 +670,8 @@ pub fn gen_cel(r: &mut Reader, depth: usize) -> String {
 /// A CEL expression from a small grammar (or, for inputs starting with `#`, the rest
 /// as raw source) and a few connections: planning never panics, `plan` and
 /// `plan_interpreted` accept the same sources, and when `plan` translates the
-/// expression to bytecode, its verdict (user conjunct plus label program) equals the
-/// interpreter's on every connection.
+/// expression to bytecode, its verdict (user and channel conjuncts plus the label
+/// program, attributes included) equals the interpreter's on every connection.
 pub fn cel_translate_vs_interp(data: &[u8]) {
     let limits = CelLimits::default();
     let mut r = Reader::new(data);
@@ -678,8 +679,8 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
         Some((b'#', raw)) => String::from_utf8_lossy(raw).into_owned(),
         _ => gen_cel(&mut r, 4),
     };
-    // (user, labels, (transport, protocol)) of each connection.
-    type Fuzzed = (&'static str, BTreeMap<String, String>, (&'static str, &'static str));
+    // (user, labels, (transport, protocol), channels) of each connection.
+    type Fuzzed = (&'static str, BTreeMap<String, String>, (&'static str, &'static str), Vec<String>);
     let conns: Vec<Fuzzed> = (0..1 + r.below(6))
         .map(|_| {
             let user = r.pick(CEL_USERS);
@@ -689,7 +690,8 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
                     m.insert(k.to_string(), r.pick(CEL_VALUES).to_owned());
                 }
             }
-            (user, m, (r.pick(CEL_TRANSPORTS), r.pick(CEL_PROTOCOLS)))
+            let channels = ["news", "chat"].iter().filter(|_| r.below(2) == 1).map(|c| c.to_string()).collect();
+            (user, m, (r.pick(CEL_TRANSPORTS), r.pick(CEL_PROTOCOLS)), channels)
         })
         .collect();
     let planned = plan(&src, &limits);
@@ -699,12 +701,12 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
         (Err(_), Err(_)) => return,
         (p, i) => panic!("plan and plan_interpreted disagree on {src:?}: {:?} vs {:?}", p.err(), i.err()),
     };
-    let CelPlan::Translated { user, labels } = planned else { return };
+    let CelPlan::Translated { user, channels, labels } = planned else { return };
     let program = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).expect("translated IR compiles"));
     if let Some(p) = &program {
         check_jumps(p);
     }
-    for (conn_user, m, (transport, protocol)) in &conns {
+    for (conn_user, m, (transport, protocol), subscribed) in &conns {
         let sorted: Vec<(Arc<str>, Arc<str>)> =
             m.iter().map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str()))).collect();
         // The bytecode sees the attributes beside the labels, as in the hub's columns.
@@ -721,12 +723,16 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
             meta_json: None,
             meta_form: MetaForm::UNCHECKED,
             labels: &sorted,
-            channels: &[],
+            channels: subscribed,
             connected_at: 0,
         });
-        let user_ok = user.as_deref().is_none_or(|u| u == *conn_user);
+        let user_ok =
+            user.as_deref().is_none_or(|u| u == *conn_user) && channels.iter().all(|c| subscribed.contains(c));
         let got = user_ok && program.as_ref().is_none_or(|p| p.matches_map(&map));
-        assert_eq!(got, want, "{src} as {conn_user:?} on {m:?} {transport} {protocol}\nuser: {user:?}\n{program:?}");
+        assert_eq!(
+            got, want,
+            "{src} as {conn_user:?} on {m:?} {transport} {protocol} {subscribed:?}\nuser: {user:?} {channels:?}\n{program:?}"
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rotor::filter::cel::{CelConn, CelLimits, CelPath, CelPlan, MetaForm, plan, plan_interpreted};
+use rotor::filter::cel::{CelConn, CelLimits, CelPath, CelPlan, Conjuncts, MetaForm, plan, plan_interpreted};
 use rotor::filter::{NoSymbols, attribute, compile_expr};
 
 type Labels = HashMap<String, String>;
@@ -25,11 +25,22 @@ fn sorted(map: &Labels) -> Vec<(Arc<str>, Arc<str>)> {
     v
 }
 
-/// A connection's transport and protocol.
-type Attrs = (&'static str, &'static str);
+/// A connection's transport, protocol and channels (an index into [`CHANNEL_SETS`]).
+type Attrs = (&'static str, &'static str, usize);
 
-/// What [`conn`] has.
-const WS_JSON: Attrs = ("websocket", "json");
+/// What [`conn`] has: no channels.
+const WS_JSON: Attrs = ("websocket", "json", 0);
+
+/// The channel lists connections may have.
+static CHANNEL_SETS: std::sync::LazyLock<[Vec<String>; 4]> = std::sync::LazyLock::new(|| {
+    let set = |cs: &[&str]| cs.iter().map(|c| c.to_string()).collect();
+    [set(&[]), set(&["news"]), set(&["chat", "news"]), set(&["chat"])]
+});
+
+/// Whether a connection with `attrs` is subscribed to all of `channels`.
+fn in_all(channels: &[String], (_, _, set): Attrs) -> bool {
+    channels.iter().all(|c| CHANNEL_SETS[set].contains(c))
+}
 
 /// A connection of `user` with `labels` and fixed other fields.
 fn conn<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)]) -> CelConn<'a> {
@@ -37,7 +48,7 @@ fn conn<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)]) -> CelConn<'a> {
 }
 
 /// [`conn`] on another transport and protocol.
-fn conn_on<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)], (transport, protocol): Attrs) -> CelConn<'a> {
+fn conn_on<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)], (transport, protocol, set): Attrs) -> CelConn<'a> {
     CelConn {
         user,
         client: "c-1",
@@ -48,13 +59,13 @@ fn conn_on<'a>(user: &'a str, labels: &'a [(Arc<str>, Arc<str>)], (transport, pr
         meta_json: None,
         meta_form: MetaForm::UNCHECKED,
         labels,
-        channels: &[],
+        channels: &CHANNEL_SETS[set],
         connected_at: 0,
     }
 }
 
 /// The labels with the attributes stored beside them, as the hub's columns hold them.
-fn with_attrs(map: &Labels, (transport, protocol): Attrs) -> Labels {
+fn with_attrs(map: &Labels, (transport, protocol, _): Attrs) -> Labels {
     let mut m = map.clone();
     m.insert(attribute::TRANSPORT.into(), transport.into());
     m.insert(attribute::PROTOCOL.into(), protocol.into());
@@ -87,8 +98,8 @@ fn translated(src: &str, user: &str, map: &Labels) -> Option<bool> {
 fn translated_on(src: &str, user: &str, map: &Labels, attrs: Attrs) -> Option<bool> {
     match plan(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}")) {
         CelPlan::Interpreted(_) => None,
-        CelPlan::Translated { user: u, labels } => {
-            let user_ok = u.as_deref().is_none_or(|u| u == user);
+        CelPlan::Translated { user: u, channels, labels } => {
+            let user_ok = u.as_deref().is_none_or(|u| u == user) && in_all(&channels, attrs);
             let labels_ok = labels.is_none_or(|e| {
                 compile_expr(&e, "expression", &NoSymbols).expect("compiles").matches_map(&with_attrs(map, attrs))
             });
@@ -172,9 +183,10 @@ fn the_label_subset_is_translated_and_agrees_with_the_interpreter() {
 }
 
 /// `transport` and `protocol` are read from the columns beside the labels, in every
-/// form a label is (but the presence tests), alone and mixed with labels and users.
+/// form a label is (but the presence tests), alone and mixed with labels and users;
+/// top-level `"c" in channels` conjuncts are split out like the user.
 #[test]
-fn transport_and_protocol_are_translated_and_agree_with_the_interpreter() {
+fn attributes_and_channels_are_translated_and_agree_with_the_interpreter() {
     let cases = [
         "transport == \"websocket\"",
         "\"uni_sse\" == transport",
@@ -194,9 +206,20 @@ fn transport_and_protocol_are_translated_and_agree_with_the_interpreter() {
         "user == \"u1\" && transport.startsWith(\"uni\")",
         "labels.missing == \"x\" || transport == \"sse\"",
         "!(transport == \"sse\" && labels.missing == \"x\")",
+        // Top-level channel conjuncts: the channel index, then the session.
+        "\"news\" in channels",
+        "\"news\" in channels && transport == \"sse\"",
+        "\"chat\" in channels && labels.region == \"eu\" && \"news\" in channels",
+        "\"news\" in channels && \"news\" in channels && user == \"u1\"",
+        "\"x\" in channels && true",
     ];
-    let attrs =
-        [WS_JSON, ("uni_sse", "json"), ("sse", "protobuf"), ("uni_websocket", "protobuf"), ("http_stream", "json")];
+    let attrs = [
+        WS_JSON,
+        ("uni_sse", "json", 1),
+        ("sse", "protobuf", 2),
+        ("uni_websocket", "protobuf", 3),
+        ("http_stream", "json", 0),
+    ];
     for src in cases {
         for map in samples() {
             for a in attrs {
@@ -236,6 +259,10 @@ fn anything_else_is_interpreted_and_still_correct() {
         "labels == {\"region\": \"eu\"}",
         "labels.?region.orValue(\"\") == \"eu\"",
         "(user == \"u1\" && labels.region == \"eu\") || false",
+        "\"news\" in channels || labels.region == \"eu\"",
+        "!(\"news\" in channels)",
+        "channels.exists(c, c == \"news\")",
+        "labels.region in channels",
     ];
     for src in cases {
         for map in samples() {
@@ -280,7 +307,7 @@ fn logical_operators_absorb_errors_on_either_side() {
 fn the_user_conjunct_is_split_out() {
     let l = CelLimits::default();
     let user_of = |src: &str| match plan(src, &l).unwrap() {
-        CelPlan::Translated { user, labels } => (user, labels.is_some()),
+        CelPlan::Translated { user, labels, .. } => (user, labels.is_some()),
         CelPlan::Interpreted(_) => panic!("{src} was interpreted"),
     };
     assert_eq!(user_of("user == \"42\""), (Some("42".into()), false));
@@ -290,7 +317,7 @@ fn the_user_conjunct_is_split_out() {
     assert_eq!(user_of("true"), (None, true));
     assert_eq!(user_of("user == \"42\" && !false"), (Some("42".into()), false));
     match plan("user == \"1\" && user == \"2\"", &l).unwrap() {
-        CelPlan::Translated { user: Some(_), labels: Some(rotor::filter::Expr::Const(false)) } => {}
+        CelPlan::Translated { user: Some(_), labels: Some(rotor::filter::Expr::Const(false)), .. } => {}
         other => panic!("conflicting users: {other:?}"),
     }
 }
@@ -358,7 +385,11 @@ fn attr_leaf() -> impl Strategy<Value = String> {
 
 /// A connection's transport and protocol.
 fn attrs() -> impl Strategy<Value = Attrs> {
-    (prop::sample::select(&["websocket", "uni_sse", "sse"][..]), prop::sample::select(&["json", "protobuf"][..]))
+    (
+        prop::sample::select(&["websocket", "uni_sse", "sse"][..]),
+        prop::sample::select(&["json", "protobuf"][..]),
+        0..4usize,
+    )
 }
 
 fn expr() -> impl Strategy<Value = String> {
@@ -377,6 +408,7 @@ fn untranslatable() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("app_name == \"app\"".to_owned()),
         Just("app_version != \"1.2.3\"".to_owned()),
+        expr().prop_map(|e| format!("\"news\" in channels || ({e})")),
         Just("size(labels) >= 2".to_owned()),
         key().prop_map(|k| format!("labels.{k}.matches(\"^x\")")),
         (key(), key()).prop_map(|(a, b)| format!("labels.{a} == labels.{b}")),
@@ -396,9 +428,10 @@ proptest! {
     #[test]
     fn translation_equals_interpretation(src in expr(), conns in prop::collection::vec((label_map(), attrs()), 8)) {
         let limits = CelLimits::default();
-        let CelPlan::Translated { user: None, labels } = plan(&src, &limits).unwrap() else {
+        let CelPlan::Translated { user: None, channels, labels } = plan(&src, &limits).unwrap() else {
             panic!("{src} was not translated without a user");
         };
+        prop_assert!(channels.is_empty());
         let vm = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).unwrap());
         let interp = plan_interpreted(&src, &limits).unwrap();
         for (map, a) in &conns {
@@ -415,30 +448,37 @@ proptest! {
         a in expr(),
         b in expr(),
         users in prop::collection::vec(prop::sample::select(&["u1", "u2"][..]), 1..3),
+        channel_terms in prop::collection::vec(prop::sample::select(&["news", "chat", "x"][..]), 0..3),
         shape in 0..3usize,
         conn_user in prop::sample::select(&["u1", "u2", "u3"][..]),
         conns in prop::collection::vec((label_map(), attrs()), 6),
     ) {
-        let user_terms: Vec<String> = users.iter().enumerate()
+        let mut user_terms: Vec<String> = users.iter().enumerate()
             .map(|(i, u)| if i % 2 == 0 { format!("user == \"{u}\"") } else { format!("\"{u}\" == user") })
             .collect();
+        user_terms.extend(channel_terms.iter().map(|c| format!("\"{c}\" in channels")));
         let src = match shape {
             0 => format!("{} && ({a})", user_terms.join(" && ")),
             1 => format!("({a}) && {} && ({b})", user_terms.join(" && ")),
             _ => format!("({a}) && ({b}) && {}", user_terms.join(" && ")),
         };
         let limits = CelLimits::default();
-        let CelPlan::Translated { user: Some(user), labels } = plan(&src, &limits).unwrap() else {
+        let CelPlan::Translated { user: Some(user), channels, labels } = plan(&src, &limits).unwrap() else {
             panic!("{src} was not translated with a user");
         };
         prop_assert_eq!(&user, users[0]);
+        let mut want_channels: Vec<String> = channel_terms.iter().map(|c| c.to_string()).collect();
+        want_channels.dedup();
+        prop_assert!(channels.iter().all(|c| want_channels.contains(c)) && want_channels.iter().all(|c| channels.contains(c)));
         let vm = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).unwrap());
         let interp = plan_interpreted(&src, &limits).unwrap();
         for (map, a) in &conns {
             let l = sorted(map);
             let want = interp.matches_cel_crate(&conn_on(conn_user, &l, *a));
             prop_assert_eq!(interp.matches(&conn_on(conn_user, &l, *a)), want, "{} on {:?}: evaluator", src, map);
-            let got = user == conn_user && vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
+            let got = user == conn_user
+                && in_all(&channels, *a)
+                && vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
             prop_assert_eq!(got, want, "{} on {:?} as {}", src, map, conn_user);
         }
     }
@@ -453,6 +493,7 @@ proptest! {
             expr(),
             untranslatable(),
             prop::sample::select(&["u1", "u2"][..]).prop_map(|u| format!("user == \"{u}\"")),
+            prop::sample::select(&["news", "chat"][..]).prop_map(|c| format!("\"{c}\" in channels")),
         ], 1..5),
         hard in untranslatable(),
         at in 0..5usize,
@@ -466,15 +507,17 @@ proptest! {
         let CelPlan::Interpreted(p) = plan(&src, &limits).unwrap() else {
             panic!("{src} has an untranslatable conjunct but was translated");
         };
-        let (pre_user, pre_labels) = p.prefilter().unwrap_or((None, None));
-        let vm = pre_labels.map(|e| compile_expr(e, "expression", &NoSymbols).unwrap());
+        let none = Conjuncts::default();
+        let pre = p.prefilter().unwrap_or(&none);
+        let vm = pre.labels.as_ref().map(|e| compile_expr(e, "expression", &NoSymbols).unwrap());
         let interp = plan_interpreted(&src, &limits).unwrap();
         for (map, a) in &conns {
             let l = sorted(map);
             let c = conn_on(conn_user, &l, *a);
             let want = interp.matches_cel_crate(&c);
             prop_assert_eq!(interp.matches(&c), want, "{} on {:?}: evaluator", src, map);
-            let passes = pre_user.is_none_or(|u| u == conn_user)
+            let passes = pre.user.as_deref().is_none_or(|u| u == conn_user)
+                && in_all(&pre.channels, *a)
                 && vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
             prop_assert!(passes || !want, "{} matches {:?} as {} but the pre-filter drops it", src, map, conn_user);
             prop_assert_eq!(passes && p.matches(&c), want, "{} on {:?} as {}", src, map, conn_user);

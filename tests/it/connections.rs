@@ -328,3 +328,58 @@ async fn label_keys_are_capped_and_freed() {
         until_gone(&s, "churn").await;
     }
 }
+
+/// A top-level `"c" in channels` selects through the channel index: with no label
+/// program, or when the channel's subscribers are few beside the node's connections,
+/// only its subscribers are examined (the rows-scanned metric says which route ran);
+/// otherwise the survey runs and each match's channels are checked. Every route gives
+/// exactly the subscribed connections, before and after an unsubscribe.
+#[tokio::test]
+async fn channel_conjuncts_select_through_the_channel_index() {
+    use crate::metrics::scrape;
+    let server = Server::start(json!({"prometheus": {"enabled": true}})).await;
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let region = if i % 2 == 0 { "eu" } else { "us" };
+        let (mut ws, r) = Ws::connect(&server, &token(&format!("u{i}"), json!({"labels": {"region": region}}))).await;
+        if i < 30 {
+            ws.call("subscribe", json!({"channel": "wide"})).await;
+        }
+        if i == 4 {
+            ws.call("subscribe", json!({"channel": "rare"})).await;
+        }
+        clients.push((r["client"].as_str().unwrap().to_string(), ws));
+    }
+    let client_ids: Vec<String> = clients.iter().map(|c| c.0.clone()).collect();
+    let ids = |pick: &dyn Fn(usize) -> bool| -> BTreeSet<String> {
+        client_ids.iter().enumerate().filter(|(i, _)| pick(*i)).map(|(_, c)| c.clone()).collect()
+    };
+    let scanned = || async { scrape(&server).await.get("rotor_connections_rows_scanned", &[]) };
+    let list = |expr: &'static str| {
+        let server = &server;
+        async move {
+            let (status, r) = server.api("connections", json!({"expression": expr})).await;
+            assert_eq!(status, 200, "{r}");
+            r["result"]["connections"].as_object().unwrap().keys().cloned().collect::<BTreeSet<String>>()
+        }
+    };
+    let cases: [(&str, BTreeSet<String>, f64); 5] = [
+        // One subscriber among 40: the index, then the label program on it.
+        (r#""rare" in channels && labels.region == "eu""#, ids(&|i| i == 4), 1.0),
+        // 30 of 40: the survey, then the channel on its 15 matches.
+        (r#""wide" in channels && labels.region == "eu""#, ids(&|i| i < 30 && i % 2 == 0), 40.0),
+        // No label program: the channel with fewer subscribers, whatever their number.
+        (r#""wide" in channels && "rare" in channels"#, ids(&|i| i == 4), 1.0),
+        (r#""wide" in channels"#, ids(&|i| i < 30), 30.0),
+        // Interpreted, with the channel as its pre-filter.
+        (r#""wide" in channels && user.endsWith("1")"#, ids(&|i| i < 30 && i % 10 == 1), 30.0),
+    ];
+    for (expr, want, rows) in cases {
+        let before = scanned().await;
+        assert_eq!(list(expr).await, want, "{expr}");
+        assert_eq!(scanned().await - before, rows, "{expr}: rows examined");
+    }
+    clients[4].1.call("unsubscribe", json!({"channel": "rare"})).await;
+    assert!(list(r#""rare" in channels && labels.region == "eu""#).await.is_empty());
+    assert_eq!(list(r#""wide" in channels && !("rare" in channels)"#).await, ids(&|i| i < 30));
+}

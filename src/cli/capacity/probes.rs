@@ -117,19 +117,25 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
                 let planned = plan(src, &CelLimits::default())
                     .map_err(|e| anyhow::anyhow!("--expression {src}: {}", e.message))?;
                 let translated = match planned {
-                    CelPlan::Translated { user: None, labels: Some(expr) } => {
+                    CelPlan::Translated { channels, .. } if !channels.is_empty() => {
+                        anyhow::bail!(
+                            "--expression {src}: a `\"c\" in channels` conjunct selects through the channel index, \
+                             and capacity's connections subscribe to nothing"
+                        )
+                    }
+                    CelPlan::Translated { user: None, labels: Some(expr), .. } => {
                         let program = compile_expr(&expr, "expression", values)
                             .map_err(|e| anyhow::anyhow!("--expression {src}: {e}"))?;
                         Route::Survey(program)
                     }
-                    CelPlan::Translated { user: Some(user), labels } => {
+                    CelPlan::Translated { user: Some(user), labels, .. } => {
                         let program = labels
                             .map(|expr| compile_expr(&expr, "expression", values))
                             .transpose()
                             .map_err(|e| anyhow::anyhow!("--expression {src}: {e}"))?;
                         Route::User(user, program)
                     }
-                    CelPlan::Translated { user: None, labels: None } => {
+                    CelPlan::Translated { user: None, labels: None, .. } => {
                         anyhow::bail!("--expression {src}: planned to nothing")
                     }
                     CelPlan::Interpreted(p) => Route::Interpreted(Box::new(p)),

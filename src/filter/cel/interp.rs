@@ -30,7 +30,6 @@ use ::cel::{Context, Env, Program, Value};
 
 use super::native::Native;
 use super::{CelConn, CelError, CelErrorKind};
-use crate::filter::ir::Expr;
 
 /// The variables an expression may use, in bit order of [`CelProgram`]'s mask.
 pub(super) const VARIABLES: [&str; 10] = [
@@ -79,7 +78,7 @@ pub struct CelProgram {
     /// Bit `i` set when the expression references `VARIABLES[i]`.
     vars: u16,
     /// The pre-filter: `(user, labels)` of the top-level conjuncts in the label subset.
-    prefilter: Option<(Option<String>, Option<Expr>)>,
+    prefilter: Option<super::Conjuncts>,
     /// The expression lowered to Rotor's own evaluator, when all of it is in its subset.
     native: Option<Native>,
 }
@@ -127,16 +126,17 @@ impl CelProgram {
         if self.native.is_some() { CelPath::Native } else { CelPath::CelCrate }
     }
 
-    pub(super) fn set_prefilter(&mut self, user: Option<String>, labels: Option<Expr>) {
-        self.prefilter = Some((user, labels));
+    pub(super) fn set_prefilter(&mut self, conjuncts: super::Conjuncts) {
+        self.prefilter = Some(conjuncts);
     }
 
     /// What every connection the expression matches satisfies, from its top-level
-    /// conjuncts in the label subset: a user (`user == "x"`) and/or a label predicate
-    /// (IR, as in [`CelPlan::Translated`](super::CelPlan)). None when no conjunct
-    /// translates. Callers select with it first and interpret only what it keeps.
-    pub fn prefilter(&self) -> Option<(Option<&str>, Option<&Expr>)> {
-        self.prefilter.as_ref().map(|(u, l)| (u.as_deref(), l.as_ref()))
+    /// conjuncts in the translatable subset: a user (`user == "x"`), channels
+    /// (`"c" in channels`) and/or a label predicate (IR, as in
+    /// [`CelPlan::Translated`](super::CelPlan)). None when no conjunct translates.
+    /// Callers select with it first and interpret only what it keeps.
+    pub fn prefilter(&self) -> Option<&super::Conjuncts> {
+        self.prefilter.as_ref()
     }
 
     /// Whether the expression references `variable` (one of the names above), e.g. to skip

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! src --check (length, lexical nesting)--> cel::parse --check (AST depth, nodes, cost)
-//!     --translate--> CelPlan::Translated { user, labels: IR }   (label subset: bytecode VM)
+//!     --translate--> CelPlan::Translated { user, channels, labels: IR }  (bytecode VM and indexes)
 //!                 or CelPlan::Interpreted(CelProgram)            (everything else, per connection,
 //!                        after a pre-filter of its translatable top-level conjuncts)
 //!                        --native::lower--> CelPath::Native    (Rotor's evaluator on the borrowed
@@ -136,15 +136,30 @@ impl MetaForm {
     }
 }
 
+/// What a translated expression selects by, or what an interpreted one's top-level
+/// conjuncts in the translatable subset require (its pre-filter): all of them hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Conjuncts {
+    /// From `user == "x"` (the per-user index).
+    pub user: Option<String>,
+    /// From `"c" in channels`, each once: the connection is subscribed to every one
+    /// (the channel index, then the session).
+    pub channels: Vec<String>,
+    /// The IR of the rest (labels, transport, protocol). None = no condition, only
+    /// with a user or a channel; without them a `true` is `Some(Expr::Const(true))`.
+    pub labels: Option<Expr>,
+}
+
 /// A compiled expression, planned once per request.
 pub enum CelPlan {
-    /// The whole expression is in the label subset: `user` is Some when the expression has
-    /// a top-level conjunct `user == "x"` (or `"x" == user`) that the caller serves from its
-    /// per-user index; `labels` is the IR of the rest (None = no label condition, i.e. match
-    /// all of that user's connections; only ever None together with a Some `user` — an
-    /// expression such as `true` gives `labels: Some(Expr::Const(true))`). Evaluate with the ordinary bytecode VM after
-    /// [`compile_expr`](super::compile_expr).
-    Translated { user: Option<String>, labels: Option<Expr> },
+    /// The whole expression is translated ([`Conjuncts`]): `user` is Some when the
+    /// expression has a top-level conjunct `user == "x"` (or `"x" == user`) that the
+    /// caller serves from its per-user index, `channels` lists its top-level
+    /// `"c" in channels` conjuncts, and `labels` is the IR of the rest (None = no
+    /// condition, only with a user or channel — an expression such as `true` gives
+    /// `labels: Some(Expr::Const(true))`). Evaluate with the ordinary bytecode VM
+    /// after [`compile_expr`](super::compile_expr).
+    Translated { user: Option<String>, channels: Vec<String>, labels: Option<Expr> },
     /// Anything else: evaluated per connection ([`CelProgram::path`]: the native
     /// evaluator, or the cel crate's interpreter) — on the connections its
     /// pre-filter keeps ([`CelProgram::prefilter`]: the top-level conjuncts in the label
@@ -155,9 +170,12 @@ pub enum CelPlan {
 impl fmt::Debug for CelPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CelPlan::Translated { user, labels } => {
-                f.debug_struct("Translated").field("user", user).field("labels", labels).finish()
-            }
+            CelPlan::Translated { user, channels, labels } => f
+                .debug_struct("Translated")
+                .field("user", user)
+                .field("channels", channels)
+                .field("labels", labels)
+                .finish(),
             CelPlan::Interpreted(p) => f.debug_tuple("Interpreted").field(p).finish(),
         }
     }
@@ -171,12 +189,12 @@ pub fn plan(src: &str, limits: &CelLimits) -> Result<CelPlan, CelError> {
     // the interpreter is always a correct fallback.
     let translated = catch_unwind(AssertUnwindSafe(|| translate::translate(program.expression()))).ok().flatten();
     Ok(match translated {
-        Some(t) => CelPlan::Translated { user: t.user, labels: t.labels },
+        Some(t) => CelPlan::Translated { user: t.user, channels: t.channels, labels: t.labels },
         None => {
             let pre = catch_unwind(AssertUnwindSafe(|| translate::prefilter(program.expression()))).ok().flatten();
             let mut p = CelProgram::new(program);
             if let Some(t) = pre {
-                p.set_prefilter(t.user, t.labels);
+                p.set_prefilter(t);
             }
             CelPlan::Interpreted(p)
         }

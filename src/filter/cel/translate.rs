@@ -30,9 +30,10 @@
 //! Label keys in the attributes' namespace (a NUL byte first, which no label has)
 //! are declined, so they never read an attribute.
 //!
-//! `user == "x"` (either side) is taken only as a top-level conjunct — the root or an
-//! operand of the root's chain of `&&` — where `T` is a plain conjunction, so it can be
-//! served from the per-user index. Two different users make the label part `false`.
+//! `user == "x"` (either side) and `"c" in channels` are taken only as top-level
+//! conjuncts — the root or an operand of the root's chain of `&&` — where `T` is a plain
+//! conjunction, so they can be served from the per-user index and the channel index
+//! (and checked on the session). Two different users make the label part `false`.
 //! Any other form — other variables, functions, macros, numbers, comparisons, bytes,
 //! non-literal operands — makes the whole expression interpreted.
 //!
@@ -51,12 +52,7 @@ use ::cel::common::ast::{Expr as Ast, LiteralValue, operators};
 use crate::filter::attribute;
 use crate::filter::ir::{Expr, Test, ValueSet};
 
-/// The translated plan: the user conjunct, and the label predicate (None = `true`, only
-/// with a user; without one a `true` label part is `Some(Const(true))`).
-pub(super) struct Translated {
-    pub user: Option<String>,
-    pub labels: Option<Expr>,
-}
+use super::Conjuncts as Translated;
 
 /// The plan of `root`, or None when any part of it is outside the label subset.
 pub(super) fn translate(root: &IdedExpr) -> Option<Translated> {
@@ -78,6 +74,7 @@ fn conjuncts(root: &IdedExpr, partial: bool) -> Option<Translated> {
     let mut conjuncts = Vec::new();
     top_conjuncts(root, &mut conjuncts);
     let mut user: Option<String> = None;
+    let mut channels: Vec<String> = Vec::new();
     let mut conflict = false;
     let mut parts = Vec::with_capacity(conjuncts.len());
     for c in conjuncts {
@@ -88,19 +85,26 @@ fn conjuncts(root: &IdedExpr, partial: bool) -> Option<Translated> {
             }
             continue;
         }
+        if let Some(ch) = channel_in(c) {
+            if !channels.iter().any(|seen| seen == ch) {
+                channels.push(ch.to_owned());
+            }
+            continue;
+        }
         match truth(c) {
             Some((t, _)) => parts.push(t),
             None if partial => continue,
             None => return None,
         }
     }
-    if partial && user.is_none() && parts.is_empty() {
+    if partial && user.is_none() && channels.is_empty() && parts.is_empty() {
         return None;
     }
     let labels = if conflict { Expr::Const(false) } else { Expr::and(parts) };
-    // Without a user, a constant `true` stays explicit: "match every connection".
-    let labels = (user.is_none() || labels != Expr::Const(true)).then_some(labels);
-    Some(Translated { user, labels })
+    // Without a user or channel, a constant `true` stays explicit: "match every
+    // connection".
+    let labels = (user.is_none() && channels.is_empty() || labels != Expr::Const(true)).then_some(labels);
+    Some(Translated { user, channels, labels })
 }
 
 /// The operands of the root's chain of `&&` (the root itself when it is no `&&`).
@@ -112,6 +116,13 @@ fn top_conjuncts<'e>(e: &'e IdedExpr, out: &mut Vec<&'e IdedExpr>) {
         }
         _ => out.push(e),
     }
+}
+
+/// `c` of `"c" in channels`: true when the connection is subscribed to `c`, false
+/// otherwise, never an error.
+fn channel_in(e: &IdedExpr) -> Option<&str> {
+    let [a, b] = call(e, operators::IN)? else { return None };
+    matches!(&b.expr, Ast::Ident(name) if name == "channels").then(|| string(a)).flatten()
 }
 
 /// `x` of `user == "x"` or `"x" == user`.
