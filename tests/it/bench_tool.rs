@@ -242,6 +242,20 @@ fn connections_load_matches_the_population() {
     let r =
         ok_json(&mut server, &["--connections", "8", "--load", "connections", "--duration", "1", "--filter", custom]);
     assert_eq!(r["load"]["matched"], 8, "{r}");
+
+    // A CEL expression, alone (translated: labels and transport; a channel conjunct)
+    // and AND-ed with a filter.
+    let expr = r#"transport == "websocket" && labels.region == "region-0""#;
+    let r = ok_json(
+        &mut server,
+        &["--connections", "50", "--load", "connections", "--duration", "1", "--expression", expr],
+    );
+    assert_eq!((&r["load"]["matched"], &r["load"]["errors"]), (&json!(expected), &json!(0)), "{r}");
+    let args = ["--connections", "6", "--subscribe", "news", "--load", "connections", "--duration", "1"];
+    let r = ok_json(&mut server, &[&args[..], &["--expression", r#""news" in channels"#]].concat());
+    assert_eq!(r["load"]["matched"], 6, "{r}");
+    let r = ok_json(&mut server, &[&args[..], &["--expression", "user != \"\"", "--filter", custom]].concat());
+    assert_eq!(r["load"]["matched"], 6, "{r}");
 }
 
 /// `--api grpc`: publish and connections loads through the gRPC API of a real server
@@ -274,6 +288,12 @@ fn grpc_api_loads() {
     let population = Population { keys: Population::default_keys(), users: 7, meta: false };
     let expected = (0..30).filter(|&i| population.labels(i).contains(&("region".into(), "region-0".into()))).count();
     assert_eq!(load["matched"], expected as u64, "{r}");
+    let expr = ["--expression", r#"labels.region == "region-0" && protocol == "json""#];
+    let r = ok_json(
+        &mut server,
+        &[&["--connections", "30", "--users", "7", "--load", "connections"][..], &grpc[..], &expr[..]].concat(),
+    );
+    assert_eq!((&r["load"]["matched"], &r["load"]["errors"]), (&json!(expected), &json!(0)), "{r}");
 
     // A wrong key is counted as errors, not successes.
     let url = server.http();
@@ -299,6 +319,8 @@ fn refuses_bad_input() {
         (&["--transport", "carrier-pigeon"], 2, "--transport"),
         (&["--duration", "601"], 2, "--duration"),
         (&["--load", "connections", "--filter", "{nope"], 1, "--filter"),
+        (&["--load", "connections", "--expression", " "], 1, "--expression"),
+        (&["--expression", "true"], 1, "--load connections"),
         (&["--baseline"], 1, "--load"),
         (&["--load", "publish", "--api", "grpc", "--grpc-url", "http://10.1.2.3:10000"], 1, "refusing"),
         (&["--load", "publish", "--api", "grpc", "--baseline"], 1, "drop --api grpc"),

@@ -177,9 +177,13 @@ pub(super) struct Args {
     /// Bytes of payload in published data.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     payload_size: u64,
-    /// label_filter JSON for --load connections.
+    /// label_filter JSON for --load connections (default: region eq region-0, unless
+    /// --expression is given).
     #[arg(long)]
     filter: Option<String>,
+    /// CEL expression for --load connections (AND-ed with --filter when both are given).
+    #[arg(long)]
+    expression: Option<String>,
     /// The server's pid for memory readings (default: the process listening on the port).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -249,6 +253,9 @@ impl Plan {
         }
         if a.protocol == Protocol::Protobuf && a.transport != Transport::WebSocket {
             bail!("--protocol protobuf needs --transport websocket");
+        }
+        if (a.filter.is_some() || a.expression.is_some()) && a.load != LoadKind::Connections {
+            bail!("--filter and --expression select what --load connections lists: give --load connections");
         }
         if a.baseline && a.load == LoadKind::None {
             bail!("--baseline compares API throughput: give a --load too");
@@ -343,12 +350,22 @@ fn load_plan(a: &Args, kind: LoadKind, target: &Target, api_key: Option<String>)
         LoadKind::Publish => json!({"channel": channel, "data": data}),
         LoadKind::Broadcast => json!({"channels": [channel], "data": data}),
         LoadKind::Connections => {
-            let text = a.filter.as_deref().unwrap_or(DEFAULT_FILTER);
-            let filter: Value = serde_json::from_str(text).context("--filter is not valid JSON")?;
-            if !filter.is_object() {
-                bail!("--filter must be a JSON object (a FilterNode)");
+            let mut body = json!({});
+            if let Some(expr) = a.expression.as_deref() {
+                if expr.trim().is_empty() {
+                    bail!("--expression: a CEL expression is required");
+                }
+                body["expression"] = json!(expr);
             }
-            json!({"label_filter": filter})
+            let default = a.expression.is_none().then_some(DEFAULT_FILTER);
+            if let Some(text) = a.filter.as_deref().or(default) {
+                let filter: Value = serde_json::from_str(text).context("--filter is not valid JSON")?;
+                if !filter.is_object() {
+                    bail!("--filter must be a JSON object (a FilterNode)");
+                }
+                body["label_filter"] = filter;
+            }
+            body
         }
         LoadKind::None => unreachable!("no load plan without a load"),
     };
@@ -395,8 +412,12 @@ fn grpc_call(kind: LoadKind, channel: &str, body: &Value) -> anyhow::Result<grpc
             ..Default::default()
         }),
         LoadKind::Connections => {
-            let filter = FilterNode::deserialize(&body["label_filter"]).context("--filter is not a FilterNode")?;
-            grpc::Call::Connections(ConnectionsRequest { label_filter: Some(filter), ..Default::default() })
+            let filter = match body.get("label_filter") {
+                Some(f) => Some(FilterNode::deserialize(f).context("--filter is not a FilterNode")?),
+                None => None,
+            };
+            let expression = body["expression"].as_str().unwrap_or_default().to_owned();
+            grpc::Call::Connections(ConnectionsRequest { label_filter: filter, expression, ..Default::default() })
         }
         LoadKind::None => unreachable!("no load plan without a load"),
     })
