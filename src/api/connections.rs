@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::node::{Node, Session, TokenInfo};
 
@@ -62,7 +63,7 @@ pub enum Row {
     /// A session on this node, encoded when the answer is.
     Here(Arc<Session>),
     /// A fleet peer's connection: its client id and ConnectionInfo JSON as it answered.
-    Peer { client: String, info: Box<serde_json::value::RawValue> },
+    Peer { client: String, info: Box<RawValue> },
 }
 
 impl From<ConnectionsResult> for Listing {
@@ -94,40 +95,78 @@ impl Serialize for Listing {
     }
 }
 
-/// `{"<client id>": ConnectionInfo, …}`, encoded by [`write_info`] (a peer's row as it
-/// came) into one buffer and handed to the serializer as it is.
+impl Listing {
+    /// The JSON its `Serialize` writes, made with one pass over the rows and one copy:
+    /// written into a buffer sized for every row, then handed to serde_json verbatim.
+    /// Through `Serialize` a large listing was copied three or four times more (into
+    /// the serializer's buffer, again as that buffer grew for the fields after the rows,
+    /// and when it was shrunk to fit), which cost more than building its rows.
+    pub fn to_raw(&self) -> Box<RawValue> {
+        // Untouched capacity costs address space, not memory.
+        let mut out = String::with_capacity(64 + self.rows.len() * ROW_GUESS);
+        out.push_str("{\"connections\":");
+        write_rows(&mut out, &self.rows, &self.node);
+        if !self.next_cursor.is_empty() {
+            out.push_str(",\"next_cursor\":");
+            write_str(&mut out, &self.next_cursor);
+        }
+        out.push_str(",\"total\":");
+        write_uint(&mut out, self.total);
+        if !self.missing.is_empty() {
+            out.push_str(",\"missing_nodes\":[");
+            for (i, name) in self.missing.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(&mut out, name);
+            }
+            out.push(']');
+        }
+        out.push('}');
+        crate::json::to_raw(&Verbatim(&out))
+    }
+}
+
+/// `{"<client id>": ConnectionInfo, …}`, encoded by [`write_rows`] into one buffer and
+/// handed to the serializer as it is.
 struct ConnectionMap<'a>(&'a [Row], &'a str);
 
 impl Serialize for ConnectionMap<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         // Reserve for a page; a huge listing grows geometrically like any buffer.
         let mut out = String::with_capacity(2 + self.0.len().min(4096) * ROW_GUESS);
-        out.push('{');
-        for (i, row) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            match row {
-                Row::Here(s) => {
-                    // The client ID, a UUID: encoded straight from its number, and
-                    // with nothing in it to escape.
-                    let mut id = [0u8; 36];
-                    out.push('"');
-                    out.push_str(uuid::Uuid::from_u128(s.id).hyphenated().encode_lower(&mut id));
-                    out.push('"');
-                    out.push(':');
-                    write_info(&mut out, s, self.1);
-                }
-                Row::Peer { client, info } => {
-                    write_str(&mut out, client);
-                    out.push(':');
-                    out.push_str(info.get());
-                }
-            }
-        }
-        out.push('}');
+        write_rows(&mut out, self.0, self.1);
         Verbatim(&out).serialize(ser)
     }
+}
+
+/// Appends `{"<client id>": ConnectionInfo, …}`: this node's rows by [`write_info`]
+/// (`node` is its name), a peer's as it came.
+fn write_rows(out: &mut String, rows: &[Row], node: &str) {
+    out.push('{');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match row {
+            Row::Here(s) => {
+                // The client ID, a UUID: encoded straight from its number, and with
+                // nothing in it to escape.
+                let mut id = [0u8; 36];
+                out.push('"');
+                out.push_str(uuid::Uuid::from_u128(s.id).hyphenated().encode_lower(&mut id));
+                out.push('"');
+                out.push(':');
+                write_info(out, s, node);
+            }
+            Row::Peer { client, info } => {
+                write_str(out, client);
+                out.push(':');
+                out.push_str(info.get());
+            }
+        }
+    }
+    out.push('}');
 }
 
 /// A typical ConnectionInfo's size in bytes (a few channels, a token, small meta), to
@@ -299,9 +338,17 @@ fn write_str(out: &mut String, v: &str) {
 
 /// A decimal integer, without going through `fmt`.
 fn write_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    write_uint(out, n.unsigned_abs());
+}
+
+/// A decimal unsigned integer, without going through `fmt`.
+fn write_uint(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    let mut m = n.unsigned_abs();
+    let mut m = n;
     loop {
         i -= 1;
         digits[i] = b'0' + (m % 10) as u8;
@@ -309,9 +356,6 @@ fn write_int(out: &mut String, n: i64) {
         if m == 0 {
             break;
         }
-    }
-    if n < 0 {
-        out.push('-');
     }
     digits[i..].iter().for_each(|&d| out.push(d as char));
 }
@@ -375,7 +419,7 @@ pub fn connections(node: &Node, req: ConnectionsRequest) -> Result<ConnectionsRe
 /// the selection matches on that node in all.
 #[derive(Serialize, Deserialize)]
 pub struct Page {
-    pub items: Vec<(String, Box<serde_json::value::RawValue>)>,
+    pub items: Vec<(String, Box<RawValue>)>,
     pub more: bool,
     /// Absent from the answers of nodes older than the field: counted as 0.
     #[serde(default)]
@@ -481,7 +525,19 @@ mod tests {
         assert_eq!(listed["connections"][s.client().as_str()], want);
         assert_eq!((listed["next_cursor"].as_str(), listed["total"].as_u64()), (Some("c"), Some(9)));
         let raw = serde_json::value::to_raw_value(&r).unwrap();
-        assert_eq!(serde_json::from_str::<Value>(raw.get()).unwrap(), listed, "the API's encoding path");
+        assert_eq!(serde_json::from_str::<Value>(raw.get()).unwrap(), listed, "serde_json's encoding");
+        // The API's encoding path writes the same bytes, with every optional field and a
+        // peer's row, and with none of them.
+        let mut r = r;
+        r.missing = vec!["node-\"2\"".into(), "node-3".into()];
+        r.rows
+            .push(Row::Peer { client: "peer\u{1}".into(), info: RawValue::from_string("{\"a\": 1}".into()).unwrap() });
+        r.total = u64::MAX;
+        assert_eq!(r.to_raw().get(), serde_json::to_string(&r).unwrap());
+        let empty =
+            Listing { rows: Vec::new(), next_cursor: String::new(), total: 0, missing: Vec::new(), node: "n".into() };
+        assert_eq!(empty.to_raw().get(), r#"{"connections":{},"total":0}"#);
+        assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"connections":{},"total":0}"#);
     }
 
     /// Guards [`Verbatim`]: serde_json must splice the bytes unchanged, into a string,
@@ -500,6 +556,11 @@ mod tests {
         for n in [0, 1, -1, 9, 10, -10, 1_700_000_000_123, i64::MAX, i64::MIN, i64::MIN + 1] {
             let mut out = String::new();
             write_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        for n in [0, 7, 10, u64::MAX] {
+            let mut out = String::new();
+            write_uint(&mut out, n);
             assert_eq!(out, n.to_string());
         }
     }

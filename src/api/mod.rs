@@ -110,7 +110,11 @@ async fn handle(
         Err(e) => e.into_response(),
         // batch answers at the top level, as `cent` expects.
         Ok(Ok(result)) if name == "batch" => json_response(StatusCode::OK, &result),
-        Ok(Ok(result)) => json_response(StatusCode::OK, &Envelope { result: Some(&result), error: None }),
+        Ok(Ok(result)) => {
+            // Room for the envelope up front: a large result is then copied once.
+            let envelope = Envelope { result: Some(&result), error: None };
+            json_response_sized(StatusCode::OK, &envelope, result.get().len() + 16)
+        }
         Ok(Err(e)) if transport_mode => e.into_response(),
         Ok(Err(e)) => json_response(StatusCode::OK, &Envelope::<()> { result: None, error: Some(&e) }),
     }
@@ -347,7 +351,7 @@ async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded
         "info" => to_value(fleet::info(node, decode::<info::InfoRequest>(body)?)),
         "batch" => to_value(Box::pin(batch::batch(node, decode(body)?)).await),
         "rpc" => fleet::rpc(node, decode(body)?).await,
-        "connections" => to_value(fleet::connections(node, body, decode(body)?).await),
+        "connections" => fleet::connections(node, body, decode(body)?).await.map(|l| l.to_raw()),
         "revoke_token" => to_value(sessions::revoke_token(node, decode(body)?).await),
         "invalidate_user_tokens" => to_value(sessions::invalidate_user_tokens(node, decode(body)?).await),
         "block_user" => to_value(sessions::block_user(node, decode(body)?).await),
@@ -360,7 +364,13 @@ async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded
 }
 
 fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let bytes = crate::json::to_vec(body);
+    json_response_sized(status, body, 128)
+}
+
+/// [`json_response`] into a buffer of `capacity` bytes to start with.
+fn json_response_sized<T: Serialize>(status: StatusCode, body: &T, capacity: usize) -> Response {
+    let mut bytes = Vec::with_capacity(capacity);
+    crate::json::write(&mut bytes, body);
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
