@@ -626,6 +626,10 @@ fn cel_leaf(r: &mut Reader) -> String {
         }
         10 if r.below(2) == 0 => format!("{} in channels", r.pick(&["\"news\"", "'chat'", "\"x\""])),
         10 => r.pick(&["true", "false"]).to_owned(),
+        11 if r.below(2) == 0 => {
+            let users: Vec<String> = (0..r.below(4)).map(|_| format!("\"{}\"", r.pick(CEL_USERS))).collect();
+            format!("user in [{}]", users.join(", "))
+        }
         11 | 12 => {
             let u = r.pick(CEL_USERS);
             if r.below(2) == 0 { format!("user == \"{u}\"") } else { format!("\"{u}\" == user") }
@@ -701,7 +705,7 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
         (Err(_), Err(_)) => return,
         (p, i) => panic!("plan and plan_interpreted disagree on {src:?}: {:?} vs {:?}", p.err(), i.err()),
     };
-    let CelPlan::Translated { user, channels, labels } = planned else { return };
+    let CelPlan::Translated { user, users, channels, labels } = planned else { return };
     let program = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).expect("translated IR compiles"));
     if let Some(p) = &program {
         check_jumps(p);
@@ -726,12 +730,13 @@ pub fn cel_translate_vs_interp(data: &[u8]) {
             channels: subscribed,
             connected_at: 0,
         });
-        let user_ok =
-            user.as_deref().is_none_or(|u| u == *conn_user) && channels.iter().all(|c| subscribed.contains(c));
+        let user_ok = user.as_deref().is_none_or(|u| u == *conn_user)
+            && (users.is_empty() || users.iter().any(|u| u == conn_user))
+            && channels.iter().all(|c| subscribed.contains(c));
         let got = user_ok && program.as_ref().is_none_or(|p| p.matches_map(&map));
         assert_eq!(
             got, want,
-            "{src} as {conn_user:?} on {m:?} {transport} {protocol} {subscribed:?}\nuser: {user:?} {channels:?}\n{program:?}"
+            "{src} as {conn_user:?} on {m:?} {transport} {protocol} {subscribed:?}\nuser: {user:?} {users:?} {channels:?}\n{program:?}"
         );
     }
 }

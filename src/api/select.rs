@@ -3,7 +3,8 @@
 //! hub by the cheapest route:
 //!
 //! 1. a user (given, or a top-level `user == "x"` conjunct of a translated CEL
-//!    expression) → that user's connections from the per-user index, no scan;
+//!    expression; or several, from `user in [...]`) → those users' connections from
+//!    the per-user index, no scan;
 //! 2. else a channel (a top-level `"c" in channels` conjunct) with few subscribers
 //!    beside the node's connections, or with no label program → that channel's
 //!    subscribers from the channel index, no scan;
@@ -39,6 +40,9 @@ use super::error::ApiError;
 pub struct Selector {
     /// Only this user's connections (`Some("")` = anonymous ones).
     user: Option<String>,
+    /// Only these users' connections (several, from CEL's `user in [...]`; with a
+    /// `user` it is checked against them instead).
+    users: Vec<String>,
     /// Only connections subscribed to every one of these channels.
     channels: Vec<String>,
     /// Label predicate, compiled against the hub's value interner.
@@ -145,6 +149,7 @@ impl Selector {
         let budget = Some(node.config.connections.cel_time_budget.std()).filter(|b| !b.is_zero());
         let mut sel = Selector {
             user: user.map(str::to_owned),
+            users: Vec::new(),
             channels: Vec::new(),
             program: None,
             cel: None,
@@ -160,8 +165,9 @@ impl Selector {
                 ApiError::bad_request(format!("expression: {}", e.message))
             })?;
             match plan {
-                CelPlan::Translated { user: cel_user, channels, labels } => {
+                CelPlan::Translated { user: cel_user, users, channels, labels } => {
                     sel.and_user(cel_user.as_deref());
+                    sel.and_users(users);
                     sel.channels = channels;
                     exprs.extend(labels);
                 }
@@ -170,6 +176,7 @@ impl Selector {
                     // the connections they keep.
                     if let Some(pre) = p.prefilter() {
                         sel.and_user(pre.user.as_deref());
+                        sel.and_users(pre.users.clone());
                         sel.channels = pre.channels.clone();
                         exprs.extend(pre.labels.clone());
                     }
@@ -199,6 +206,18 @@ impl Selector {
                 Some(given) if given != u => self.nothing = true,
                 _ => self.user = Some(u.to_owned()),
             }
+        }
+    }
+
+    /// Restricts the selection to one of `users` (none: no restriction); with a user
+    /// already, that user must be one of them.
+    fn and_users(&mut self, users: Vec<String>) {
+        if users.is_empty() {
+            return;
+        }
+        match &self.user {
+            Some(given) => self.nothing |= !users.contains(given),
+            None => self.users = users,
         }
     }
 
@@ -254,6 +273,10 @@ impl Selector {
         };
         let (mut out, total) = match (&self.user, &self.program) {
             (Some(user), _) => from_index(node.hub.user_connections(user)),
+            // Distinct users have disjoint connections.
+            (None, _) if !self.users.is_empty() => {
+                from_index(self.users.iter().flat_map(|u| node.hub.user_connections(u)).collect())
+            }
             (None, program) if let Some(subscribers) = self.channel_route(node, program.is_some()) => {
                 from_index(subscribers)
             }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use rotor::filter::cel::{CelConn, CelLimits, CelPath, CelPlan, Conjuncts, MetaForm, plan, plan_interpreted};
-use rotor::filter::{NoSymbols, attribute, compile_expr};
+use rotor::filter::{Expr, NoSymbols, attribute, compile_expr};
 
 type Labels = HashMap<String, String>;
 
@@ -36,6 +36,12 @@ static CHANNEL_SETS: std::sync::LazyLock<[Vec<String>; 4]> = std::sync::LazyLock
     let set = |cs: &[&str]| cs.iter().map(|c| c.to_string()).collect();
     [set(&[]), set(&["news"]), set(&["chat", "news"]), set(&["chat"])]
 });
+
+/// Whether a plan's user route (`user`, or one of `users`) keeps a connection of
+/// `conn_user`.
+fn routed(user: Option<&str>, users: &[String], conn_user: &str) -> bool {
+    user.is_none_or(|u| u == conn_user) && (users.is_empty() || users.iter().any(|u| u == conn_user))
+}
 
 /// Whether a connection with `attrs` is subscribed to all of `channels`.
 fn in_all(channels: &[String], (_, _, set): Attrs) -> bool {
@@ -98,8 +104,8 @@ fn translated(src: &str, user: &str, map: &Labels) -> Option<bool> {
 fn translated_on(src: &str, user: &str, map: &Labels, attrs: Attrs) -> Option<bool> {
     match plan(src, &CelLimits::default()).unwrap_or_else(|e| panic!("{src}: {e}")) {
         CelPlan::Interpreted(_) => None,
-        CelPlan::Translated { user: u, channels, labels } => {
-            let user_ok = u.as_deref().is_none_or(|u| u == user) && in_all(&channels, attrs);
+        CelPlan::Translated { user: u, users, channels, labels } => {
+            let user_ok = routed(u.as_deref(), &users, user) && in_all(&channels, attrs);
             let labels_ok = labels.is_none_or(|e| {
                 compile_expr(&e, "expression", &NoSymbols).expect("compiles").matches_map(&with_attrs(map, attrs))
             });
@@ -212,6 +218,11 @@ fn attributes_and_channels_are_translated_and_agree_with_the_interpreter() {
         "\"chat\" in channels && labels.region == \"eu\" && \"news\" in channels",
         "\"news\" in channels && \"news\" in channels && user == \"u1\"",
         "\"x\" in channels && true",
+        // Top-level `user in [...]`: the per-user index, each user's.
+        "user in [\"u1\", \"u2\"] && transport != \"sse\"",
+        "user in [\"u2\", \"u3\"] && \"news\" in channels",
+        "user in [\"u1\", \"u3\"] && user in [\"u3\", \"u2\"]",
+        "user in []",
     ];
     let attrs = [
         WS_JSON,
@@ -316,6 +327,20 @@ fn the_user_conjunct_is_split_out() {
     assert_eq!(user_of("labels.a == \"x\""), (None, true));
     assert_eq!(user_of("true"), (None, true));
     assert_eq!(user_of("user == \"42\" && !false"), (Some("42".into()), false));
+    // `user in [...]`: one user in common is that user's route; several, each one's.
+    let users_of = |src: &str| match plan(src, &l).unwrap() {
+        CelPlan::Translated { user, users, labels, .. } => (user, users, labels),
+        CelPlan::Interpreted(_) => panic!("{src} was interpreted"),
+    };
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(users_of("user in [\"b\", \"a\", \"b\"]"), (None, strings(&["a", "b"]), None));
+    assert_eq!(users_of("user in [\"a\"] && labels.x == \"1\"").0, Some("a".into()));
+    assert_eq!(users_of("user in [\"a\", \"b\"] && user in [\"b\", \"c\"]"), (Some("b".into()), vec![], None));
+    assert_eq!(users_of("user in [\"a\", \"b\"] && \"b\" == user"), (Some("b".into()), vec![], None));
+    assert_eq!(users_of("user in []"), (None, vec![], Some(Expr::Const(false))));
+    assert_eq!(users_of("user in [\"a\", \"b\"] && user == \"c\"").2, Some(Expr::Const(false)));
+    assert!(matches!(plan("user in [\"a\", 1]", &l).unwrap(), CelPlan::Interpreted(_)));
+    assert!(matches!(plan("user in [\"a\"] || labels.x == \"1\"", &l).unwrap(), CelPlan::Interpreted(_)));
     match plan("user == \"1\" && user == \"2\"", &l).unwrap() {
         CelPlan::Translated { user: Some(_), labels: Some(rotor::filter::Expr::Const(false)), .. } => {}
         other => panic!("conflicting users: {other:?}"),
@@ -383,6 +408,22 @@ fn attr_leaf() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A term on the user: `user == "u"` (either side) or `user in [...]` (0–3 users).
+fn user_term() -> impl Strategy<Value = String> {
+    let u = prop::sample::select(&["u1", "u2", "u3"][..]);
+    prop_oneof![
+        (u.clone(), any::<bool>()).prop_map(|(u, flip)| if flip {
+            format!("\"{u}\" == user")
+        } else {
+            format!("user == \"{u}\"")
+        }),
+        prop::collection::vec(u, 0..4).prop_map(|us| {
+            let items: Vec<String> = us.iter().map(|u| format!("\"{u}\"")).collect();
+            format!("user in [{}]", items.join(", "))
+        }),
+    ]
+}
+
 /// A connection's transport and protocol.
 fn attrs() -> impl Strategy<Value = Attrs> {
     (
@@ -428,10 +469,10 @@ proptest! {
     #[test]
     fn translation_equals_interpretation(src in expr(), conns in prop::collection::vec((label_map(), attrs()), 8)) {
         let limits = CelLimits::default();
-        let CelPlan::Translated { user: None, channels, labels } = plan(&src, &limits).unwrap() else {
+        let CelPlan::Translated { user: None, users, channels, labels } = plan(&src, &limits).unwrap() else {
             panic!("{src} was not translated without a user");
         };
-        prop_assert!(channels.is_empty());
+        prop_assert!(channels.is_empty() && users.is_empty());
         let vm = labels.map(|e| compile_expr(&e, "expression", &NoSymbols).unwrap());
         let interp = plan_interpreted(&src, &limits).unwrap();
         for (map, a) in &conns {
@@ -447,15 +488,13 @@ proptest! {
     fn the_user_split_equals_interpretation(
         a in expr(),
         b in expr(),
-        users in prop::collection::vec(prop::sample::select(&["u1", "u2"][..]), 1..3),
+        user_terms in prop::collection::vec(user_term(), 1..3),
         channel_terms in prop::collection::vec(prop::sample::select(&["news", "chat", "x"][..]), 0..3),
         shape in 0..3usize,
         conn_user in prop::sample::select(&["u1", "u2", "u3"][..]),
         conns in prop::collection::vec((label_map(), attrs()), 6),
     ) {
-        let mut user_terms: Vec<String> = users.iter().enumerate()
-            .map(|(i, u)| if i % 2 == 0 { format!("user == \"{u}\"") } else { format!("\"{u}\" == user") })
-            .collect();
+        let mut user_terms = user_terms;
         user_terms.extend(channel_terms.iter().map(|c| format!("\"{c}\" in channels")));
         let src = match shape {
             0 => format!("{} && ({a})", user_terms.join(" && ")),
@@ -463,10 +502,11 @@ proptest! {
             _ => format!("({a}) && ({b}) && {}", user_terms.join(" && ")),
         };
         let limits = CelLimits::default();
-        let CelPlan::Translated { user: Some(user), channels, labels } = plan(&src, &limits).unwrap() else {
-            panic!("{src} was not translated with a user");
+        let CelPlan::Translated { user, users, channels, labels } = plan(&src, &limits).unwrap() else {
+            panic!("{src} was not translated");
         };
-        prop_assert_eq!(&user, users[0]);
+        prop_assert!(user.is_some() || !users.is_empty() || labels == Some(Expr::Const(false)), "{} has no user route", src);
+        prop_assert!(users.len() != 1 && (user.is_none() || users.is_empty()));
         let mut want_channels: Vec<String> = channel_terms.iter().map(|c| c.to_string()).collect();
         want_channels.dedup();
         prop_assert!(channels.iter().all(|c| want_channels.contains(c)) && want_channels.iter().all(|c| channels.contains(c)));
@@ -476,7 +516,7 @@ proptest! {
             let l = sorted(map);
             let want = interp.matches_cel_crate(&conn_on(conn_user, &l, *a));
             prop_assert_eq!(interp.matches(&conn_on(conn_user, &l, *a)), want, "{} on {:?}: evaluator", src, map);
-            let got = user == conn_user
+            let got = routed(user.as_deref(), &users, conn_user)
                 && in_all(&channels, *a)
                 && vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
             prop_assert_eq!(got, want, "{} on {:?} as {}", src, map, conn_user);
@@ -492,7 +532,7 @@ proptest! {
         parts in prop::collection::vec(prop_oneof![
             expr(),
             untranslatable(),
-            prop::sample::select(&["u1", "u2"][..]).prop_map(|u| format!("user == \"{u}\"")),
+            user_term(),
             prop::sample::select(&["news", "chat"][..]).prop_map(|c| format!("\"{c}\" in channels")),
         ], 1..5),
         hard in untranslatable(),
@@ -516,7 +556,7 @@ proptest! {
             let c = conn_on(conn_user, &l, *a);
             let want = interp.matches_cel_crate(&c);
             prop_assert_eq!(interp.matches(&c), want, "{} on {:?}: evaluator", src, map);
-            let passes = pre.user.as_deref().is_none_or(|u| u == conn_user)
+            let passes = routed(pre.user.as_deref(), &pre.users, conn_user)
                 && in_all(&pre.channels, *a)
                 && vm.as_ref().is_none_or(|p| p.matches_map(&with_attrs(map, *a)));
             prop_assert!(passes || !want, "{} matches {:?} as {} but the pre-filter drops it", src, map, conn_user);

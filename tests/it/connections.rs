@@ -119,6 +119,10 @@ async fn cel_expressions_translated_and_interpreted() {
         (r#"has(labels.tier) && labels.tier.startsWith("ent")"#, f.expect(|_, _, t| t == "enterprise")),
         (r#"user == "3" && labels.tier == "pro""#, f.expect(|u, _, t| u == "3" && t == "pro")),
         (r#"user == "1""#, f.expect(|u, _, _| u == "1")),
+        // Several users: each one's connections from the index.
+        (r#"user in ["1", "4"] && labels.region == "eu""#, f.expect(|u, r, _| (u == "1" || u == "4") && r == "eu")),
+        (r#"user in ["2", "3", "9"]"#, f.expect(|u, _, _| u == "2" || u == "3")),
+        (r#"user in ["2", "3"] && user in ["3", "4"]"#, f.expect(|u, _, _| u == "3")),
         // Outside the label subset: the interpreter.
         (r#"meta.plan == "gold" && labels.region == "eu""#, {
             let gold: BTreeSet<String> = f.clients.iter().step_by(2).map(|c| c.0.clone()).collect();
@@ -167,6 +171,11 @@ async fn cel_expressions_translated_and_interpreted() {
     assert_eq!(got, f.expect(|u, r, t| u == "2" && r == "eu" && t == "enterprise"));
     // Contradicting users select nothing.
     assert!(f.list(json!({"user": "2", "expression": r#"user == "3""#})).await.is_empty());
+    assert!(f.list(json!({"user": "1", "expression": r#"user in ["2", "3"]"#})).await.is_empty());
+    assert_eq!(
+        f.list(json!({"user": "3", "expression": r#"user in ["2", "3"]"#})).await,
+        f.expect(|u, _, _| u == "3")
+    );
 }
 
 /// The clients on a unidirectional stream (`true`) or on WebSocket (`false`).

@@ -89,8 +89,9 @@ fn cel_string(s: &str) -> String {
 enum Route {
     Survey(Program),
     Interpreted(Box<CelProgram>),
-    /// A user's connections from the index, optionally narrowed by a label program.
-    User(String, Option<Program>),
+    /// Users' connections from the index (one user, or several distinct ones),
+    /// optionally narrowed by a label program.
+    User(Vec<String>, Option<Program>),
 }
 
 /// A probe compiled against a hub.
@@ -123,21 +124,19 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
                              and capacity's connections subscribe to nothing"
                         )
                     }
-                    CelPlan::Translated { user: None, labels: Some(expr), .. } => {
+                    CelPlan::Translated { user: None, users, labels: Some(expr), .. } if users.is_empty() => {
                         let program = compile_expr(&expr, "expression", values)
                             .map_err(|e| anyhow::anyhow!("--expression {src}: {e}"))?;
                         Route::Survey(program)
                     }
-                    CelPlan::Translated { user: Some(user), labels, .. } => {
+                    CelPlan::Translated { user, users, labels, .. } if user.is_some() || !users.is_empty() => {
                         let program = labels
                             .map(|expr| compile_expr(&expr, "expression", values))
                             .transpose()
                             .map_err(|e| anyhow::anyhow!("--expression {src}: {e}"))?;
-                        Route::User(user, program)
+                        Route::User(user.map_or(users, |u| vec![u]), program)
                     }
-                    CelPlan::Translated { user: None, labels: None, .. } => {
-                        anyhow::bail!("--expression {src}: planned to nothing")
-                    }
+                    CelPlan::Translated { .. } => anyhow::bail!("--expression {src}: planned to nothing"),
                     CelPlan::Interpreted(p) => Route::Interpreted(Box::new(p)),
                 };
                 let kind = match translated {
@@ -158,7 +157,7 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
                 }
             }
             Spec::User { name, user } => {
-                out.push(Probe { name: name.clone(), kind: "user", route: Route::User(user.clone(), None) })
+                out.push(Probe { name: name.clone(), kind: "user", route: Route::User(vec![user.clone()], None) })
             }
         }
     }
@@ -173,13 +172,16 @@ impl Probe {
             Route::Interpreted(cel) => {
                 node.hub.scan_ahead(threads, &CelLookahead::new(Some(cel)), |s| cel_matches(cel, s)).len()
             }
-            Route::User(user, program) => {
-                let conns = node.hub.user_connections(user);
-                match program {
-                    None => conns.len(),
-                    Some(p) => conns.iter().filter(|s| p.matches(&SortedLabels::of(p, &***s))).count(),
-                }
-            }
+            Route::User(users, program) => users
+                .iter()
+                .map(|user| {
+                    let conns = node.hub.user_connections(user);
+                    match program {
+                        None => conns.len(),
+                        Some(p) => conns.iter().filter(|s| p.matches(&SortedLabels::of(p, &***s))).count(),
+                    }
+                })
+                .sum(),
         }
     }
 }

@@ -140,13 +140,18 @@ impl MetaForm {
 /// conjuncts in the translatable subset require (its pre-filter): all of them hold.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Conjuncts {
-    /// From `user == "x"` (the per-user index).
+    /// From `user == "x"`, or `user in [...]` terms that allow one user (the per-user
+    /// index).
     pub user: Option<String>,
+    /// From `user in [...]` terms that allow several users, sorted, each once (each
+    /// one's connections from the per-user index); empty otherwise.
+    pub users: Vec<String>,
     /// From `"c" in channels`, each once: the connection is subscribed to every one
     /// (the channel index, then the session).
     pub channels: Vec<String>,
     /// The IR of the rest (labels, transport, protocol). None = no condition, only
-    /// with a user or a channel; without them a `true` is `Some(Expr::Const(true))`.
+    /// with a user, users or a channel; without them a `true` is
+    /// `Some(Expr::Const(true))`.
     pub labels: Option<Expr>,
 }
 
@@ -154,12 +159,13 @@ pub struct Conjuncts {
 pub enum CelPlan {
     /// The whole expression is translated ([`Conjuncts`]): `user` is Some when the
     /// expression has a top-level conjunct `user == "x"` (or `"x" == user`) that the
-    /// caller serves from its per-user index, `channels` lists its top-level
+    /// caller serves from its per-user index, `users` the users its `user in [...]`
+    /// conjuncts allow when there are several, `channels` lists its top-level
     /// `"c" in channels` conjuncts, and `labels` is the IR of the rest (None = no
     /// condition, only with a user or channel — an expression such as `true` gives
     /// `labels: Some(Expr::Const(true))`). Evaluate with the ordinary bytecode VM
     /// after [`compile_expr`](super::compile_expr).
-    Translated { user: Option<String>, channels: Vec<String>, labels: Option<Expr> },
+    Translated { user: Option<String>, users: Vec<String>, channels: Vec<String>, labels: Option<Expr> },
     /// Anything else: evaluated per connection ([`CelProgram::path`]: the native
     /// evaluator, or the cel crate's interpreter) — on the connections its
     /// pre-filter keeps ([`CelProgram::prefilter`]: the top-level conjuncts in the label
@@ -170,9 +176,10 @@ pub enum CelPlan {
 impl fmt::Debug for CelPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CelPlan::Translated { user, channels, labels } => f
+            CelPlan::Translated { user, users, channels, labels } => f
                 .debug_struct("Translated")
                 .field("user", user)
+                .field("users", users)
                 .field("channels", channels)
                 .field("labels", labels)
                 .finish(),
@@ -189,7 +196,7 @@ pub fn plan(src: &str, limits: &CelLimits) -> Result<CelPlan, CelError> {
     // the interpreter is always a correct fallback.
     let translated = catch_unwind(AssertUnwindSafe(|| translate::translate(program.expression()))).ok().flatten();
     Ok(match translated {
-        Some(t) => CelPlan::Translated { user: t.user, channels: t.channels, labels: t.labels },
+        Some(t) => CelPlan::Translated { user: t.user, users: t.users, channels: t.channels, labels: t.labels },
         None => {
             let pre = catch_unwind(AssertUnwindSafe(|| translate::prefilter(program.expression()))).ok().flatten();
             let mut p = CelProgram::new(program);

@@ -30,10 +30,11 @@
 //! Label keys in the attributes' namespace (a NUL byte first, which no label has)
 //! are declined, so they never read an attribute.
 //!
-//! `user == "x"` (either side) and `"c" in channels` are taken only as top-level
-//! conjuncts — the root or an operand of the root's chain of `&&` — where `T` is a plain
-//! conjunction, so they can be served from the per-user index and the channel index
-//! (and checked on the session). Two different users make the label part `false`.
+//! `user == "x"` (either side), `user in ["x", …]` and `"c" in channels` are taken only
+//! as top-level conjuncts — the root or an operand of the root's chain of `&&` — where
+//! `T` is a plain conjunction, so they can be served from the per-user index and the
+//! channel index (and checked on the session). User terms that allow no user in common
+//! make the label part `false`.
 //! Any other form — other variables, functions, macros, numbers, comparisons, bytes,
 //! non-literal operands — makes the whole expression interpreted.
 //!
@@ -73,16 +74,22 @@ pub(super) fn prefilter(root: &IdedExpr) -> Option<Translated> {
 fn conjuncts(root: &IdedExpr, partial: bool) -> Option<Translated> {
     let mut conjuncts = Vec::new();
     top_conjuncts(root, &mut conjuncts);
-    let mut user: Option<String> = None;
+    // The users every user term allows (sorted, each once), and the first single one.
+    let mut allowed: Option<Vec<String>> = None;
+    let mut first: Option<String> = None;
     let mut channels: Vec<String> = Vec::new();
-    let mut conflict = false;
     let mut parts = Vec::with_capacity(conjuncts.len());
     for c in conjuncts {
-        if let Some(u) = user_eq(c) {
-            match &user {
-                None => user = Some(u.to_owned()),
-                Some(seen) => conflict |= seen != u,
+        if let Some(mut set) = user_set(c) {
+            set.sort_unstable();
+            set.dedup();
+            if let ([u], None) = (set.as_slice(), &first) {
+                first = Some(u.clone());
             }
+            allowed = Some(match allowed {
+                None => set,
+                Some(prev) => prev.into_iter().filter(|u| set.binary_search(u).is_ok()).collect(),
+            });
             continue;
         }
         if let Some(ch) = channel_in(c) {
@@ -97,14 +104,24 @@ fn conjuncts(root: &IdedExpr, partial: bool) -> Option<Translated> {
             None => return None,
         }
     }
-    if partial && user.is_none() && channels.is_empty() && parts.is_empty() {
+    if partial && allowed.is_none() && channels.is_empty() && parts.is_empty() {
         return None;
     }
+    // One user: the per-user index. Several: each one's. None (the terms contradict
+    // each other): nothing matches, said as a `false` label part (with the first
+    // single user, if any, as the route).
+    let (user, users, conflict) = match allowed {
+        None => (None, Vec::new(), false),
+        Some(set) if set.is_empty() => (first, Vec::new(), true),
+        Some(mut set) if set.len() == 1 => (set.pop(), Vec::new(), false),
+        Some(set) => (None, set, false),
+    };
     let labels = if conflict { Expr::Const(false) } else { Expr::and(parts) };
     // Without a user or channel, a constant `true` stays explicit: "match every
     // connection".
-    let labels = (user.is_none() && channels.is_empty() || labels != Expr::Const(true)).then_some(labels);
-    Some(Translated { user, channels, labels })
+    let unrouted = user.is_none() && users.is_empty() && channels.is_empty();
+    let labels = (unrouted || labels != Expr::Const(true)).then_some(labels);
+    Some(Translated { user, users, channels, labels })
 }
 
 /// The operands of the root's chain of `&&` (the root itself when it is no `&&`).
@@ -123,6 +140,19 @@ fn top_conjuncts<'e>(e: &'e IdedExpr, out: &mut Vec<&'e IdedExpr>) {
 fn channel_in(e: &IdedExpr) -> Option<&str> {
     let [a, b] = call(e, operators::IN)? else { return None };
     matches!(&b.expr, Ast::Ident(name) if name == "channels").then(|| string(a)).flatten()
+}
+
+/// The users `user == "x"`, `"x" == user` or `user in ["x", …]` allows (a list of
+/// string literals only: another element could make `in` an error).
+fn user_set(e: &IdedExpr) -> Option<Vec<String>> {
+    if let Some(u) = user_eq(e) {
+        return Some(vec![u.to_owned()]);
+    }
+    let [a, b] = call(e, operators::IN)? else { return None };
+    if !matches!(&a.expr, Ast::Ident(name) if name == "user") {
+        return None;
+    }
+    string_list(b)
 }
 
 /// `x` of `user == "x"` or `"x" == user`.
