@@ -57,7 +57,7 @@ pub async fn bind(node: &Node) -> std::io::Result<Option<Bound>> {
         server = server.tls_config(tls_config(c)?).map_err(|e| tls_error(&e))?;
     }
     let host = if c.address.is_empty() { "0.0.0.0" } else { c.address.as_str() };
-    let listener = TcpListener::bind((host, c.port)).await?;
+    let listener = crate::server::listen(host, c.port).await?;
     Ok(Some(Bound { listener, server }))
 }
 

@@ -172,10 +172,7 @@ async fn cel_expressions_translated_and_interpreted() {
     // Contradicting users select nothing.
     assert!(f.list(json!({"user": "2", "expression": r#"user == "3""#})).await.is_empty());
     assert!(f.list(json!({"user": "1", "expression": r#"user in ["2", "3"]"#})).await.is_empty());
-    assert_eq!(
-        f.list(json!({"user": "3", "expression": r#"user in ["2", "3"]"#})).await,
-        f.expect(|u, _, _| u == "3")
-    );
+    assert_eq!(f.list(json!({"user": "3", "expression": r#"user in ["2", "3"]"#})).await, f.expect(|u, _, _| u == "3"));
 }
 
 /// The clients on a unidirectional stream (`true`) or on WebSocket (`false`).
