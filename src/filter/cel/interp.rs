@@ -77,7 +77,7 @@ pub struct CelProgram {
     program: Program,
     /// Bit `i` set when the expression references `VARIABLES[i]`.
     vars: u16,
-    /// The pre-filter: `(user, labels)` of the top-level conjuncts in the label subset.
+    /// The pre-filter: the top-level conjuncts in the translatable subset.
     prefilter: Option<super::Conjuncts>,
     /// The expression lowered to Rotor's own evaluator, when all of it is in its subset.
     native: Option<Native>,
