@@ -336,28 +336,15 @@ fn write_str(out: &mut String, v: &str) {
     out.push('"');
 }
 
-/// A decimal integer, without going through `fmt`.
+/// A decimal integer, without going through `fmt` (`itoa`: two digits per step, into
+/// a stack buffer, pushed once).
 fn write_int(out: &mut String, n: i64) {
-    if n < 0 {
-        out.push('-');
-    }
-    write_uint(out, n.unsigned_abs());
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
-/// A decimal unsigned integer, without going through `fmt`.
+/// A decimal unsigned integer, as [`write_int`].
 fn write_uint(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut m = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    digits[i..].iter().for_each(|&d| out.push(d as char));
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Bytes that already are one JSON value, handed to serde_json unchanged. This is how
