@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use serde::ser::{SerializeMap, SerializeStruct, Serializer};
+use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -78,29 +78,12 @@ impl From<ConnectionsResult> for Listing {
     }
 }
 
-/// The HTTP API's JSON: `connections`, `next_cursor` (when set), `total`,
-/// `missing_nodes` (when any).
-impl Serialize for Listing {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut m = ser.serialize_map(None)?;
-        m.serialize_entry("connections", &ConnectionMap(&self.rows, &self.node))?;
-        if !self.next_cursor.is_empty() {
-            m.serialize_entry("next_cursor", &self.next_cursor)?;
-        }
-        m.serialize_entry("total", &self.total)?;
-        if !self.missing.is_empty() {
-            m.serialize_entry("missing_nodes", &self.missing)?;
-        }
-        m.end()
-    }
-}
-
 impl Listing {
-    /// The JSON its `Serialize` writes, made with one pass over the rows and one copy:
+    /// The HTTP API's JSON: `connections`, `next_cursor` (when set), `total`,
+    /// `missing_nodes` (when any). Made with one pass over the rows and one copy:
     /// written into a buffer sized for every row, then handed to serde_json verbatim.
-    /// Through `Serialize` a large listing was copied three or four times more (into
-    /// the serializer's buffer, again as that buffer grew for the fields after the rows,
-    /// and when it was shrunk to fit), which cost more than building its rows.
+    /// (Through a `Serialize` impl, as before stop 27, a large listing was copied three
+    /// or four times more, which cost more than building its rows.)
     pub fn to_raw(&self) -> Box<RawValue> {
         // Untouched capacity costs address space, not memory.
         let mut out = String::with_capacity(64 + self.rows.len() * ROW_GUESS);
@@ -124,19 +107,6 @@ impl Listing {
         }
         out.push('}');
         crate::json::to_raw(&Verbatim(&out))
-    }
-}
-
-/// `{"<client id>": ConnectionInfo, …}`, encoded by [`write_rows`] into one buffer and
-/// handed to the serializer as it is.
-struct ConnectionMap<'a>(&'a [Row], &'a str);
-
-impl Serialize for ConnectionMap<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        // Reserve for a page; a huge listing grows geometrically like any buffer.
-        let mut out = String::with_capacity(2 + self.0.len().min(4096) * ROW_GUESS);
-        write_rows(&mut out, self.0, self.1);
-        Verbatim(&out).serialize(ser)
     }
 }
 
@@ -508,23 +478,24 @@ mod tests {
             total: 9,
             node: "node-1".into(),
         });
-        let listed: Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-        assert_eq!(listed["connections"][s.client().as_str()], want);
-        assert_eq!((listed["next_cursor"].as_str(), listed["total"].as_u64()), (Some("c"), Some(9)));
-        let raw = serde_json::value::to_raw_value(&r).unwrap();
-        assert_eq!(serde_json::from_str::<Value>(raw.get()).unwrap(), listed, "serde_json's encoding");
-        // The API's encoding path writes the same bytes, with every optional field and a
-        // peer's row, and with none of them.
+        let listed: Value = serde_json::from_str(r.to_raw().get()).unwrap();
+        let client = s.client().to_string();
+        assert_eq!(listed, json!({"connections": {client.as_str(): want}, "next_cursor": "c", "total": 9}));
+        // Every optional field, a peer's row and escapes; and none of them.
         let mut r = r;
         r.missing = vec!["node-\"2\"".into(), "node-3".into()];
         r.rows
             .push(Row::Peer { client: "peer\u{1}".into(), info: RawValue::from_string("{\"a\": 1}".into()).unwrap() });
         r.total = u64::MAX;
-        assert_eq!(r.to_raw().get(), serde_json::to_string(&r).unwrap());
+        let listed: Value = serde_json::from_str(r.to_raw().get()).unwrap();
+        let want = json!({
+            "connections": {client.as_str(): want, "peer\u{1}": {"a": 1}},
+            "next_cursor": "c", "total": u64::MAX, "missing_nodes": ["node-\"2\"", "node-3"],
+        });
+        assert_eq!(listed, want);
         let empty =
             Listing { rows: Vec::new(), next_cursor: String::new(), total: 0, missing: Vec::new(), node: "n".into() };
         assert_eq!(empty.to_raw().get(), r#"{"connections":{},"total":0}"#);
-        assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"connections":{},"total":0}"#);
     }
 
     /// Guards [`Verbatim`]: serde_json must splice the bytes unchanged, into a string,
