@@ -14,7 +14,7 @@
 //!   `connection_info_json` on its own (a fresh `Vec` each time, as before),
 //!   `into_buffer` appended to a reused buffer (how a listing writes rows), and
 //!   `listing_1000` a whole 1,000-row `connections` result through the API's encoding
-//!   (`Listing::to_raw`), reported per row. Target (SPEC §13): ≤ 1 µs per matched
+//!   (`Listing::encode`: the text that becomes the HTTP body as is), reported per row. Target (SPEC §13): ≤ 1 µs per matched
 //!   connection; issue 13: ≤ 200 ns.
 
 // A bench's setup panics on broken fixtures; unwrap and expect say so tersely.
@@ -192,7 +192,7 @@ fn result_building(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("result_building");
     group.throughput(Throughput::Elements(rows as u64));
-    group.bench_function("listing_1000", |b| b.iter(|| result.to_raw().get().len()));
+    group.bench_function("listing_1000", |b| b.iter(|| result.encode().get().len()));
     group.finish();
 }
 

@@ -31,6 +31,22 @@ pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).expect("Rotor's types encode as JSON")
 }
 
+/// Text that already is one JSON value, handed to serde_json unchanged. This is how
+/// serde_json's own `RawValue` serializes (a struct under its private token name,
+/// recognised by its serializers); a unit test guards the behaviour, so a serde_json
+/// that stopped honouring it fails the build's tests instead of the API.
+pub struct Verbatim<'a>(pub &'a str);
+
+impl Serialize for Verbatim<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let mut st = ser.serialize_struct(TOKEN, 1)?;
+        st.serialize_field(TOKEN, self.0)?;
+        st.end()
+    }
+}
+
 /// `value` as a JSON tree.
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Value {
     serde_json::to_value(value).expect("Rotor's types encode as JSON")
@@ -51,5 +67,15 @@ mod tests {
         assert_eq!(buf, br#"x"s""#);
         assert_eq!(to_raw(&true).get(), "true");
         assert_eq!(to_value(&m), serde_json::json!({"a": [1, 2]}));
+    }
+
+    /// Guards [`Verbatim`]: serde_json must splice the text unchanged, into a string,
+    /// a raw value and a `Value` alike.
+    #[test]
+    fn verbatim_is_spliced_unchanged() {
+        let v = Verbatim(r#"{"a":[1,"x"]}"#);
+        assert_eq!(serde_json::to_string(&[&v, &v]).unwrap(), r#"[{"a":[1,"x"]},{"a":[1,"x"]}]"#);
+        assert_eq!(serde_json::value::to_raw_value(&v).unwrap().get(), r#"{"a":[1,"x"]}"#);
+        assert_eq!(serde_json::to_value(&v).unwrap(), serde_json::json!({"a": [1, "x"]}));
     }
 }

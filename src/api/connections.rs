@@ -11,12 +11,13 @@
 
 use std::sync::Arc;
 
-use serde::ser::{SerializeStruct, Serializer};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::node::{Node, Session, TokenInfo};
 
+use super::Encoded;
 use super::error::ApiError;
 use super::select::{Selector, filter_is_empty};
 
@@ -80,12 +81,12 @@ impl From<ConnectionsResult> for Listing {
 
 impl Listing {
     /// The HTTP API's JSON: `connections`, `next_cursor` (when set), `total`,
-    /// `missing_nodes` (when any). Made with one pass over the rows and one copy:
-    /// written into a buffer sized for every row, then handed to serde_json verbatim.
-    /// (Through a `Serialize` impl, as before stop 27, a large listing was copied three
-    /// or four times more, which cost more than building its rows.)
-    pub fn to_raw(&self) -> Box<RawValue> {
-        // Untouched capacity costs address space, not memory.
+    /// `missing_nodes` (when any), written in one pass over the rows into a buffer
+    /// sized for them, which becomes the HTTP body's middle part as it is. (Through a
+    /// `Serialize` impl, as before stop 27, a large listing was copied three or four
+    /// times, which cost more than building its rows; until stop 28 it was still
+    /// copied twice, into a `RawValue` and into the envelope.)
+    pub fn encode(&self) -> Encoded {
         let mut out = String::with_capacity(64 + self.rows.len() * ROW_GUESS);
         out.push_str("{\"connections\":");
         write_rows(&mut out, &self.rows, &self.node);
@@ -106,7 +107,7 @@ impl Listing {
             out.push(']');
         }
         out.push('}');
-        crate::json::to_raw(&Verbatim(&out))
+        Encoded::from_json(out)
     }
 }
 
@@ -150,7 +151,7 @@ impl Serialize for ConnectionInfo<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut out = String::with_capacity(ROW_GUESS);
         write_info(&mut out, self.0, self.1);
-        Verbatim(&out).serialize(ser)
+        crate::json::Verbatim(&out).serialize(ser)
     }
 }
 
@@ -317,21 +318,6 @@ fn write_uint(out: &mut String, n: u64) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
-/// Bytes that already are one JSON value, handed to serde_json unchanged. This is how
-/// serde_json's own `RawValue` serializes (a struct under its private token name,
-/// recognised by its serializers); a unit test guards the behaviour, so a serde_json
-/// that stopped honouring it fails the build's tests instead of the API.
-struct Verbatim<'a>(&'a str);
-
-impl Serialize for Verbatim<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        const TOKEN: &str = "$serde_json::private::RawValue";
-        let mut st = ser.serialize_struct(TOKEN, 1)?;
-        st.serialize_field(TOKEN, self.0)?;
-        st.end()
-    }
-}
-
 /// The opaque cursor after the connection with client id `id`.
 pub(super) fn encode_cursor(id: u128) -> String {
     format!("{id:032x}")
@@ -478,7 +464,7 @@ mod tests {
             total: 9,
             node: "node-1".into(),
         });
-        let listed: Value = serde_json::from_str(r.to_raw().get()).unwrap();
+        let listed: Value = serde_json::from_str(r.encode().get()).unwrap();
         let client = s.client().to_string();
         assert_eq!(listed, json!({"connections": {client.as_str(): want}, "next_cursor": "c", "total": 9}));
         // Every optional field, a peer's row and escapes; and none of them.
@@ -487,7 +473,7 @@ mod tests {
         r.rows
             .push(Row::Peer { client: "peer\u{1}".into(), info: RawValue::from_string("{\"a\": 1}".into()).unwrap() });
         r.total = u64::MAX;
-        let listed: Value = serde_json::from_str(r.to_raw().get()).unwrap();
+        let listed: Value = serde_json::from_str(r.encode().get()).unwrap();
         let want = json!({
             "connections": {client.as_str(): want, "peer\u{1}": {"a": 1}},
             "next_cursor": "c", "total": u64::MAX, "missing_nodes": ["node-\"2\"", "node-3"],
@@ -495,18 +481,7 @@ mod tests {
         assert_eq!(listed, want);
         let empty =
             Listing { rows: Vec::new(), next_cursor: String::new(), total: 0, missing: Vec::new(), node: "n".into() };
-        assert_eq!(empty.to_raw().get(), r#"{"connections":{},"total":0}"#);
-    }
-
-    /// Guards [`Verbatim`]: serde_json must splice the bytes unchanged, into a string,
-    /// a raw value and a `Value` alike.
-    #[test]
-    fn verbatim_is_spliced_unchanged() {
-        let v = Verbatim(r#"{"a":[1,"x"]}"#);
-        assert_eq!(serde_json::to_string(&json!({"k": 1})).unwrap(), r#"{"k":1}"#);
-        assert_eq!(serde_json::to_string(&[&v, &v]).unwrap(), r#"[{"a":[1,"x"]},{"a":[1,"x"]}]"#);
-        assert_eq!(serde_json::value::to_raw_value(&v).unwrap().get(), r#"{"a":[1,"x"]}"#);
-        assert_eq!(serde_json::to_value(&v).unwrap(), json!({"a": [1, "x"]}));
+        assert_eq!(empty.encode().get(), r#"{"connections":{},"total":0}"#);
     }
 
     #[test]

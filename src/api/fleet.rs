@@ -54,9 +54,11 @@ async fn answer(node: &Arc<Node>, op: &str, body: &[u8]) -> Result<Box<RawValue>
         }
         "user_connections" => {
             let req: RpcRequest = decode(body).map_err(undecodable)?;
-            to_value(super::rpc::rpc(node, req).map(|r| r.data))
+            super::rpc::rpc(node, req).map(|r| crate::json::to_raw(&r.data))
         }
-        "channels" => to_value(super::channel_info::channels(node, decode(body).map_err(undecodable)?)),
+        "channels" => {
+            super::channel_info::channels(node, decode(body).map_err(undecodable)?).map(|r| crate::json::to_raw(&r))
+        }
         _ => return Err(format!("unknown survey op {op:?}")),
     };
     encoded.map_err(|e| e.message)

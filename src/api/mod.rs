@@ -5,6 +5,7 @@
 
 mod auth;
 mod batch;
+mod body;
 mod broadcast;
 mod channel_info;
 pub mod connections;
@@ -110,11 +111,7 @@ async fn handle(
         Err(e) => e.into_response(),
         // batch answers at the top level, as `cent` expects.
         Ok(Ok(result)) if name == "batch" => json_response(StatusCode::OK, &result),
-        Ok(Ok(result)) => {
-            // Room for the envelope up front: a large result is then copied once.
-            let envelope = Envelope { result: Some(&result), error: None };
-            json_response_sized(StatusCode::OK, &envelope, result.get().len() + 16)
-        }
+        Ok(Ok(result)) => envelope(result),
         Ok(Err(e)) if transport_mode => e.into_response(),
         Ok(Err(e)) => json_response(StatusCode::OK, &Envelope::<()> { result: None, error: Some(&e) }),
     }
@@ -295,11 +292,39 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Undecodable> {
     serde_json::from_slice(body).map_err(Undecodable::from_serde)
 }
 
-/// An encoded method result (serialized once, embedded as is).
-pub type Encoded = Box<serde_json::value::RawValue>;
+/// An encoded method result: JSON text, made once and embedded as is — in an HTTP
+/// envelope without being copied (see [`envelope`]), in a batch or legacy reply
+/// through [`crate::json::Verbatim`].
+#[derive(Debug)]
+pub struct Encoded(String);
+
+impl Encoded {
+    /// `json`, which the caller wrote as exactly one JSON value (it is not parsed
+    /// again: the encoders that call this are tested against serde_json's output).
+    fn from_json(json: String) -> Encoded {
+        Encoded(json)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Box<serde_json::value::RawValue>> for Encoded {
+    fn from(raw: Box<serde_json::value::RawValue>) -> Encoded {
+        Encoded(String::from(Box::<str>::from(raw)))
+    }
+}
+
+impl Serialize for Encoded {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        crate::json::Verbatim(&self.0).serialize(ser)
+    }
+}
 
 fn to_value<T: Serialize>(r: Result<T, ApiError>) -> Result<Encoded, ApiError> {
-    r.map(|v| crate::json::to_raw(&v))
+    r.map(|v| Encoded(crate::json::to_string(&v)))
 }
 
 /// Runs one method on a JSON body. With the Redis engine, `channels`, `info`,
@@ -351,7 +376,7 @@ async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded
         "info" => to_value(fleet::info(node, decode::<info::InfoRequest>(body)?)),
         "batch" => to_value(Box::pin(batch::batch(node, decode(body)?)).await),
         "rpc" => fleet::rpc(node, decode(body)?).await,
-        "connections" => fleet::connections(node, body, decode(body)?).await.map(|l| l.to_raw()),
+        "connections" => fleet::connections(node, body, decode(body)?).await.map(|l| l.encode()),
         "revoke_token" => to_value(sessions::revoke_token(node, decode(body)?).await),
         "invalidate_user_tokens" => to_value(sessions::invalidate_user_tokens(node, decode(body)?).await),
         "block_user" => to_value(sessions::block_user(node, decode(body)?).await),
@@ -364,14 +389,19 @@ async fn run(node: &Arc<Node>, name: &str, body: &[u8]) -> Result<Result<Encoded
 }
 
 fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    json_response_sized(status, body, 128)
-}
-
-/// [`json_response`] into a buffer of `capacity` bytes to start with.
-fn json_response_sized<T: Serialize>(status: StatusCode, body: &T, capacity: usize) -> Response {
-    let mut bytes = Vec::with_capacity(capacity);
+    let mut bytes = Vec::with_capacity(128);
     crate::json::write(&mut bytes, body);
     let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// `{"result":<result>}` with the result's text as the body's middle part, not
+/// copied: a `connections` page of 1,000 rows is ~300 KB, which copying into an
+/// envelope cost as much as writing ~40 of its rows (docs/performance.md).
+fn envelope(result: Encoded) -> Response {
+    let body = body::Parts::new([Bytes::from_static(b"{\"result\":"), Bytes::from(result.0), Bytes::from_static(b"}")]);
+    let mut resp = (StatusCode::OK, axum::body::Body::new(body)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
