@@ -114,6 +114,8 @@ impl Listing {
 /// Appends `{"<client id>": ConnectionInfo, …}`: this node's rows by [`write_info`]
 /// (`node` is its name), a peer's as it came.
 fn write_rows(out: &mut String, rows: &[Row], node: &str) {
+    // Every row of this node ends the same way: escaped once.
+    let ending = info_ending(node);
     out.push('{');
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
@@ -128,7 +130,8 @@ fn write_rows(out: &mut String, rows: &[Row], node: &str) {
                 out.push_str(uuid::Uuid::from_u128(s.id).hyphenated().encode_lower(&mut id));
                 out.push('"');
                 out.push(':');
-                write_info(out, s, node);
+                write_info_fields(out, s);
+                out.push_str(&ending);
             }
             Row::Peer { client, info } => {
                 write_str(out, client);
@@ -168,6 +171,24 @@ impl Serialize for ConnectionInfo<'_> {
 /// is cached per connection: writing the fixed fields measured within the budget
 /// (docs/performance.md), so a pre-encoded copy would cost memory for little time.
 pub fn write_info(out: &mut String, s: &Session, node: &str) {
+    write_info_fields(out, s);
+    out.push_str(",\"node\":");
+    write_str(out, node);
+    out.push('}');
+}
+
+/// The end of a ConnectionInfo on node `node`: `,"node":"<node>"}`, the same for each
+/// of the node's rows, so a listing escapes it once.
+fn info_ending(node: &str) -> String {
+    let mut ending = String::with_capacity(node.len() + 12);
+    ending.push_str(",\"node\":");
+    write_str(&mut ending, node);
+    ending.push('}');
+    ending
+}
+
+/// [`write_info`] up to (not including) `node`, which the caller appends and closes.
+fn write_info_fields(out: &mut String, s: &Session) {
     out.push('{');
     if !s.app_name.is_empty() {
         out.push_str("\"app_name\":");
@@ -179,10 +200,12 @@ pub fn write_info(out: &mut String, s: &Session, node: &str) {
         write_str(out, &s.app_version);
         out.push(',');
     }
-    out.push_str("\"transport\":");
-    write_str(out, s.transport.name());
-    out.push_str(",\"protocol\":");
-    write_str(out, s.encoding.name());
+    // Names of Rotor's own, with nothing to escape.
+    out.push_str("\"transport\":\"");
+    out.push_str(s.transport.name());
+    out.push_str("\",\"protocol\":\"");
+    out.push_str(s.encoding.name());
+    out.push('"');
     if !s.user.is_empty() {
         out.push_str(",\"user\":");
         write_str(out, &s.user);
@@ -252,9 +275,6 @@ pub fn write_info(out: &mut String, s: &Session, node: &str) {
     }
     out.push_str(",\"connected_at_ms\":");
     write_int(out, s.connected_at_ms);
-    out.push_str(",\"node\":");
-    write_str(out, node);
-    out.push('}');
 }
 
 /// TokenInfo: `uid` and `issued_at`, each omitted when empty or zero.
@@ -279,10 +299,9 @@ fn write_token(out: &mut String, t: &TokenInfo) {
 /// verbatim. Most strings need no escape: they are checked with a branch-free scan
 /// and copied whole.
 fn write_str(out: &mut String, v: &str) {
-    let plain = v.bytes().fold(true, |ok, b| ok & (b >= 0x20 && b != b'"' && b != b'\\'));
     out.reserve(v.len() + 2);
     out.push('"');
-    if plain {
+    if plain(v) {
         out.push_str(v);
     } else {
         for c in v.chars() {
@@ -305,6 +324,28 @@ fn write_str(out: &mut String, v: &str) {
         }
     }
     out.push('"');
+}
+
+/// Whether `v` has nothing JSON escapes. Rows' strings are mostly a few bytes (a
+/// user ID, a channel, a label), so short ones are looked up a byte at a time; long
+/// ones are scanned without branches, which the compiler vectorises.
+fn plain(v: &str) -> bool {
+    const ESCAPED: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            t[b] = true;
+            b += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    };
+    if v.len() <= 16 {
+        v.bytes().all(|b| !ESCAPED[b as usize])
+    } else {
+        v.bytes().fold(true, |ok, b| ok & (b >= 0x20 && b != b'"' && b != b'\\'))
+    }
 }
 
 /// A decimal integer, without going through `fmt` (`itoa`: two digits per step, into
