@@ -152,30 +152,33 @@ fn websocket_idle_fleet_reports_memory() {
     assert!(text.stdout.contains("per conn"), "{}", text.stdout);
 }
 
-#[test]
-fn uni_http_stream_fleet_receives_publications() {
+/// 20 clients of a unidirectional transport, subscribed by their tokens, receive every
+/// publication of a 2-second load.
+fn uni_fleet_receives_publications(transport: &str) {
     let mut server = server();
-    let args = ["--transport", "uni_http_stream", "--connections", "20", "--subscribe", "news"];
+    let args = ["--transport", transport, "--connections", "20", "--subscribe", "news"];
     let r =
         ok_json(&mut server, &[&args[..], &["--load", "publish", "--duration", "2", "--concurrency", "4"]].concat());
     assert_all_connected(&r, 20);
-    assert_eq!(r["transport"], "uni_http_stream");
+    assert_eq!(r["transport"], transport);
     assert_eq!(r["subscribe"]["subscribed"], 20, "{r}");
     assert_full_delivery(&r, 20);
     assert_memory_known(&r, server.pid(), "detected");
 }
 
 #[test]
+fn uni_http_stream_fleet_receives_publications() {
+    uni_fleet_receives_publications("uni_http_stream");
+}
+
+#[test]
 fn uni_sse_fleet_receives_publications() {
-    let mut server = server();
-    let args = ["--transport", "uni_sse", "--connections", "20", "--subscribe", "news"];
-    let r =
-        ok_json(&mut server, &[&args[..], &["--load", "publish", "--duration", "2", "--concurrency", "4"]].concat());
-    assert_all_connected(&r, 20);
-    assert_eq!(r["transport"], "uni_sse");
-    assert_eq!(r["subscribe"]["subscribed"], 20, "{r}");
-    assert_full_delivery(&r, 20);
-    assert_memory_known(&r, server.pid(), "detected");
+    uni_fleet_receives_publications("uni_sse");
+}
+
+#[test]
+fn uni_websocket_fleet_receives_publications() {
+    uni_fleet_receives_publications("uni_websocket");
 }
 
 #[test]

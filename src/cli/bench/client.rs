@@ -1,7 +1,7 @@
 //! One synthetic client: its token (user and labels from the population), its
-//! connection over WebSocket (JSON or protobuf), uni_http_stream or uni_sse, the
-//! connect (and subscribe) handshake, then an idle loop that answers pings, counts
-//! publication pushes and
+//! connection over WebSocket (JSON or protobuf), uni_http_stream, uni_sse or
+//! uni_websocket, the connect (and subscribe) handshake, then an idle loop that
+//! answers pings (bidirectional WebSocket only), counts publication pushes and
 //! closes cleanly when told to. A client sends nothing but connect, subscribe, pongs
 //! and a close frame; every wait in the handshake is bounded by the caller.
 
@@ -171,6 +171,7 @@ async fn open(shared: &Shared, i: u64) -> Result<Opened, String> {
     match shared.transport {
         Transport::WebSocket => ws_open(shared, i).await,
         Transport::UniHttpStream | Transport::UniSse => uni_open(shared, i).await,
+        Transport::UniWebSocket => uni_ws_open(shared, i).await,
     }
 }
 
@@ -184,17 +185,22 @@ async fn tcp_connect(target: &Target, i: u64) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
-async fn ws_open(shared: &Shared, i: u64) -> Result<Opened, String> {
+/// A WebSocket to `url` (with the protobuf subprotocol when the run speaks it).
+async fn ws_handshake(shared: &Shared, i: u64, url: String) -> Result<Box<Ws>, String> {
     let stream = tcp_connect(&shared.target, i).await.map_err(|e| format!("TCP connect: {e}"))?;
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-    let mut request = shared.target.websocket().into_client_request().map_err(|e| format!("WebSocket URL: {e}"))?;
+    let mut request = url.into_client_request().map_err(|e| format!("WebSocket URL: {e}"))?;
     if shared.protobuf {
         request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(pb_bench::SUBPROTOCOL));
     }
     let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| format!("WebSocket handshake: {}", error_chain(&e)))?;
-    let mut ws = Box::new(ws);
+    Ok(Box::new(ws))
+}
+
+async fn ws_open(shared: &Shared, i: u64) -> Result<Opened, String> {
+    let mut ws = ws_handshake(shared, i, shared.target.websocket()).await?;
     let mut delivered = 0;
     if shared.protobuf {
         return pb_bench::handshake(ws, shared, i).await;
@@ -337,7 +343,8 @@ async fn ws_idle(mut ws: Box<Ws>, shared: &Shared, mut stop: watch::Receiver<boo
                 count(shared, delivered, scan.pubs);
                 shared.publication_bytes.fetch_add(scan.pub_bytes, Ordering::Relaxed);
                 record_latency(shared, t.as_bytes());
-                if scan.ping && send(&mut ws, "{}".into()).await.is_err() {
+                let answer = scan.ping && shared.transport == Transport::WebSocket;
+                if answer && send(&mut ws, "{}".into()).await.is_err() {
                     return shared.dropped("pong could not be sent");
                 }
             }
@@ -426,15 +433,41 @@ async fn uni_open(shared: &Shared, i: u64) -> Result<Opened, String> {
     }
     let mut uni = Uni { response, pending: Vec::new(), sse };
     let first = uni.next_line().await?.ok_or("stream ended before the connect push")?;
-    let push: Value = serde_json::from_slice(&first).map_err(|e| format!("connect push is not JSON: {e}"))?;
-    let Some(connect) = push.get("connect") else {
-        return Err(format!("expected a connect push, got {}", String::from_utf8_lossy(&first)));
+    let subscribe = connect_push(shared, &first)?;
+    Ok((Session::Uni(uni), subscribe, 0))
+}
+
+/// uni_websocket: the ConnectRequest as the first text message, then the connect
+/// push as the first message back; later pushes are read by the WebSocket idle loop.
+async fn uni_ws_open(shared: &Shared, i: u64) -> Result<Opened, String> {
+    let mut ws = ws_handshake(shared, i, shared.target.uni_websocket()).await?;
+    send(&mut ws, json!({"token": shared.token(i), "name": "rotor-bench"}).to_string()).await?;
+    let first = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(Message::Close(frame))) => return Err(close_reason(frame.as_ref())),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("WebSocket: {e}")),
+            None => return Err("connection closed before the connect push".into()),
+        }
     };
-    let subscribe = shared.subscribe.as_ref().map(|ch| match connect["subs"].get(ch) {
+    // With `join_push_messages` the connect push is the first of the frame's lines.
+    let line = first.as_str().split('\n').next().unwrap_or_default();
+    let subscribe = connect_push(shared, line.as_bytes())?;
+    Ok((Session::Ws(ws), subscribe, 0))
+}
+
+/// A unidirectional stream's first message, which must be the connect push; the
+/// subscription result is whether the run's channel is among its `subs`.
+fn connect_push(shared: &Shared, first: &[u8]) -> Result<Option<Result<(), String>>, String> {
+    let push: Value = serde_json::from_slice(first).map_err(|e| format!("connect push is not JSON: {e}"))?;
+    let Some(connect) = push.get("connect") else {
+        return Err(format!("expected a connect push, got {}", String::from_utf8_lossy(first)));
+    };
+    Ok(shared.subscribe.as_ref().map(|ch| match connect["subs"].get(ch) {
         Some(_) => Ok(()),
         None => Err(format!("channel {ch:?} missing from the connect push's subs")),
-    });
-    Ok((Session::Uni(uni), subscribe, 0))
+    }))
 }
 
 async fn uni_idle(mut uni: Uni, shared: &Shared, mut stop: watch::Receiver<bool>, delivered: &mut u64) {

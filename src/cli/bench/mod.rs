@@ -54,6 +54,8 @@ pub(super) enum Transport {
     UniHttpStream,
     #[value(name = "uni_sse")]
     UniSse,
+    #[value(name = "uni_websocket")]
+    UniWebSocket,
 }
 
 impl Transport {
@@ -62,12 +64,13 @@ impl Transport {
             Transport::WebSocket => "websocket",
             Transport::UniHttpStream => "uni_http_stream",
             Transport::UniSse => "uni_sse",
+            Transport::UniWebSocket => "uni_websocket",
         }
     }
 
     /// Server-to-client only: subscriptions come from the token's `channels`.
     fn unidirectional(self) -> bool {
-        matches!(self, Transport::UniHttpStream | Transport::UniSse)
+        matches!(self, Transport::UniHttpStream | Transport::UniSse | Transport::UniWebSocket)
     }
 }
 

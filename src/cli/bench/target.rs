@@ -44,6 +44,10 @@ impl Target {
         format!("ws{}/connection/websocket", self.base.trim_start_matches("http"))
     }
 
+    pub(super) fn uni_websocket(&self) -> String {
+        format!("ws{}/connection/uni_websocket", self.base.trim_start_matches("http"))
+    }
+
     pub(super) fn uni_http_stream(&self) -> String {
         format!("{}/connection/uni_http_stream", self.base)
     }
