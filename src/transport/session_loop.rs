@@ -299,13 +299,14 @@ impl Codec for JoinedLines {
     }
 }
 
-/// Each message its own frame (uni WebSocket without joining).
+/// Each message its own frame (uni WebSocket without joining); a batch's frames are
+/// written together.
 pub struct OnePerMessage;
 
 impl Codec for OnePerMessage {
-    type Frame = Bytes;
-    fn frames(&self, batch: &[Bytes], out: &mut Vec<Bytes>) {
-        out.extend(batch.iter().cloned());
+    type Frame = super::ws_socket::Messages;
+    fn frames(&self, batch: &[Bytes], out: &mut Vec<Self::Frame>) {
+        out.push(super::ws_socket::Messages(batch.to_vec()));
     }
 }
 

@@ -1,6 +1,7 @@
 //! `/connection/uni_websocket`: the ConnectRequest comes in `?cf_connect=` or as the
 //! first text message; then each Push is a text message (joined with `\n` when
-//! `join_push_messages`), and a disconnect is a disconnect push plus a close frame.
+//! `join_push_messages`; otherwise a drained batch's messages go out as a frame each,
+//! in one write), and a disconnect is a disconnect push plus a close frame.
 //! Anything else the client sends is read and ignored, except a Close (echoed) and a
 //! frame that breaks RFC 6455 (closed with 1002/1007/1009, as on the bidirectional
 //! endpoint). After the connect, the session loop runs in unidirectional mode.
@@ -8,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -66,7 +68,7 @@ async fn first_request(socket: &mut WsSocket<Io>, node: &Node) -> Result<Connect
         Some(Inbound::Frame(t)) => decode_connect(&t).ok_or_else(|| Some(Disconnect::bad_request())),
         Some(Inbound::Unsupported) => Err(Some(Disconnect::bad_request())),
         Some(Inbound::PeerClosed) => {
-            let _ = tokio::time::timeout(write_timeout, socket.send(Outbound::EchoClose)).await;
+            let _ = tokio::time::timeout(write_timeout, socket.send(Outbound::<Bytes>::EchoClose)).await;
             Err(None)
         }
         // A broken frame gets its close code, after the disconnect push as in a session.
@@ -121,7 +123,7 @@ async fn open(start: Box<Start>) -> Option<(Conn, WsSocket<Io>)> {
 /// close frame.
 async fn finish(socket: &mut WsSocket<Io>, node: &Node, d: Disconnect) {
     let write_timeout = node.config.websocket.write_timeout.std();
-    let _ = tokio::time::timeout(write_timeout, socket.send(Outbound::Close(d))).await;
+    let _ = tokio::time::timeout(write_timeout, socket.send(Outbound::<Bytes>::Close(d))).await;
 }
 
 #[cfg(test)]

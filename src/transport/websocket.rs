@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -84,7 +85,8 @@ async fn open(start: Box<Start>) -> Option<(Conn, WsSocket<Io>)> {
     let mut socket = pending.socket(options).await?;
     if node.is_shutting_down() {
         let write_timeout = node.config.websocket.write_timeout.std();
-        let _ = tokio::time::timeout(write_timeout, socket.send(Outbound::Close(Disconnect::shutdown()))).await;
+        let _ =
+            tokio::time::timeout(write_timeout, socket.send(Outbound::<Bytes>::Close(Disconnect::shutdown()))).await;
         return None;
     }
     let conn = Conn::new(node, Transport::WebSocket).with_headers(forwarded).with_encoding(encoding);

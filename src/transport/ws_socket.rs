@@ -182,8 +182,9 @@ pub fn accept_key(key: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&encoded).unwrap_or(HeaderValue::from_static(""))
 }
 
-/// A frame being written: its header and the rest of its payload.
-struct OutFrame {
+/// A frame being written: its header and the rest of its payload (or frames written
+/// together: no header, and all of them as the payload).
+pub struct OutFrame {
     head: [u8; 10],
     head_len: u8,
     head_pos: u8,
@@ -207,6 +208,44 @@ impl OutFrame {
 
     fn close(code: u16, reason: &str, vectored: bool) -> Self {
         Self::new(ws_frame::OP_CLOSE, ws_frame::close_payload(code, reason), vectored)
+    }
+
+    /// Several final frames, one per message, in one buffer: written together, as one
+    /// write, where a frame each would cost a system call per message.
+    fn each(opcode: u8, messages: &[Bytes]) -> Self {
+        let mut joined = Vec::with_capacity(messages.iter().map(|m| m.len() + 10).sum());
+        let mut head = [0; 10];
+        for m in messages {
+            let n = ws_frame::header(opcode, m.len(), &mut head);
+            joined.extend_from_slice(&head[..n]);
+            joined.extend_from_slice(m);
+        }
+        Self { head, head_len: 0, head_pos: 0, body: Bytes::from(joined) }
+    }
+}
+
+/// What a [`WsSocket`] sends as data: one message as one frame, or several as a
+/// frame each ([`Messages`]).
+pub trait Payload {
+    fn out_frame(self, opcode: u8, vectored: bool) -> OutFrame;
+}
+
+impl Payload for Bytes {
+    fn out_frame(self, opcode: u8, vectored: bool) -> OutFrame {
+        OutFrame::new(opcode, self, vectored)
+    }
+}
+
+/// A batch of messages to send as a frame each, written together (unidirectional
+/// WebSocket without `join_push_messages`).
+pub struct Messages(pub Vec<Bytes>);
+
+impl Payload for Messages {
+    fn out_frame(self, opcode: u8, vectored: bool) -> OutFrame {
+        match self.0.as_slice() {
+            [one] => OutFrame::new(opcode, one.clone(), vectored),
+            many => OutFrame::each(opcode, many),
+        }
     }
 }
 
@@ -366,18 +405,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Stream for WsSocket<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Outbound<Bytes>> for WsSocket<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin, P: Payload> Sink<Outbound<P>> for WsSocket<T> {
     type Error = io::Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().poll_write_out(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, item: Outbound<Bytes>) -> io::Result<()> {
+    fn start_send(self: Pin<&mut Self>, item: Outbound<P>) -> io::Result<()> {
         let this = self.get_mut();
         let v = this.vectored;
         let frame = match item {
-            Outbound::Frame(b) => OutFrame::new(this.data_opcode(), b, v),
+            Outbound::Frame(p) => p.out_frame(this.data_opcode(), v),
             Outbound::Close(d) => {
                 let close = OutFrame::close(d.code as u16, d.close_reason(), v);
                 if this.push_disconnect {

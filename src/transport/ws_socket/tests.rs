@@ -63,6 +63,22 @@ async fn messages_in_and_frames_out() {
     assert_eq!(server_frame(&mut peer).await, (0x82, b"\x02hi".to_vec()));
 }
 
+/// A batch of messages goes out as a frame each (short, empty and extended-length
+/// headers alike), in order; a batch of one is an ordinary frame.
+#[tokio::test]
+async fn messages_go_out_as_a_frame_each() {
+    let (io, mut peer) = tokio::io::duplex(1 << 16);
+    let mut ws = WsSocket::new(io, options(false, false));
+    let long = "x".repeat(300);
+    let batch = vec![Bytes::from_static(b"{\"a\":1}"), Bytes::new(), Bytes::from(long.clone())];
+    ws.send(Outbound::Frame(Messages(batch))).await.unwrap();
+    ws.send(Outbound::Frame(Messages(vec![Bytes::from_static(b"{}")]))).await.unwrap();
+    assert_eq!(server_frame(&mut peer).await, (0x81, b"{\"a\":1}".to_vec()));
+    assert_eq!(server_frame(&mut peer).await, (0x81, Vec::new()));
+    assert_eq!(server_frame(&mut peer).await, (0x81, long.into_bytes()));
+    assert_eq!(server_frame(&mut peer).await, (0x81, b"{}".to_vec()));
+}
+
 #[tokio::test]
 async fn pings_get_pongs_while_reading() {
     let (io, mut peer) = tokio::io::duplex(1 << 16);
@@ -83,14 +99,14 @@ async fn a_client_close_is_echoed_with_its_code() {
     peer.write_all(&client_frame(0x88, &p)).await.unwrap();
     assert!(matches!(ws.next().await, Some(Inbound::PeerClosed)));
     assert!(ws.next().await.is_none(), "nothing is read after a close");
-    ws.send(Outbound::EchoClose).await.unwrap();
+    ws.send(Outbound::<Bytes>::EchoClose).await.unwrap();
     assert_eq!(server_frame(&mut peer).await, (0x88, 4000u16.to_be_bytes().to_vec()));
 
     let (io, mut peer) = tokio::io::duplex(1 << 16);
     let mut ws = WsSocket::new(io, options(false, false));
     peer.write_all(&client_frame(0x88, b"")).await.unwrap();
     assert!(matches!(ws.next().await, Some(Inbound::PeerClosed)));
-    ws.send(Outbound::EchoClose).await.unwrap();
+    ws.send(Outbound::<Bytes>::EchoClose).await.unwrap();
     assert_eq!(server_frame(&mut peer).await, (0x88, Vec::new()), "no code, no payload");
 }
 
@@ -117,7 +133,7 @@ async fn violations_and_the_end_of_the_stream() {
 async fn a_close_is_preceded_by_a_disconnect_push_when_asked() {
     let (io, mut peer) = tokio::io::duplex(1 << 16);
     let mut ws = WsSocket::new(io, options(false, true));
-    ws.send(Outbound::Close(Disconnect::shutdown())).await.unwrap();
+    ws.send(Outbound::<Bytes>::Close(Disconnect::shutdown())).await.unwrap();
     let (op, push) = server_frame(&mut peer).await;
     assert_eq!(op, 0x81);
     let push: serde_json::Value = serde_json::from_slice(&push).unwrap();
@@ -129,7 +145,7 @@ async fn a_close_is_preceded_by_a_disconnect_push_when_asked() {
 
     let (io, mut peer) = tokio::io::duplex(1 << 16);
     let mut ws = WsSocket::new(io, options(false, false));
-    ws.send(Outbound::Close(Disconnect::shutdown())).await.unwrap();
+    ws.send(Outbound::<Bytes>::Close(Disconnect::shutdown())).await.unwrap();
     assert_eq!(server_frame(&mut peer).await.0, 0x88, "only the close without the push");
 }
 
