@@ -172,18 +172,21 @@ impl Serialize for ConnectionInfo<'_> {
 /// (docs/performance.md), so a pre-encoded copy would cost memory for little time.
 pub fn write_info(out: &mut String, s: &Session, node: &str) {
     write_info_fields(out, s);
+    write_ending(out, node);
+}
+
+/// The end of a ConnectionInfo on node `node`: `,"node":"<node>"}`.
+fn write_ending(out: &mut String, node: &str) {
     out.push_str(",\"node\":");
     write_str(out, node);
     out.push('}');
 }
 
-/// The end of a ConnectionInfo on node `node`: `,"node":"<node>"}`, the same for each
-/// of the node's rows, so a listing escapes it once.
+/// [`write_ending`] made once: the same for each of a node's rows, so a listing
+/// escapes it once.
 fn info_ending(node: &str) -> String {
     let mut ending = String::with_capacity(node.len() + 12);
-    ending.push_str(",\"node\":");
-    write_str(&mut ending, node);
-    ending.push('}');
+    write_ending(&mut ending, node);
     ending
 }
 

@@ -311,12 +311,6 @@ impl Encoded {
     }
 }
 
-impl From<Box<serde_json::value::RawValue>> for Encoded {
-    fn from(raw: Box<serde_json::value::RawValue>) -> Encoded {
-        Encoded(String::from(Box::<str>::from(raw)))
-    }
-}
-
 impl Serialize for Encoded {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         crate::json::Verbatim(&self.0).serialize(ser)
@@ -397,8 +391,8 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
 }
 
 /// `{"result":<result>}` with the result's text as the body's middle part, not
-/// copied: a `connections` page of 1,000 rows is ~300 KB, which copying into an
-/// envelope cost as much as writing ~40 of its rows (docs/performance.md).
+/// copied: a `connections` page of 1,000 rows is ~300 KB, which an envelope written
+/// around it copied whole (docs/performance.md, stop 28).
 fn envelope(result: Encoded) -> Response {
     let body = body::Parts::new([Bytes::from_static(b"{\"result\":"), Bytes::from(result.0), Bytes::from_static(b"}")]);
     let mut resp = (StatusCode::OK, axum::body::Body::new(body)).into_response();
