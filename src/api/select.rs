@@ -9,7 +9,9 @@
 //!    beside the node's connections, or with no label program → that channel's
 //!    subscribers from the channel index, no scan;
 //! 3. else a label program (the `label_filter` and/or a CEL expression translated to
-//!    the same bytecode) → the parallel survey of the hub's label columns;
+//!    the same bytecode) → the parallel survey of the hub's label columns; when the
+//!    survey matches more connections than a channel of the selection has
+//!    subscribers, those subscribers are checked instead of the matches;
 //! 4. else an interpreted CEL expression → a parallel scan of every connection.
 //!
 //! What remains (a label program on a user's connections, the channels on a survey's
@@ -53,6 +55,22 @@ pub struct Selector {
     nothing: bool,
     /// Time the interpreted expression may take over the whole run (None = unbounded).
     budget: Option<Duration>,
+    /// How a selection with channels and a label program chooses its route.
+    route: ChannelRoute,
+}
+
+/// How a selection with both a `"c" in channels` conjunct and a label program runs.
+/// Requests always plan; `rotor capacity` forces each route to time it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelRoute {
+    /// The channel's subscribers when they are under 1 in [`CHANNEL_ROUTE_RATIO`] of
+    /// the node's connections, else the survey (and then whichever of its matches and
+    /// the subscribers is fewer).
+    Planned,
+    /// Always the channel's subscribers, checked one by one.
+    Index,
+    /// Always the survey, then its matches' channels.
+    Survey,
 }
 
 /// The CEL caps of this node's configuration.
@@ -106,8 +124,15 @@ impl Deadline {
 const CLOCK_EVERY: u32 = 32;
 
 /// A channel's subscribers are visited instead of surveying the node's label columns
-/// when they are fewer than 1 in this many connections: a visit costs a session's
-/// cache misses (~30–60 ns), a survey row 1–2 ns.
+/// when they are at most 1 in this many connections. Measured with `rotor capacity
+/// --channel` at 1M (docs/performance.md, stop 29): a subscriber's visit costs
+/// 100–300 ns and a survey row 0.6–1.5 ns, so the best route depends on how many
+/// connections the labels match, which is not known before the survey. With a broad
+/// label (20% match) the visits win up to ~1 subscriber in 5 connections; with a
+/// narrow one (0.1%) the survey wins down to ~1 in 150. 1 in 32 is between: a narrow
+/// label loses ~2 ms per 1M connections at the threshold, a broad one 3–7 ms just
+/// above it. Above it the survey runs, and then the shorter of its matches and the
+/// subscribers is checked.
 const CHANNEL_ROUTE_RATIO: usize = 32;
 
 /// Threads a survey may use: one per core.
@@ -155,6 +180,7 @@ impl Selector {
             cel: None,
             nothing: false,
             budget,
+            route: ChannelRoute::Planned,
         };
         let m = &node.metrics.connections;
         let mut exprs: Vec<Expr> =
@@ -221,6 +247,17 @@ impl Selector {
         }
     }
 
+    /// The selection with its channel route forced (see [`ChannelRoute`]).
+    pub fn with_channel_route(self, route: ChannelRoute) -> Selector {
+        Selector { route, ..self }
+    }
+
+    /// Whether the selection has a label program (a `label_filter`, or CEL translated
+    /// to bytecode).
+    pub fn has_label_program(&self) -> bool {
+        self.program.is_some()
+    }
+
     /// Whether running this selection evaluates interpreted CEL.
     pub fn interprets(&self) -> bool {
         self.cel.is_some()
@@ -283,8 +320,10 @@ impl Selector {
             (None, Some(program)) => {
                 m.rows_scanned.inc_by(node.hub.len() as u64);
                 let mut ids = node.hub.survey(program, survey_threads());
-                ids.sort_unstable();
-                if self.cel.is_none() && self.channels.is_empty() {
+                if let Some(subscribers) = self.fewer_subscribers(node, ids.len()) {
+                    from_index(subscribers)
+                } else if self.cel.is_none() && self.channels.is_empty() {
+                    ids.sort_unstable();
                     let total = ids.len();
                     let rest = &ids[ids.partition_point(|&id| id <= after)..];
                     let page = match want {
@@ -293,6 +332,12 @@ impl Selector {
                     };
                     (page, total)
                 } else {
+                    // Matches the channel index says are not subscribed are dropped
+                    // before any session is visited.
+                    for c in &self.channels {
+                        node.hub.channels().retain_subscribed(c, &mut ids);
+                    }
+                    ids.sort_unstable();
                     let mut conns = node.hub.resolve(&ids);
                     retain_ahead(&mut conns, &ahead, |s| self.subscribed(s) && keep_cel(s));
                     let total = conns.len();
@@ -334,14 +379,38 @@ impl Selector {
     /// The index holds a session from before its subscription is recorded to after it
     /// is removed, so it never misses one; [`Selector::subscribed`] checks each.
     fn channel_route(&self, node: &Node, has_program: bool) -> Option<Vec<Arc<Session>>> {
-        let index = node.hub.channels();
-        let channel = self.channels.iter().min_by_key(|c| index.num_subscribers(c))?;
-        if has_program && index.num_subscribers(channel).saturating_mul(CHANNEL_ROUTE_RATIO) > node.hub.len() {
+        let (channel, n) = self.fewest_channel(node)?;
+        let few = n.saturating_mul(CHANNEL_ROUTE_RATIO) <= node.hub.len();
+        let take = match self.route {
+            _ if !has_program => true,
+            ChannelRoute::Planned => few,
+            ChannelRoute::Index => true,
+            ChannelRoute::Survey => false,
+        };
+        take.then(|| Self::subscribers(node, channel))
+    }
+
+    /// After a survey that matched `matched` connections: the subscribers of the
+    /// selection's channel with the fewest, when they are fewer than the matches
+    /// (both are checked one by one, so the shorter list is the cheaper).
+    fn fewer_subscribers(&self, node: &Node, matched: usize) -> Option<Vec<Arc<Session>>> {
+        if self.route != ChannelRoute::Planned {
             return None;
         }
+        let (channel, n) = self.fewest_channel(node)?;
+        (n < matched).then(|| Self::subscribers(node, channel))
+    }
+
+    /// The selection's channel with the fewest subscribers, and their number.
+    fn fewest_channel(&self, node: &Node) -> Option<(&str, usize)> {
+        let index = node.hub.channels();
+        self.channels.iter().map(|c| (c.as_str(), index.num_subscribers(c))).min_by_key(|&(_, n)| n)
+    }
+
+    fn subscribers(node: &Node, channel: &str) -> Vec<Arc<Session>> {
         let mut subscribers = Vec::new();
-        index.for_each(channel, |sub| subscribers.push(sub.session.clone()));
-        Some(subscribers)
+        node.hub.channels().for_each(channel, |sub| subscribers.push(sub.session.clone()));
+        subscribers
     }
 
     /// Whether `s` is subscribed to every channel of the selection.

@@ -7,6 +7,8 @@
 //! `region-4`), `beta:2:0.1` gives a tenth of the connections a `beta` label with one
 //! of 2 values. Values are spread evenly; which connections carry a partial key is
 //! decided by a hash of (connection, key), so keys are independent of each other.
+//! Channels are given the same way, `name:share`: `room:0.01` subscribes a hundredth
+//! of the connections to `room`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,6 +59,38 @@ impl fmt::Display for LabelKey {
     }
 }
 
+/// A channel of a population and the share of connections subscribed to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelShare {
+    pub name: String,
+    /// Share of connections subscribed, in (0, 1].
+    pub share: f64,
+}
+
+impl FromStr for ChannelShare {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ChannelShare, String> {
+        let (name, share) =
+            s.rsplit_once(':').ok_or_else(|| format!("channel {s:?}: expected name:share, e.g. room:0.01"))?;
+        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+            return Err(format!("channel {s:?}: the name must be 1–255 bytes without control characters"));
+        }
+        let share: f64 =
+            share.trim().parse().map_err(|_| format!("channel {s:?}: share must be a number in (0, 1]"))?;
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(format!("channel {s:?}: share must be in (0, 1]"));
+        }
+        Ok(ChannelShare { name: name.to_string(), share })
+    }
+}
+
+impl fmt::Display for ChannelShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.share)
+    }
+}
+
 /// The labels and users of a synthetic population.
 #[derive(Clone, Debug)]
 pub struct Population {
@@ -65,6 +99,8 @@ pub struct Population {
     pub users: u64,
     /// Whether connections carry a `meta` object (see [`Population::meta`]).
     pub meta: bool,
+    /// Channels the connections subscribe to (see [`Population::subscribes`]).
+    pub channels: Vec<ChannelShare>,
 }
 
 impl Population {
@@ -100,7 +136,7 @@ impl Population {
         let mut out = Vec::with_capacity(self.keys.len());
         for (ki, k) in self.keys.iter().enumerate() {
             let h = mix(i, ki as u64);
-            if k.share < 1.0 && (h >> 11) as f64 / (1u64 << 53) as f64 >= k.share {
+            if !share_holds(h, k.share) {
                 continue;
             }
             // Spread values evenly and independently of other keys.
@@ -110,6 +146,17 @@ impl Population {
         out.sort();
         out
     }
+
+    /// Whether connection `i` subscribes to channel `c` of [`Population::channels`]:
+    /// decided by a hash of (connection, channel), independent of the labels.
+    pub fn subscribes(&self, i: u64, c: usize) -> bool {
+        self.channels.get(c).is_some_and(|ch| share_holds(mix(i, 0x5eed_0000 + c as u64), ch.share))
+    }
+}
+
+/// Whether hash `h` falls in the first `share` of the hash space.
+fn share_holds(h: u64, share: f64) -> bool {
+    share >= 1.0 || ((h >> 11) as f64 / (1u64 << 53) as f64) < share
 }
 
 /// A 64-bit mix (splitmix64 finaliser) of two numbers.
@@ -134,15 +181,25 @@ mod tests {
         for bad in ["", "region", ":5", "region:0", "region:x", "region:5:0", "region:5:1.5", "a:1:0.5:9", "r:5:nan"] {
             assert!(bad.parse::<LabelKey>().is_err(), "{bad:?} should be rejected");
         }
+        let ch: ChannelShare = "chat:room:0.5".parse().unwrap();
+        assert_eq!(ch, ChannelShare { name: "chat:room".into(), share: 0.5 });
+        assert_eq!(ch.to_string().parse::<ChannelShare>().unwrap(), ch);
+        for bad in ["", "room", ":0.5", "room:0", "room:1.5", "room:x", "room:nan", "a\nb:0.5"] {
+            assert!(bad.parse::<ChannelShare>().is_err(), "{bad:?} should be rejected");
+        }
     }
 
     #[test]
     fn shares_and_cardinalities_hold() {
-        let p = Population { keys: Population::default_keys(), users: 1000, meta: false };
+        let channels = vec!["room:0.25".parse().unwrap(), "all:1".parse().unwrap()];
+        let p = Population { keys: Population::default_keys(), users: 1000, meta: false, channels };
         let n = 20_000u64;
         let mut beta = 0;
         let mut regions = std::collections::HashSet::new();
+        let mut room = 0;
         for i in 0..n {
+            room += usize::from(p.subscribes(i, 0));
+            assert!(p.subscribes(i, 1) && !p.subscribes(i, 2), "share 1 holds for all; no third channel");
             let l = p.labels(i);
             beta += l.iter().filter(|(k, _)| k == "beta").count();
             regions.extend(l.iter().filter(|(k, _)| k == "region").map(|(_, v)| v.clone()));
@@ -151,6 +208,8 @@ mod tests {
         assert_eq!(regions.len(), 5);
         let share = beta as f64 / n as f64;
         assert!((0.08..0.12).contains(&share), "beta share {share}");
+        let share = room as f64 / n as f64;
+        assert!((0.23..0.27).contains(&share), "room share {share}");
         assert_eq!(p.labels(7), p.labels(7), "deterministic");
     }
 }

@@ -12,6 +12,9 @@ use parking_lot::RwLock;
 
 const SHARDS: usize = 64;
 
+/// Ids checked per read lock in [`ChannelIndex::retain_subscribed`].
+const RETAIN_CHUNK: usize = 4096;
+
 type Subs<S> = HashMap<u128, S>;
 type ChannelMap<S> = HashMap<Arc<str>, Subs<S>>;
 
@@ -69,6 +72,33 @@ impl<S> ChannelIndex<S> {
         subs.len()
     }
 
+    /// Keeps in `ids` only the clients `channel` has a subscriber entry for (an entry
+    /// exists from before a subscription is recorded on its session until after it is
+    /// removed, so no subscriber is dropped; the caller checks the sessions it keeps).
+    /// The shard's read lock is taken per [`RETAIN_CHUNK`] ids, so subscriptions to
+    /// the shard's channels wait at most one chunk.
+    pub fn retain_subscribed(&self, channel: &str, ids: &mut Vec<u128>) {
+        let mut kept = 0;
+        let mut start = 0;
+        while start < ids.len() {
+            let end = (start + RETAIN_CHUNK).min(ids.len());
+            let map = self.shard(channel).read();
+            let Some(subs) = map.get(channel) else {
+                ids.clear();
+                return;
+            };
+            for i in start..end {
+                if subs.contains_key(&ids[i]) {
+                    ids[kept] = ids[i];
+                    kept += 1;
+                }
+            }
+            drop(map);
+            start = end;
+        }
+        ids.truncate(kept);
+    }
+
     pub fn num_subscribers(&self, channel: &str) -> usize {
         self.shard(channel).read().get(channel).map_or(0, |s| s.len())
     }
@@ -89,5 +119,29 @@ impl<S> ChannelIndex<S> {
     /// Total subscriptions over all channels.
     pub fn num_subscriptions(&self) -> usize {
         self.shards.iter().map(|s| s.read().values().map(|v| v.len()).sum::<usize>()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retain_subscribed_keeps_members_in_order_across_chunks() {
+        let index: ChannelIndex<()> = ChannelIndex::default();
+        let n = RETAIN_CHUNK as u128 * 2 + 17;
+        for id in (0..n).filter(|id| id % 3 == 0) {
+            index.add("room", id, ());
+        }
+        let mut ids: Vec<u128> = (0..n).rev().collect();
+        index.retain_subscribed("room", &mut ids);
+        let want: Vec<u128> = (0..n).rev().filter(|id| id % 3 == 0).collect();
+        assert_eq!(ids, want);
+        let mut ids: Vec<u128> = (0..10).collect();
+        index.retain_subscribed("nobody", &mut ids);
+        assert!(ids.is_empty(), "a channel without subscribers keeps nothing");
+        let mut none = Vec::new();
+        index.retain_subscribed("room", &mut none);
+        assert!(none.is_empty());
     }
 }

@@ -236,7 +236,7 @@ fn connections_load_matches_the_population() {
     assert_eq!(load["errors"], 0, "{r}");
     assert!(load["requests"].as_u64() > Some(0), "{r}");
     // The default filter is region == region-0 over the default distribution.
-    let population = Population { keys: Population::default_keys(), users: 7, meta: false };
+    let population = Population { keys: Population::default_keys(), users: 7, meta: false, channels: Vec::new() };
     let expected = (0..50).filter(|&i| population.labels(i).contains(&("region".into(), "region-0".into()))).count();
     assert!(expected > 0);
     assert_eq!(load["matched"], expected as u64, "{r}");
@@ -288,7 +288,7 @@ fn grpc_api_loads() {
     assert_eq!((&load["api"], &load["kind"]), (&json!("grpc"), &json!("connections")), "{r}");
     assert_eq!(load["errors"], 0, "{r}");
     assert!(load["requests"].as_u64() > Some(0), "{r}");
-    let population = Population { keys: Population::default_keys(), users: 7, meta: false };
+    let population = Population { keys: Population::default_keys(), users: 7, meta: false, channels: Vec::new() };
     let expected = (0..30).filter(|&i| population.labels(i).contains(&("region".into(), "region-0".into()))).count();
     assert_eq!(load["matched"], expected as u64, "{r}");
     let expr = ["--expression", r#"labels.region == "region-0" && protocol == "json""#];

@@ -33,7 +33,8 @@ fn check_report(r: &Value, n: u64) {
     for probe in r["survey"].as_array().unwrap() {
         assert_eq!(keys(probe), BTreeSet::from(["name", "kind", "matched", "ns_per_connection"]));
         let kind = probe["kind"].as_str().unwrap();
-        assert!(["label_filter", "cel_translated", "cel_interpreted", "user"].contains(&kind), "{kind}");
+        let kinds = ["label_filter", "cel_translated", "cel_interpreted", "user", "channel_planned"];
+        assert!(kinds.contains(&kind) || kind == "channel_index" || kind == "channel_survey", "{kind}");
         let ns = &probe["ns_per_connection"];
         assert_eq!(keys(ns), BTreeSet::from(["p50", "p90", "max"]));
         let (p50, p90, max) = (ns["p50"].as_f64().unwrap(), ns["p90"].as_f64().unwrap(), ns["max"].as_f64().unwrap());
@@ -122,6 +123,61 @@ fn custom_labels_filters_expressions_and_users() {
     assert!((350..650).contains(&canary), "canary on about half: {canary}");
 }
 
+/// `--channel` subscribes a share of the connections through the server API's
+/// subscribe path; a channel expression is timed by the API's plan and by each route
+/// forced, and all three select the same connections. With channels and no probes
+/// given, the default set gains the first channel alone and with the equality.
+#[test]
+fn channel_expressions_run_by_every_route() {
+    let r = json(&[
+        "-n",
+        "4000",
+        "--runs",
+        "1",
+        "--channel",
+        "room:0.25",
+        "--channel",
+        "lobby:1",
+        "--expression",
+        r#""room" in channels && labels.region == "region-1""#,
+        "--expression",
+        r#""lobby" in channels"#,
+        "--expression",
+        r#""room" in channels && user.endsWith("7")"#,
+        "--json",
+    ]);
+    check_report(&r, 4000);
+    let kinds: Vec<(&str, &str)> = r["survey"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("expression 1", "channel_planned"),
+            ("expression 1", "channel_index"),
+            ("expression 1", "channel_survey"),
+            ("expression 2", "channel_planned"),
+            ("expression 3", "channel_planned"),
+        ]
+    );
+    let both = find(&r, "expression 1", "channel_planned")["matched"].as_u64().unwrap();
+    assert!((120..280).contains(&both), "a quarter of a fifth of 4000 is about 200: {both}");
+    assert_eq!(find(&r, "expression 1", "channel_index")["matched"], both);
+    assert_eq!(find(&r, "expression 1", "channel_survey")["matched"], both);
+    assert_eq!(find(&r, "expression 2", "channel_planned")["matched"], 4000, "share 1 subscribes everyone");
+    let room7 = find(&r, "expression 3", "channel_planned")["matched"].as_u64().unwrap();
+    assert!((50..150).contains(&room7), "a quarter of the 400 connections of users ending in 7: {room7}");
+
+    let d = json(&["-n", "2000", "--runs", "1", "--channel", "news:0.5", "--json"]);
+    assert!(find(&d, "news in channels", "channel_planned")["matched"].as_u64().unwrap() > 0);
+    for kind in ["channel_planned", "channel_index", "channel_survey"] {
+        find(&d, "news in channels && region eq", kind);
+    }
+}
+
 /// `--meta` gives every connection the documented `meta`, so expressions over it match
 /// exactly the connections the formula says, natively and on the cel crate alike.
 #[test]
@@ -190,6 +246,12 @@ fn bad_input_fails_clearly() {
         (&["--label", "region:0"], "cardinality"),
         (&["--label", "beta:2:1.5"], "share"),
         (&["--label", "a:2", "--label", "a:3"], "once"),
+        (&["--channel", "room"], "name:share"),
+        (&["--channel", "room:0"], "share"),
+        (&["--channel", ":0.5"], "name"),
+        (&["--channel", "room:2"], "share"),
+        (&["--channel", "a:0.5", "--channel", "a:0.1"], "once"),
+        (&["-n", "10", "--channel", "chat:lobby:1"], "unknown channel"),
         (&["--runs", "0"], "--runs"),
         (&["--threads", "0"], "--threads"),
         (&["--users", "0"], "--users"),

@@ -338,8 +338,9 @@ async fn label_keys_are_capped_and_freed() {
 /// A top-level `"c" in channels` selects through the channel index: with no label
 /// program, or when the channel's subscribers are few beside the node's connections,
 /// only its subscribers are examined (the rows-scanned metric says which route ran);
-/// otherwise the survey runs and each match's channels are checked. Every route gives
-/// exactly the subscribed connections, before and after an unsubscribe.
+/// otherwise the survey runs, and then either its matches' channels are checked or,
+/// when the subscribers are fewer than the matches, the subscribers are. Every route
+/// gives exactly the subscribed connections, before and after an unsubscribe.
 #[tokio::test]
 async fn channel_conjuncts_select_through_the_channel_index() {
     use crate::metrics::scrape;
@@ -353,6 +354,9 @@ async fn channel_conjuncts_select_through_the_channel_index() {
         }
         if i == 4 {
             ws.call("subscribe", json!({"channel": "rare"})).await;
+        }
+        if i == 6 || i == 7 {
+            ws.call("subscribe", json!({"channel": "pair"})).await;
         }
         clients.push((r["client"].as_str().unwrap().to_string(), ws));
     }
@@ -369,11 +373,15 @@ async fn channel_conjuncts_select_through_the_channel_index() {
             r["result"]["connections"].as_object().unwrap().keys().cloned().collect::<BTreeSet<String>>()
         }
     };
-    let cases: [(&str, BTreeSet<String>, f64); 5] = [
+    let cases: [(&str, BTreeSet<String>, f64); 7] = [
         // One subscriber among 40: the index, then the label program on it.
         (r#""rare" in channels && labels.region == "eu""#, ids(&|i| i == 4), 1.0),
-        // 30 of 40: the survey, then the channel on its 15 matches.
+        // 30 of 40: the survey, then the channel on its 20 matches.
         (r#""wide" in channels && labels.region == "eu""#, ids(&|i| i < 30 && i % 2 == 0), 40.0),
+        // 2 of 40 is not few, so the survey runs; its 20 or 40 matches outnumber the 2
+        // subscribers, which are then checked instead.
+        (r#""pair" in channels && labels.region == "eu""#, ids(&|i| i == 6), 42.0),
+        (r#""pair" in channels && labels.region in ["eu", "us"]"#, ids(&|i| i == 6 || i == 7), 42.0),
         // No label program: the channel with fewer subscribers, whatever their number.
         (r#""wide" in channels && "rare" in channels"#, ids(&|i| i == 4), 1.0),
         (r#""wide" in channels"#, ids(&|i| i < 30), 30.0),

@@ -595,7 +595,7 @@ mod tests {
             Target::parse("http://127.0.0.1:1").unwrap(),
             Transport::UniHttpStream,
             "s3cret".into(),
-            Population { keys: Population::default_keys(), users: 10, meta: false },
+            Population { keys: Population::default_keys(), users: 10, meta: false, channels: Vec::new() },
             Some("news".into()),
             1,
         )

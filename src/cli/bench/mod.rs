@@ -286,7 +286,7 @@ impl Plan {
             protobuf: a.protocol == Protocol::Protobuf,
             connections: a.connections,
             connect_concurrency: a.connect_concurrency as usize,
-            population: Population { keys, users: a.users, meta: false },
+            population: Population { keys, users: a.users, meta: false, channels: Vec::new() },
             subscribe: a.subscribe,
             idle: if load.is_some() { SETTLE } else { duration },
             load,

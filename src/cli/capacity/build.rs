@@ -6,6 +6,9 @@
 //! registered with [`NodeHub::add`](crate::hub::Hub::add), so label columns, the user
 //! index and the per-connection queue are all the production ones. What is *not*
 //! counted is the socket and its transport task (see `rotor bench` for those).
+//! Channel subscriptions, when the population has channels, are made through
+//! [`Node::subscribe_sessions`] — the server API's `subscribe` — and the `subscribe`
+//! push each one queues is dropped, as a client would have read it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::auth::ConnectToken;
 use crate::cli::population::Population;
 use crate::config::Config;
-use crate::node::{Node, Queue, Transport};
+use crate::node::{Node, Queue, ServerSubscribe, Session, Transport};
 use crate::protocol::client::ConnectRequest;
 
 /// Resident set size of this process in bytes, from `/proc/self/status`.
@@ -51,6 +54,7 @@ pub(super) fn populate(node: Arc<Node>, n: usize, population: &Population, progr
     bar.set_message(format!("building {n}"));
     let request = ConnectRequest { name: "capacity".into(), version: "1.0.0".into(), ..Default::default() };
     let before = rss_bytes()?;
+    let mut subscribers: Vec<Vec<Arc<Session>>> = vec![Vec::new(); population.channels.len()];
     for i in 0..n as u64 {
         let token = ConnectToken {
             user: population.user(i),
@@ -66,13 +70,53 @@ pub(super) fn populate(node: Arc<Node>, n: usize, population: &Population, progr
             claims: serde_json::Value::Null,
         };
         let queue = Arc::new(Queue::new(queue_size));
-        let session = node.new_session(&request, Transport::WebSocket, Some(&token), queue);
-        node.hub.add(Arc::new(session)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let session = Arc::new(node.new_session(&request, Transport::WebSocket, Some(&token), queue));
+        node.hub.add(session.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (c, subs) in subscribers.iter_mut().enumerate() {
+            if population.subscribes(i, c) {
+                subs.push(session.clone());
+            }
+        }
         if i % 4096 == 4095 {
             bar.inc(4096);
         }
     }
+    subscribe(&node, population, subscribers)?;
     let after = rss_bytes()?;
     bar.finish_and_clear();
     Ok(Built { node, memory_bytes: after.saturating_sub(before) })
+}
+
+/// Subscribes `subscribers[c]` to channel `c` of `population`, then empties their
+/// queues of the `subscribe` pushes. Runs on the caller's runtime when there is one
+/// (fleet mode builds inside a blocking task), else on a runtime of its own.
+fn subscribe(node: &Node, population: &Population, subscribers: Vec<Vec<Arc<Session>>>) -> anyhow::Result<()> {
+    if subscribers.iter().all(Vec::is_empty) {
+        return Ok(());
+    }
+    let work = async {
+        for (ch, subs) in population.channels.iter().zip(&subscribers) {
+            let p = ServerSubscribe { channel: ch.name.clone(), ..Default::default() };
+            node.subscribe_sessions(subs, &p).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "--channel {}: subscribing failed: {} ({}); capacity's node runs the default \
+                         configuration, which has no channel namespaces",
+                    ch.name,
+                    e.message(),
+                    e.code()
+                )
+            })?;
+        }
+        anyhow::Ok(())
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(work)?,
+        Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work)?,
+    }
+    let mut pushes = Vec::new();
+    for s in subscribers.iter().flatten() {
+        s.queue.drain(&mut pushes);
+        pushes.clear();
+    }
+    Ok(())
 }

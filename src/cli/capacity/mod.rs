@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::population::{LabelKey, Population};
+use super::population::{ChannelShare, LabelKey, Population};
 use probes::{Spec, Timed};
 
 /// Most connections one run may build (about 1 KiB each).
@@ -38,6 +38,11 @@ pub(super) struct Args {
     /// app_version:20, beta:2:0.1). Values are `<name>-0` … `<name>-<cardinality-1>`.
     #[arg(long = "label", value_name = "NAME:CARD[:SHARE]")]
     labels: Vec<LabelKey>,
+    /// A channel `name:share` a share of the connections subscribe to (through the
+    /// server API's subscribe path), repeatable; expressions with a `"c" in channels`
+    /// term are then timed by each route (see docs/capacity.md).
+    #[arg(long = "channel", value_name = "NAME:SHARE")]
+    channels: Vec<ChannelShare>,
     /// Distinct users; connection i belongs to user `i % users`.
     #[arg(long, default_value_t = 10_000)]
     users: u64,
@@ -158,6 +163,11 @@ fn validate(a: &Args) -> anyhow::Result<()> {
     if names.windows(2).any(|w| w[0] == w[1]) {
         bail!("--label: each key may be given once");
     }
+    let mut channels: Vec<&str> = a.channels.iter().map(|c| c.name.as_str()).collect();
+    channels.sort_unstable();
+    if channels.windows(2).any(|w| w[0] == w[1]) {
+        bail!("--channel: each channel may be given once");
+    }
     if a.plot.as_ref().is_some_and(|p| p.extension().is_none_or(|e| e != "svg")) {
         bail!("--plot: the file name must end in .svg");
     }
@@ -166,7 +176,7 @@ fn validate(a: &Args) -> anyhow::Result<()> {
 
 fn population(a: &Args) -> Population {
     let keys = if a.labels.is_empty() { Population::default_keys() } else { a.labels.clone() };
-    Population { keys, users: a.users, meta: a.meta }
+    Population { keys, users: a.users, meta: a.meta, channels: a.channels.clone() }
 }
 
 fn specs(a: &Args, p: &Population) -> Vec<Spec> {
@@ -221,6 +231,9 @@ fn measure_in_child(a: &Args, n: usize, threads: usize) -> anyhow::Result<Report
     }
     for k in &a.labels {
         cmd.args(["--label", &k.to_string()]);
+    }
+    for c in &a.channels {
+        cmd.args(["--channel", &c.to_string()]);
     }
     for f in &a.filters {
         cmd.args(["--filter", f]);

@@ -3,14 +3,18 @@
 //! A probe is one way the connections API can select: a `label_filter` (bytecode
 //! survey of the label columns), a CEL expression translated to that same bytecode, a
 //! CEL expression forced through the interpreter (a parallel scan evaluating it per
-//! connection), or a user (the per-user index, no scan). Probes are compiled once,
-//! against the built hub's interners, exactly as a request would be.
+//! connection), or a user (the per-user index, no scan). An expression with a
+//! top-level `"c" in channels` conjunct runs as the API's own [`Selector`], by its
+//! planned route and, when it has a label program too, by each of the two routes
+//! forced (the channel's subscribers, or the survey), so the planner's choice can be
+//! checked against both. Probes are compiled once, against the built hub's
+//! interners, exactly as a request would be.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::select::{CelLookahead, cel_matches};
+use crate::api::select::{CelLookahead, ChannelRoute, Selector, cel_matches};
 use crate::cli::population::{LabelKey, Population};
 use crate::filter::cel::{CelLimits, CelPlan, CelProgram, plan, plan_interpreted};
 use crate::filter::{FilterNode, Limits, Program, compile, compile_expr};
@@ -39,7 +43,7 @@ pub(super) enum Spec {
 /// The default set, built from the population's first keys: an equality, an
 /// equality plus an `in` set as a label filter, as translated CEL and as interpreted
 /// CEL (the same predicate, so their ratio shows in one run), a `nex` on the last
-/// key, and one user.
+/// key, one user, and with channels the first channel alone and with the equality.
 pub(super) fn default_specs(p: &Population) -> Vec<Spec> {
     let (Some(k0), Some(last)) = (p.keys.first(), p.keys.last()) else {
         return vec![Spec::User { name: "user 0".into(), user: p.user(0) }];
@@ -72,6 +76,14 @@ pub(super) fn default_specs(p: &Population) -> Vec<Spec> {
         json: serde_json::json!({"key": last.name, "cmp": "nex"}).to_string(),
     });
     specs.push(Spec::User { name: "user 0".into(), user: p.user(0) });
+    if let Some(ch) = p.channels.first() {
+        let term = format!("{} in channels", cel_string(&ch.name));
+        specs.push(Spec::Expression { name: format!("{} in channels", ch.name), src: term.clone() });
+        specs.push(Spec::Expression {
+            name: format!("{} in channels && {} eq", ch.name, k0.name),
+            src: format!("{term} && {} == {}", cel_label(k0), cel_string(&v0)),
+        });
+    }
     specs
 }
 
@@ -92,6 +104,8 @@ enum Route {
     /// Users' connections from the index (one user, or several distinct ones),
     /// optionally narrowed by a label program.
     User(Vec<String>, Option<Program>),
+    /// The connections API's selection, start to end (a channel expression).
+    Select(Box<Selector>),
 }
 
 /// A probe compiled against a hub.
@@ -119,10 +133,12 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
                     .map_err(|e| anyhow::anyhow!("--expression {src}: {}", e.message))?;
                 let translated = match planned {
                     CelPlan::Translated { channels, .. } if !channels.is_empty() => {
-                        anyhow::bail!(
-                            "--expression {src}: a `\"c\" in channels` conjunct selects through the channel index, \
-                             and capacity's connections subscribe to nothing"
-                        )
+                        out.extend(channel_probes(node, name, src)?);
+                        continue;
+                    }
+                    CelPlan::Interpreted(p) if p.prefilter().is_some_and(|pre| !pre.channels.is_empty()) => {
+                        out.extend(channel_probes(node, name, src)?);
+                        continue;
                     }
                     CelPlan::Translated { user: None, users, labels: Some(expr), .. } if users.is_empty() => {
                         let program = compile_expr(&expr, "expression", values)
@@ -142,7 +158,7 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
                 let kind = match translated {
                     Route::Survey(_) => "cel_translated",
                     Route::User(..) => "user",
-                    Route::Interpreted(_) => "cel_interpreted",
+                    Route::Interpreted(_) | Route::Select(_) => "cel_interpreted",
                 };
                 let was_translated = kind != "cel_interpreted";
                 out.push(Probe { name: name.clone(), kind, route: translated });
@@ -164,10 +180,27 @@ pub(super) fn compile_all(node: &Node, specs: &[Spec]) -> anyhow::Result<Vec<Pro
     Ok(out)
 }
 
+/// The probes of an expression that selects by channel: the API's plan, and with a
+/// label program each route forced.
+fn channel_probes(node: &Node, name: &str, src: &str) -> anyhow::Result<Vec<Probe>> {
+    let selector =
+        || Selector::compile(node, None, src, &None).map_err(|e| anyhow::anyhow!("--expression {src}: {}", e.message));
+    let planned = selector()?;
+    let mut out = Vec::new();
+    if planned.has_label_program() {
+        for (kind, route) in [("channel_index", ChannelRoute::Index), ("channel_survey", ChannelRoute::Survey)] {
+            let forced = selector()?.with_channel_route(route);
+            out.push(Probe { name: name.to_owned(), kind, route: Route::Select(Box::new(forced)) });
+        }
+    }
+    out.insert(0, Probe { name: name.to_owned(), kind: "channel_planned", route: Route::Select(Box::new(planned)) });
+    Ok(out)
+}
+
 impl Probe {
     /// Runs the selection once; returns how many connections matched.
-    pub(super) fn run(&self, node: &Node, threads: usize) -> usize {
-        match &self.route {
+    pub(super) fn run(&self, node: &Node, threads: usize) -> anyhow::Result<usize> {
+        Ok(match &self.route {
             Route::Survey(program) => node.hub.survey(program, threads).len(),
             Route::Interpreted(cel) => {
                 node.hub.scan_ahead(threads, &CelLookahead::new(Some(cel)), |s| cel_matches(cel, s)).len()
@@ -182,7 +215,13 @@ impl Probe {
                     }
                 })
                 .sum(),
-        }
+            Route::Select(selector) => {
+                selector
+                    .run_counted(node, 0, None)
+                    .map_err(|e| anyhow::anyhow!("{} ({}): {}", self.name, self.kind, e.message))?
+                    .1
+            }
+        })
     }
 }
 
@@ -206,11 +245,11 @@ pub(crate) struct Timed {
 /// Runs `probe` once to warm up and then `runs` times, timing each run.
 pub(super) fn time(probe: &Probe, node: &Node, threads: usize, runs: usize) -> anyhow::Result<Timed> {
     let n = node.hub.len().max(1) as f64;
-    let matched = probe.run(node, threads);
+    let matched = probe.run(node, threads)?;
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
-        let m = probe.run(node, threads);
+        let m = probe.run(node, threads)?;
         samples.push(start.elapsed().as_nanos() as f64 / n);
         if m != matched {
             anyhow::bail!("{} ({}) matched {m} connections, then {matched}: the hub changed", probe.name, probe.kind);
