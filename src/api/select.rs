@@ -9,9 +9,9 @@
 //!    beside the node's connections, or with no label program → that channel's
 //!    subscribers from the channel index, no scan;
 //! 3. else a label program (the `label_filter` and/or a CEL expression translated to
-//!    the same bytecode) → the parallel survey of the hub's label columns; when the
-//!    survey matches more connections than a channel of the selection has
-//!    subscribers, those subscribers are checked instead of the matches;
+//!    the same bytecode) → the parallel survey of the hub's label columns; when a
+//!    channel of the selection has fewer subscribers than twice the survey's
+//!    matches, those subscribers are checked instead of the matches;
 //! 4. else an interpreted CEL expression → a parallel scan of every connection.
 //!
 //! What remains (a label program on a user's connections, the channels on a survey's
@@ -126,13 +126,13 @@ const CLOCK_EVERY: u32 = 32;
 /// A channel's subscribers are visited instead of surveying the node's label columns
 /// when they are at most 1 in this many connections. Measured with `rotor capacity
 /// --channel` at 1M (docs/performance.md, stop 29): a subscriber's visit costs
-/// 100–300 ns and a survey row 0.6–1.5 ns, so the best route depends on how many
+/// 85–130 ns and a survey row 0.6–1.5 ns, so the best route depends on how many
 /// connections the labels match, which is not known before the survey. With a broad
-/// label (20% match) the visits win up to ~1 subscriber in 5 connections; with a
-/// narrow one (0.1%) the survey wins down to ~1 in 150. 1 in 32 is between: a narrow
-/// label loses ~2 ms per 1M connections at the threshold, a broad one 3–7 ms just
-/// above it. Above it the survey runs, and then the shorter of its matches and the
-/// subscribers is checked.
+/// label (20% match) the visits won at every share measured (up to 1 subscriber in 5
+/// connections); with a narrow one (0.1%) the survey wins down to ~1 in 120. 1 in 32
+/// is between: below it a narrow label loses up to ~2 ms per 1M connections, above it
+/// a broad one 2–5 ms. Above it the survey runs, and then its matches or the
+/// subscribers are checked (see [`Selector::fewer_subscribers`]).
 const CHANNEL_ROUTE_RATIO: usize = 32;
 
 /// Threads a survey may use: one per core.
@@ -300,28 +300,31 @@ impl Selector {
         let keep_cel = |s: &Session| self.cel.as_ref().is_none_or(|cel| !deadline.passed() && cel_matches(cel, s));
         let ahead = CelLookahead::new(self.cel.as_ref());
         let m = &node.metrics.connections;
-        // A user's connections or a channel's subscribers, checked one by one.
-        let from_index = |mut conns: Vec<Arc<Session>>| {
+        // A user's connections or a channel's subscribers, checked one by one; a
+        // channel's subscribers are not checked again for that channel.
+        let from_index = |mut conns: Vec<Arc<Session>>, routed: Option<&str>| {
             m.rows_scanned.inc_by(conns.len() as u64);
-            retain_ahead(&mut conns, &ahead, |s| self.labels_match(s) && self.subscribed(s) && keep_cel(s));
+            retain_ahead(&mut conns, &ahead, |s| {
+                self.labels_match(s) && self.subscribed_except(s, routed) && keep_cel(s)
+            });
             let total = conns.len();
             conns.retain(|s| s.id > after);
             (conns, total)
         };
         let (mut out, total) = match (&self.user, &self.program) {
-            (Some(user), _) => from_index(node.hub.user_connections(user)),
+            (Some(user), _) => from_index(node.hub.user_connections(user), None),
             // Distinct users have disjoint connections.
             (None, _) if !self.users.is_empty() => {
-                from_index(self.users.iter().flat_map(|u| node.hub.user_connections(u)).collect())
+                from_index(self.users.iter().flat_map(|u| node.hub.user_connections(u)).collect(), None)
             }
-            (None, program) if let Some(subscribers) = self.channel_route(node, program.is_some()) => {
-                from_index(subscribers)
+            (None, program) if let Some((channel, subscribers)) = self.channel_route(node, program.is_some()) => {
+                from_index(subscribers, Some(channel))
             }
             (None, Some(program)) => {
                 m.rows_scanned.inc_by(node.hub.len() as u64);
                 let mut ids = node.hub.survey(program, survey_threads());
-                if let Some(subscribers) = self.fewer_subscribers(node, ids.len()) {
-                    from_index(subscribers)
+                if let Some((channel, subscribers)) = self.fewer_subscribers(node, ids.len()) {
+                    from_index(subscribers, Some(channel))
                 } else if self.cel.is_none() && self.channels.is_empty() {
                     ids.sort_unstable();
                     let total = ids.len();
@@ -333,9 +336,13 @@ impl Selector {
                     (page, total)
                 } else {
                     // Matches the channel index says are not subscribed are dropped
-                    // before any session is visited.
+                    // before any session is visited, for channels that hold under half
+                    // the node (a lookup costs about a fifth of a visit).
+                    let index = node.hub.channels();
                     for c in &self.channels {
-                        node.hub.channels().retain_subscribed(c, &mut ids);
+                        if index.num_subscribers(c).saturating_mul(2) < node.hub.len() {
+                            index.retain_subscribed(c, &mut ids);
+                        }
                     }
                     ids.sort_unstable();
                     let mut conns = node.hub.resolve(&ids);
@@ -378,7 +385,7 @@ impl Selector {
     /// the node's connections (a subscriber costs a session visit, a survey row ~1 ns).
     /// The index holds a session from before its subscription is recorded to after it
     /// is removed, so it never misses one; [`Selector::subscribed`] checks each.
-    fn channel_route(&self, node: &Node, has_program: bool) -> Option<Vec<Arc<Session>>> {
+    fn channel_route(&self, node: &Node, has_program: bool) -> Option<(&str, Vec<Arc<Session>>)> {
         let (channel, n) = self.fewest_channel(node)?;
         let few = n.saturating_mul(CHANNEL_ROUTE_RATIO) <= node.hub.len();
         let take = match self.route {
@@ -387,18 +394,20 @@ impl Selector {
             ChannelRoute::Index => true,
             ChannelRoute::Survey => false,
         };
-        take.then(|| Self::subscribers(node, channel))
+        take.then(|| (channel, Self::subscribers(node, channel)))
     }
 
     /// After a survey that matched `matched` connections: the subscribers of the
-    /// selection's channel with the fewest, when they are fewer than the matches
-    /// (both are checked one by one, so the shorter list is the cheaper).
-    fn fewer_subscribers(&self, node: &Node, matched: usize) -> Option<Vec<Arc<Session>>> {
+    /// selection's channel with the fewest, when they are fewer than twice the
+    /// matches. A subscriber's visit costs ~100–130 ns at 1M; the matches cost a
+    /// channel-index lookup each (~55 ns), their sort, and a visit for each one
+    /// subscribed, and measured twice the subscribers' cost at equal numbers.
+    fn fewer_subscribers(&self, node: &Node, matched: usize) -> Option<(&str, Vec<Arc<Session>>)> {
         if self.route != ChannelRoute::Planned {
             return None;
         }
         let (channel, n) = self.fewest_channel(node)?;
-        (n < matched).then(|| Self::subscribers(node, channel))
+        (n < matched.saturating_mul(2)).then(|| (channel, Self::subscribers(node, channel)))
     }
 
     /// The selection's channel with the fewest subscribers, and their number.
@@ -415,9 +424,20 @@ impl Selector {
 
     /// Whether `s` is subscribed to every channel of the selection.
     fn subscribed(&self, s: &Session) -> bool {
-        self.channels.is_empty() || {
+        self.subscribed_except(s, None)
+    }
+
+    /// Whether `s` is subscribed to every channel of the selection but `known`, which
+    /// `s` was found through in the channel index. The index holds a subscriber from
+    /// just before its session records the subscription to just after it forgets it,
+    /// so only a request running during that subscribe or unsubscribe could tell the
+    /// two apart, and it may see either outcome anyway. Skipping it saves a lock and a
+    /// lookup per subscriber, ~45% of listing a large channel.
+    fn subscribed_except(&self, s: &Session, known: Option<&str>) -> bool {
+        let mut rest = self.channels.iter().filter(|c| Some(c.as_str()) != known).peekable();
+        rest.peek().is_none() || {
             let st = s.state.lock();
-            self.channels.iter().all(|c| st.subs.contains_key(c.as_str()))
+            rest.all(|c| st.subs.contains_key(c.as_str()))
         }
     }
 
@@ -539,3 +559,6 @@ fn resolve_first(node: &Node, ids: &[u128], want: usize) -> Vec<Arc<Session>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -78,9 +78,9 @@ impl Framing {
 /// A batch of messages becomes one chunk of the body.
 impl Codec for Framing {
     type Frame = Bytes;
-    fn frames(&self, batch: &[Bytes], out: &mut Vec<Bytes>) {
+    fn frames(&self, batch: Vec<Bytes>, out: &mut Vec<Bytes>) {
         let mut chunk = BytesMut::with_capacity(batch.iter().map(|b| b.len() + 8).sum());
-        for msg in batch {
+        for msg in &batch {
             self.put(&mut chunk, msg);
         }
         out.push(chunk.freeze());

@@ -50,10 +50,11 @@ pub enum Outbound<F> {
     EchoClose,
 }
 
-/// Turns a batch of queued messages (each one encoded Reply or Push) into frames.
+/// Turns a batch of queued messages (each one encoded Reply or Push) into frames. The
+/// batch is given by value, so a codec whose frame is the batch itself takes it whole.
 pub trait Codec {
     type Frame;
-    fn frames(&self, batch: &[Bytes], out: &mut Vec<Self::Frame>);
+    fn frames(&self, batch: Vec<Bytes>, out: &mut Vec<Self::Frame>);
 }
 
 /// Whether the client's frames are commands (bidirectional) or ignored (uni).
@@ -271,8 +272,7 @@ where
         return true;
     }
     let mut frames = Vec::new();
-    codec.frames(&batch, &mut frames);
-    drop(batch);
+    codec.frames(batch, &mut frames);
     for f in frames {
         if !write(sink, Outbound::Frame(f), timeout).await {
             return false;
@@ -294,8 +294,8 @@ pub struct JoinedLines;
 
 impl Codec for JoinedLines {
     type Frame = Bytes;
-    fn frames(&self, batch: &[Bytes], out: &mut Vec<Bytes>) {
-        out.push(join_lines(batch));
+    fn frames(&self, batch: Vec<Bytes>, out: &mut Vec<Bytes>) {
+        out.push(join_lines(&batch));
     }
 }
 
@@ -305,8 +305,8 @@ pub struct OnePerMessage;
 
 impl Codec for OnePerMessage {
     type Frame = super::ws_socket::Messages;
-    fn frames(&self, batch: &[Bytes], out: &mut Vec<Self::Frame>) {
-        out.push(super::ws_socket::Messages(batch.to_vec()));
+    fn frames(&self, batch: Vec<Bytes>, out: &mut Vec<Self::Frame>) {
+        out.push(super::ws_socket::Messages(batch));
     }
 }
 
@@ -315,9 +315,9 @@ pub struct Concatenated;
 
 impl Codec for Concatenated {
     type Frame = Bytes;
-    fn frames(&self, batch: &[Bytes], out: &mut Vec<Bytes>) {
-        out.push(match batch {
-            [one] => one.clone(),
+    fn frames(&self, mut batch: Vec<Bytes>, out: &mut Vec<Bytes>) {
+        out.push(match batch.len() {
+            1 => batch.swap_remove(0),
             _ => Bytes::from(batch.concat()),
         });
     }

@@ -339,8 +339,8 @@ async fn label_keys_are_capped_and_freed() {
 /// program, or when the channel's subscribers are few beside the node's connections,
 /// only its subscribers are examined (the rows-scanned metric says which route ran);
 /// otherwise the survey runs, and then either its matches' channels are checked or,
-/// when the subscribers are fewer than the matches, the subscribers are. Every route
-/// gives exactly the subscribed connections, before and after an unsubscribe.
+/// when the subscribers are fewer than twice the matches, the subscribers are. Every
+/// route gives exactly the subscribed connections, before and after an unsubscribe.
 #[tokio::test]
 async fn channel_conjuncts_select_through_the_channel_index() {
     use crate::metrics::scrape;
@@ -348,7 +348,11 @@ async fn channel_conjuncts_select_through_the_channel_index() {
     let mut clients = Vec::new();
     for i in 0..40 {
         let region = if i % 2 == 0 { "eu" } else { "us" };
-        let (mut ws, r) = Ws::connect(&server, &token(&format!("u{i}"), json!({"labels": {"region": region}}))).await;
+        let labels = match i % 10 {
+            0 => json!({"region": region, "tier": "gold"}),
+            _ => json!({"region": region}),
+        };
+        let (mut ws, r) = Ws::connect(&server, &token(&format!("u{i}"), json!({ "labels": labels }))).await;
         if i < 30 {
             ws.call("subscribe", json!({"channel": "wide"})).await;
         }
@@ -373,11 +377,14 @@ async fn channel_conjuncts_select_through_the_channel_index() {
             r["result"]["connections"].as_object().unwrap().keys().cloned().collect::<BTreeSet<String>>()
         }
     };
-    let cases: [(&str, BTreeSet<String>, f64); 7] = [
+    let cases: [(&str, BTreeSet<String>, f64); 8] = [
         // One subscriber among 40: the index, then the label program on it.
         (r#""rare" in channels && labels.region == "eu""#, ids(&|i| i == 4), 1.0),
-        // 30 of 40: the survey, then the channel on its 20 matches.
-        (r#""wide" in channels && labels.region == "eu""#, ids(&|i| i < 30 && i % 2 == 0), 40.0),
+        // 30 of 40: the survey, then the channel on its 4 matches.
+        (r#""wide" in channels && labels.tier == "gold""#, ids(&|i| i < 30 && i % 10 == 0), 40.0),
+        // The survey's 20 matches, doubled, outnumber the 30 subscribers, which are
+        // then checked instead.
+        (r#""wide" in channels && labels.region == "eu""#, ids(&|i| i < 30 && i % 2 == 0), 70.0),
         // 2 of 40 is not few, so the survey runs; its 20 or 40 matches outnumber the 2
         // subscribers, which are then checked instead.
         (r#""pair" in channels && labels.region == "eu""#, ids(&|i| i == 6), 42.0),

@@ -221,13 +221,13 @@ async fn unidirectional_mode_ignores_frames() {
 
 #[test]
 fn codecs_frame_batches() {
-    let batch = [Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{}")];
+    let batch = vec![Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{}")];
     let mut out = Vec::new();
-    JoinedLines.frames(&batch, &mut out);
+    JoinedLines.frames(batch.clone(), &mut out);
     assert_eq!(out, vec![Bytes::from_static(b"{\"a\":1}\n{}")]);
     // One item holding the batch: the socket writes a frame per message, together.
     let mut each = Vec::new();
-    OnePerMessage.frames(&batch, &mut each);
+    OnePerMessage.frames(batch.clone(), &mut each);
     assert_eq!(each.len(), 1);
     assert_eq!(each[0].0, batch);
 }
