@@ -63,9 +63,9 @@ pub struct Selector {
 /// Requests always plan; `rotor capacity` forces each route to time it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelRoute {
-    /// The channel's subscribers when they are under 1 in [`CHANNEL_ROUTE_RATIO`] of
-    /// the node's connections, else the survey (and then whichever of its matches and
-    /// the subscribers is fewer).
+    /// The channel's subscribers when they are at most 1 in `CHANNEL_ROUTE_RATIO` (32) of
+    /// the node's connections, else the survey, and then its matches or, when they
+    /// are fewer than twice the matches, the subscribers.
     Planned,
     /// Always the channel's subscribers, checked one by one.
     Index,
@@ -384,7 +384,8 @@ impl Selector {
     /// connection would be interpreted), and with one only when they are few beside
     /// the node's connections (a subscriber costs a session visit, a survey row ~1 ns).
     /// The index holds a session from before its subscription is recorded to after it
-    /// is removed, so it never misses one; [`Selector::subscribed`] checks each.
+    /// is removed, so it never misses one; each is checked for the selection's other
+    /// channels ([`Selector::subscribed_except`]).
     fn channel_route(&self, node: &Node, has_program: bool) -> Option<(&str, Vec<Arc<Session>>)> {
         let (channel, n) = self.fewest_channel(node)?;
         let few = n.saturating_mul(CHANNEL_ROUTE_RATIO) <= node.hub.len();
