@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use tokio::net::{TcpSocket, TcpStream};
@@ -295,20 +295,60 @@ fn is_publication(line: &[u8]) -> bool {
 /// Records the delivery latency of every stamped publication (`"t":<unix µs>`) in
 /// `frame`.
 fn record_latency(shared: &Shared, frame: &[u8]) {
-    let now = super::load::unix_us();
-    let mut stamps = memchr::memmem::find_iter(frame, b"\"t\":").peekable();
-    if stamps.peek().is_none() {
-        return;
+    let mut found = Vec::new();
+    latencies(frame, super::load::unix_us(), &mut found);
+    if !found.is_empty() {
+        let mut h = shared.delivery_latency.lock();
+        found.into_iter().for_each(|d| h.record(d));
     }
-    let mut h = shared.delivery_latency.lock();
-    for at in stamps {
+}
+
+/// The delivery latency, as of `now` (unix µs), of every stamped publication in `frame`.
+fn latencies(frame: &[u8], now: u64, out: &mut Vec<Duration>) {
+    for at in memchr::memmem::find_iter(frame, b"\"t\":") {
         let digits = &frame[at + 4..];
         let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
         if let Some(sent) = std::str::from_utf8(&digits[..end]).ok().and_then(|d| d.parse::<u64>().ok())
             && sent > 0
         {
-            h.record(Duration::from_micros(now.saturating_sub(sent)));
+            out.push(Duration::from_micros(now.saturating_sub(sent)));
         }
+    }
+}
+
+/// Frames a WebSocket client read in one burst (those ready without waiting), counted
+/// and their latencies recorded together when the burst ends: one histogram lock and
+/// one shared counter update per burst instead of per frame, which matters when each
+/// publication is a frame of its own (uni_websocket without joined pushes).
+#[derive(Default)]
+struct Tally {
+    frames: usize,
+    pubs: u64,
+    pub_bytes: u64,
+    latencies: Vec<Duration>,
+}
+
+impl Tally {
+    /// Most frames a burst takes before it is flushed (and the stop signal looked at).
+    const BURST: usize = 256;
+
+    fn frame(&mut self, frame: &[u8], scan: &Scan) {
+        self.frames += 1;
+        self.pubs += scan.pubs;
+        self.pub_bytes += scan.pub_bytes;
+        latencies(frame, super::load::unix_us(), &mut self.latencies);
+    }
+
+    fn flush(&mut self, shared: &Shared, delivered: &mut u64) {
+        count(shared, delivered, self.pubs);
+        if self.pub_bytes > 0 {
+            shared.publication_bytes.fetch_add(self.pub_bytes, Ordering::Relaxed);
+        }
+        if !self.latencies.is_empty() {
+            let mut h = shared.delivery_latency.lock();
+            self.latencies.drain(..).for_each(|d| h.record(d));
+        }
+        (self.frames, self.pubs, self.pub_bytes) = (0, 0, 0);
     }
 }
 
@@ -327,10 +367,23 @@ fn close_reason(frame: Option<&CloseFrame>) -> String {
 }
 
 async fn ws_idle(mut ws: Box<Ws>, shared: &Shared, mut stop: watch::Receiver<bool>, delivered: &mut u64) {
+    let mut tally = Tally::default();
     loop {
-        let msg = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            msg = ws.next() => msg,
+        // Frames already read are taken without waiting; the burst is flushed before
+        // waiting for more, and every `Tally::BURST` frames.
+        let ready = if tally.frames < Tally::BURST { ws.next().now_or_never() } else { None };
+        let msg = match ready {
+            Some(msg) => msg,
+            None => {
+                tally.flush(shared, delivered);
+                if *stop.borrow() {
+                    break;
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    msg = ws.next() => msg,
+                }
+            }
         };
         match msg {
             Some(Ok(Message::Binary(b))) if shared.protobuf => {
@@ -340,18 +393,25 @@ async fn ws_idle(mut ws: Box<Ws>, shared: &Shared, mut stop: watch::Receiver<boo
             }
             Some(Ok(Message::Text(t))) => {
                 let scan = scan_frame(t.as_str(), |_| {});
-                count(shared, delivered, scan.pubs);
-                shared.publication_bytes.fetch_add(scan.pub_bytes, Ordering::Relaxed);
-                record_latency(shared, t.as_bytes());
+                tally.frame(t.as_bytes(), &scan);
                 let answer = scan.ping && shared.transport == Transport::WebSocket;
                 if answer && send(&mut ws, "{}".into()).await.is_err() {
                     return shared.dropped("pong could not be sent");
                 }
             }
-            Some(Ok(Message::Close(frame))) => return shared.dropped(&close_reason(frame.as_ref())),
+            Some(Ok(Message::Close(frame))) => {
+                tally.flush(shared, delivered);
+                return shared.dropped(&close_reason(frame.as_ref()));
+            }
             Some(Ok(_)) => {}
-            Some(Err(e)) => return shared.dropped(&format!("WebSocket: {e}")),
-            None => return shared.dropped("connection closed"),
+            Some(Err(e)) => {
+                tally.flush(shared, delivered);
+                return shared.dropped(&format!("WebSocket: {e}"));
+            }
+            None => {
+                tally.flush(shared, delivered);
+                return shared.dropped("connection closed");
+            }
         }
     }
     let close = async {
@@ -640,6 +700,27 @@ mod tests {
         assert_eq!(uni.take_messages(), Ok(Taken { pubs: 2, disconnect: None }));
         uni.pending = vec![b'x'; MAX_LINE + 1];
         assert!(uni.take_messages().is_err(), "a line over the limit is an error");
+    }
+
+    #[test]
+    fn a_burst_of_frames_is_counted_and_timed_at_its_flush() {
+        let population = Population { keys: Vec::new(), users: 1, meta: false, channels: Vec::new() };
+        let target = Target::parse("http://127.0.0.1:1").unwrap();
+        let shared = Shared::new(target, Transport::UniWebSocket, "s".into(), population, None, 1).unwrap();
+        let sent = super::super::load::unix_us() - 5_000;
+        let publication = format!("{{\"push\":{{\"channel\":\"a\",\"pub\":{{\"data\":{{\"t\":{sent}}}}}}}}}");
+        let mut tally = Tally::default();
+        for frame in [publication.as_str(), publication.as_str(), "{}"] {
+            tally.frame(frame.as_bytes(), &scan_frame(frame, |_| {}));
+        }
+        assert_eq!(shared.delivered.load(Ordering::Relaxed), 0, "nothing is shared before the flush");
+        let mut delivered = 0;
+        tally.flush(&shared, &mut delivered);
+        assert_eq!((delivered, shared.delivered.load(Ordering::Relaxed)), (2, 2));
+        assert_eq!(shared.publication_bytes.load(Ordering::Relaxed), 2 * (publication.len() as u64 + 1));
+        assert!(shared.delivery_latency.lock().quantile_us(1.0) >= 5_000, "both stamps were recorded");
+        tally.flush(&shared, &mut delivered);
+        assert_eq!((delivered, tally.frames), (2, 0), "a second flush adds nothing");
     }
 
     #[test]
