@@ -407,7 +407,6 @@ pub async fn health() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use axum::body::Body;
     use axum::http::Request;
@@ -427,16 +426,8 @@ mod tests {
             let region = if i % 2 == 0 { "eu" } else { "us" };
             let token = ConnectToken {
                 user: format!("u{i}"),
-                exp: None,
-                iat: None,
-                jti: None,
-                expire_at: None,
-                info: None,
-                channels: Vec::new(),
-                subs: HashMap::new(),
-                meta: None,
                 labels: vec![("region".into(), region.into())],
-                claims: Value::Null,
+                ..Default::default()
             };
             let queue = Arc::new(Queue::new(1 << 16));
             let s = node.new_session(&ConnectRequest::default(), Transport::WebSocket, Some(&token), queue);

@@ -54,7 +54,9 @@ impl std::fmt::Display for TokenError {
     }
 }
 
-#[derive(Debug)]
+/// A verified connection token's claims. `Default` is the empty token (no user, no
+/// expiry, no claims), for building synthetic sessions (tests, `rotor capacity`).
+#[derive(Debug, Default)]
 pub struct ConnectToken {
     pub user: String,
     pub exp: Option<i64>,

@@ -42,6 +42,11 @@ fn check_report(r: &Value, n: u64) {
     }
 }
 
+/// The report's probes as (name, kind), in order.
+fn probes(r: &Value) -> Vec<(&str, &str)> {
+    r["survey"].as_array().unwrap().iter().map(|p| (p["name"].as_str().unwrap(), p["kind"].as_str().unwrap())).collect()
+}
+
 fn find<'a>(r: &'a Value, name: &str, kind: &str) -> &'a Value {
     r["survey"]
         .as_array()
@@ -95,14 +100,8 @@ fn custom_labels_filters_expressions_and_users() {
         "--json",
     ]);
     check_report(&r, 1000);
-    let kinds: Vec<(&str, &str)> = r["survey"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["name"].as_str().unwrap(), p["kind"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        kinds,
+        probes(&r),
         [
             ("filter 1", "label_filter"),
             ("filter 2", "label_filter"),
@@ -147,14 +146,8 @@ fn channel_expressions_run_by_every_route() {
         "--json",
     ]);
     check_report(&r, 4000);
-    let kinds: Vec<(&str, &str)> = r["survey"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["name"].as_str().unwrap(), p["kind"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        kinds,
+        probes(&r),
         [
             ("expression 1", "channel_planned"),
             ("expression 1", "channel_index"),

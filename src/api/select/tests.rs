@@ -22,16 +22,8 @@ fn node() -> (Arc<Node>, Vec<Arc<Session>>) {
     for i in 0..N {
         let token = ConnectToken {
             user: format!("u{i}"),
-            exp: None,
-            iat: None,
-            jti: None,
-            expire_at: None,
-            info: None,
-            channels: Vec::new(),
-            subs: HashMap::new(),
-            meta: None,
             labels: vec![("region".into(), format!("r{}", i % 5)), ("shard".into(), format!("s{}", i % 97))],
-            claims: serde_json::Value::Null,
+            ..Default::default()
         };
         let queue = Arc::new(Queue::new(1 << 20));
         let s = Arc::new(node.new_session(&request, Transport::WebSocket, Some(&token), queue));

@@ -10,7 +10,6 @@
 //! [`Node::subscribe_sessions`] — the server API's `subscribe` — and the `subscribe`
 //! push each one queues is dropped, as a client would have read it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -58,16 +57,9 @@ pub(super) fn populate(node: Arc<Node>, n: usize, population: &Population, progr
     for i in 0..n as u64 {
         let token = ConnectToken {
             user: population.user(i),
-            exp: None,
-            iat: None,
-            jti: None,
-            expire_at: None,
-            info: None,
-            channels: Vec::new(),
-            subs: HashMap::new(),
             meta: population.meta(i),
             labels: population.labels(i),
-            claims: serde_json::Value::Null,
+            ..Default::default()
         };
         let queue = Arc::new(Queue::new(queue_size));
         let session = Arc::new(node.new_session(&request, Transport::WebSocket, Some(&token), queue));
